@@ -1,0 +1,106 @@
+"""dlib HOG face detector + 68-point shape predictor, weights from the `face_recognition_models` wheel.
+
+The wheel's `__init__` imports pkg_resources (absent on new setuptools), so the files are located with
+importlib's spec instead of importing the package. Models load once per process (they are ~100 MB).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+
+import numpy as np
+
+from ..errors import MissingWeightsError
+
+_LOCK = threading.Lock()
+
+
+def model_path(filename: str) -> str:
+    """Absolute path of a dlib model file shipped in face_recognition_models (e.g. shape_predictor_68_face_landmarks.dat)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingWeightsError(
+            "the dlib model files are not installed",
+            path="face_recognition_models",
+            fix="pip install face_recognition_models  (it ships shape_predictor_68_face_landmarks.dat)",
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], "models", filename)
+    if not os.path.isfile(path):
+        raise MissingWeightsError(
+            "dlib model file missing from the face_recognition_models package",
+            path=path,
+            fix="pip install --force-reinstall face_recognition_models",
+        )
+    return path
+
+
+def _to_gray_u8(image: np.ndarray) -> np.ndarray:
+    """dlib accepts uint8 gray or RGB; gray is faster for HOG and the predictor and is what both were trained on."""
+    img = np.asarray(image)
+    if img.ndim == 3:
+        img = (img[..., 0].astype(np.uint16) * 77 + img[..., 1].astype(np.uint16) * 150 + img[..., 2].astype(np.uint16) * 29) >> 8
+    return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+class DlibLandmarker:
+    """Face detection and 68-point landmarks. Use `DlibLandmarker.shared()` to reuse loaded models."""
+
+    name = "dlib"
+    _shared: "DlibLandmarker | None" = None
+
+    def __init__(self):
+        import dlib
+
+        self._dlib = dlib
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(model_path("shape_predictor_68_face_landmarks.dat"))
+
+    @classmethod
+    def shared(cls) -> "DlibLandmarker":
+        with _LOCK:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def detect(self, image: np.ndarray, upsample: int = 0, max_side: int | None = 320) -> list[tuple[float, float, float, float]]:
+        """Face boxes (x0, y0, x1, y1) in `image` pixels, largest first.
+
+        The HOG detector costs ~O(pixels): by default the image is downscaled so its longer side is at most
+        `max_side` (faces in face videos are large), then boxes are scaled back.
+        """
+        gray = _to_gray_u8(image)
+        scale = 1.0
+        if max_side is not None and max(gray.shape) > max_side:
+            import cv2
+
+            scale = max_side / max(gray.shape)
+            gray = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        rects = self.detector(gray, upsample)
+        boxes = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale) for r in rects]
+        boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+        return boxes
+
+    def predict(self, image: np.ndarray, box) -> np.ndarray:
+        """68 (x, y) landmarks, float32, for the face in `box` (x0, y0, x1, y1)."""
+        gray = image if getattr(image, "dtype", None) == np.uint8 and np.ndim(image) == 2 else _to_gray_u8(image)
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        shape = self.predictor(gray, self._dlib.rectangle(x0, y0, x1, y1))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def detect_landmarks(self, image: np.ndarray, upsample: int = 0, max_side: int | None = 320) -> np.ndarray | None:
+        """Landmarks of the largest face, or None when no face is found."""
+        boxes = self.detect(image, upsample=upsample, max_side=max_side)
+        if not boxes:
+            return None
+        return self.predict(image, boxes[0])
+
+
+def box_from_landmarks(landmarks: np.ndarray, margin: float = 0.0) -> tuple[float, float, float, float]:
+    """A detector-like box around 68 landmarks, for tracking: dlib's predictor expects boxes shaped like its
+    detector's (roughly brows-to-chin, cheek-to-cheek)."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    w, h = x1 - x0, y1 - y0
+    return (x0 - margin * w, y0 - margin * h, x1 + margin * w, y1 + margin * h)
