@@ -1,0 +1,182 @@
+"""Training/model configuration: one flat dataclass, presets `tiny` and `paper`, JSON in and out.
+
+Plain data only (no torch here): a config travels inside checkpoints as a dict (`to_dict()`), which
+`torch.load(weights_only=True)` accepts, and `ckpp --help` stays torch-free.
+
+    cfg = preset("tiny")                       # 64², base width 8, 6 levels: seconds per step on a CPU
+    cfg = preset("paper")                      # 256² crop of 289², 64…512, 8 levels, Adam 2e-4 β=(0.5,0.999)
+    cfg = load_config("my.json")               # {"preset": "paper", "batch_size": 64, ...} or a full dict
+    cfg = cfg.replace(max_steps=100)           # overrides; unknown names are an error
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+from ckpp_tools.errors import UsageError
+
+#: the paper's crop: 289² stored frames, random 256² crops (DESIGN §7); other stored sizes keep the ratio
+CROP_FRACTION = 256 / 289
+
+
+def default_loss_weights() -> dict[str, float]:
+    """Weights of each loss term (a term with weight 0 is skipped, not just scaled).
+
+    gan_g / gan_l: the generator's adversarial terms for D_g / D_l (the discriminators' own losses use 1);
+    rec: L_r = |Y(a) - V(a)|_1 (pix2pix uses 100 next to a GAN term of 1); tmp: R_t; lmk: L_k.
+    The paper says only "slightly different weights" (§3.3), so these follow pix2pix's balance.
+    """
+    return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0}
+
+
+@dataclass
+class Config:
+    # --- images -------------------------------------------------------------------------------
+    image_size: int = 64          # network input S (multiple of 2**levels); crops are resized to it
+    crop_fraction: float = CROP_FRACTION  # random crop side / stored side (256/289, as the paper)
+    flip: bool = True             # random horizontal flip (landmark indices mirrored with schema.FLIP_68)
+    # --- generator (ours) ---------------------------------------------------------------------
+    base_width: int = 8           # channels of the first down layer; doubles per level up to max_width
+    max_width: int = 64           # channel cap (paper: 512 = 8 * 64)
+    levels: int = 6               # stride-2 down layers per encoder (= up layers in the decoder)
+    landmark_head: bool = True    # 68×2 soft-argmax head on the decoder's second-to-last layer
+    # --- discriminators -----------------------------------------------------------------------
+    d_width: int = 16             # first-layer width of D_g and D_l (3 conv layers each)
+    gan_loss: str = "bce"         # "bce" (non-saturating, paper eq. 3-4) | "hinge" | "lsgan"
+    # --- loss terms (ablations: use_local_d=False is "w/o D_l", etc.) -------------------------
+    loss_weights: dict = field(default_factory=default_loss_weights)
+    use_global_d: bool = True
+    use_local_d: bool = True      # D_l on mouth-masked frames
+    use_landmarks: bool = True    # L_k
+    use_temporal: bool = True     # R_t
+    delta_a: float = 0.1          # Δa of R_t (paper §4.1)
+    # --- baselines (models/baselines; "ours" ignores these) -----------------------------------
+    clip_frames: int = 10         # frames uniformly sampled per clip for sequence models (onset and peak included)
+    lstm_hidden: int = 64         # ConvLSTM hidden channels / HP landmark-LSTM width
+    # --- optimisation -------------------------------------------------------------------------
+    lr: float = 2e-4
+    betas: tuple = (0.5, 0.999)
+    weight_decay: float = 0.0
+    batch_size: int = 8           # GLOBAL batch; each of N torchrun processes takes batch_size // N
+    max_steps: int = 2000         # optimiser steps (one G + one D update each)
+    epochs: int | None = None     # if set, overrides max_steps: epochs * steps_per_epoch
+    num_workers: int = 2
+    seed: int = 0
+    # --- bookkeeping --------------------------------------------------------------------------
+    log_every: int = 10           # metrics.jsonl line every N steps
+    sample_every: int = 200       # sample grid PNG every N steps (and at the end)
+    ckpt_every: int = 200         # checkpoint every N steps (and at the end)
+    keep_checkpoints: int = 3     # older ckpt-*.pt are deleted
+    # --- runtime (the CLI fills these; stored for the record) ---------------------------------
+    amp: str = "auto"             # "auto" (bf16 on CUDA, off on CPU) | "none" | "bf16" | "fp16"
+    channels_last: str = "auto"   # "auto" (on CUDA) | "on" | "off"
+    compile: bool = False         # torch.compile the generator and discriminators
+
+    # ------------------------------------------------------------------------------------------
+    def __post_init__(self):
+        self.betas = tuple(float(b) for b in self.betas)
+        weights = default_loss_weights()
+        weights.update(self.loss_weights or {})
+        self.loss_weights = weights
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise UsageError for values that cannot work, naming the field."""
+        def bad(name, why):
+            raise UsageError(f"config field {name!r}: {why}", path="--config", fix="edit the value in your config JSON")
+
+        if self.levels < 2:
+            bad("levels", "needs at least 2 levels")
+        if self.image_size % (2 ** self.levels):
+            bad("image_size", f"{self.image_size} is not a multiple of 2**levels = {2 ** self.levels}")
+        if not 0.0 < self.crop_fraction <= 1.0:
+            bad("crop_fraction", "must be in (0, 1]")
+        if self.gan_loss not in ("bce", "hinge", "lsgan"):
+            bad("gan_loss", "use bce, hinge or lsgan")
+        if self.amp not in ("auto", "none", "bf16", "fp16"):
+            bad("amp", "use auto, none, bf16 or fp16")
+        if self.channels_last not in ("auto", "on", "off"):
+            bad("channels_last", "use auto, on or off")
+        if self.batch_size < 1 or self.max_steps < 0:
+            bad("batch_size", "batch_size must be >= 1 and max_steps >= 0")
+        unknown = set(self.loss_weights) - set(default_loss_weights())
+        if unknown:
+            bad("loss_weights", f"unknown terms {sorted(unknown)}; known: {sorted(default_loss_weights())}")
+
+    def widths(self) -> list[int]:
+        """Channels of down layer 1..levels: base, 2·base, … capped at max_width (paper: 64…512)."""
+        return [min(self.base_width * 2 ** i, self.max_width) for i in range(self.levels)]
+
+    def weight(self, term: str) -> float:
+        """Effective weight of a loss term: 0 when its switch is off."""
+        switch = {"gan_g": self.use_global_d, "gan_l": self.use_local_d, "lmk": self.use_landmarks and self.landmark_head,
+                  "tmp": self.use_temporal}.get(term, True)
+        return float(self.loss_weights.get(term, 0.0)) if switch else 0.0
+
+    def replace(self, **changes) -> "Config":
+        """A copy with fields changed; None values are ignored (handy for CLI options left unset)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data (lists, not tuples) for checkpoints and config.json."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+FIELDS = {f.name for f in dataclasses.fields(Config)}
+
+PRESETS: dict[str, dict] = {
+    # CPU-sized: trains a recognisable model on sample data in minutes
+    "tiny": dict(image_size=64, base_width=8, max_width=64, levels=6, d_width=16, batch_size=8, max_steps=2000,
+                 num_workers=2, sample_every=200, ckpt_every=200),
+    # the paper's setting (§4.1): 289² frames cropped to 256², 8 levels 64…512, Adam 2e-4; epochs are
+    # counted by the caller (--epochs 2100 reproduces the paper's schedule)
+    "paper": dict(image_size=256, base_width=64, max_width=512, levels=8, d_width=64, batch_size=64,
+                  max_steps=200_000, num_workers=8, log_every=50, sample_every=2000, ckpt_every=2000),
+}
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise UsageError(f"unknown config preset {name!r}", path="--config",
+                         fix="use " + " | ".join(PRESETS) + " or a JSON file")
+    return Config(**PRESETS[name])
+
+
+def from_dict(d: dict) -> Config:
+    """Config from plain data; a "preset" key starts from that preset. Unknown keys are an error (typos)."""
+    d = dict(d)
+    base = PRESETS.get(d.pop("preset", None) or "", {})
+    unknown = set(d) - FIELDS
+    if unknown:
+        raise UsageError(f"unknown config fields {sorted(unknown)}", path="--config",
+                         fix="known fields: " + ", ".join(sorted(FIELDS)))
+    return Config(**{**base, **d})
+
+
+def load_config(spec: str | os.PathLike) -> Config:
+    """`tiny`, `paper`, or a JSON file (a full dict, or {"preset": ..., overrides})."""
+    spec = os.fspath(spec)
+    if spec in PRESETS:
+        return preset(spec)
+    if not os.path.isfile(spec):
+        raise UsageError(f"no such config preset or file: {spec!r}", path="--config",
+                         fix="use " + " | ".join(PRESETS) + " or the path of a JSON file")
+    try:
+        with open(spec) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read config JSON: {exc}", path=spec, fix="write a JSON object of config fields")
+    if not isinstance(data, dict):
+        raise UsageError("config JSON must be an object", path=spec, fix='e.g. {"preset": "paper", "batch_size": 32}')
+    return from_dict(data)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    from .checkpoint import atomic_write_bytes  # torch-free helper
+
+    atomic_write_bytes(path, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
