@@ -1,0 +1,295 @@
+"""Training samples from prepared files, read through the HDF5 contract (DESIGN §4) with plain h5py.
+
+    ds = ClipDataset(["out.h5"], emotions=["surprise"], split="train", image_size=64)        # PAIR
+    ds = ClipDataset(["out.h5"], emotions=["happy"], split="train", clip_frames=10)          # SEQUENCE
+    loader = make_loader(ds, batch_size=8, num_workers=2, seed=0)                             # infinite
+    batch = to_model_batch(next(iter(loader)), device, channels_last=False)                   # float, device
+
+PAIR (the paper's sampling, §4.1): input I = the clip's onset frame (index 0), target Y(a) = a random frame
+t with a = degree[t], plus that frame's landmarks and mouth mask and the clip's emotion index.
+SEQUENCE (baselines): `clip_frames` frames uniformly spaced over the clip, onset and peak included (clips
+shorter than that repeat frames), with their landmarks, masks and degrees.
+
+Augmentation, identical for all arrays of one sample: a random square crop of side round(S·crop_fraction)
+(289 -> 256, the paper's; other stored sizes keep the ratio), resized to image_size when that differs, and
+a horizontal flip that mirrors landmark x AND permutes their indices with schema.FLIP_68 (a mirrored left
+eye is the new right eye). Landmarks are returned in [0,1] of the crop, pixel centres at (i+0.5)/side.
+
+Speed: workers return uint8 HWC arrays; `to_model_batch` converts to float [-1,1] NCHW on the device (4×
+less to copy, and HWC->NCHW by permute is already channels_last). h5py handles open lazily per process
+(forked handles break, DESIGN §8); the random draw of each sample is a pure function of (seed, draw
+number), so results do not depend on the worker count and a resumed run sees the same samples.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import cv2
+import h5py
+import numpy as np
+import torch
+
+from ckpp_tools import schema
+from ckpp_tools.errors import CkppError, DataFormatError
+
+from .config import CROP_FRACTION
+
+FLIP = np.asarray(schema.FLIP_68)
+
+
+def _strs(ds) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]]
+
+
+def read_manifest(path: str) -> dict[str, list]:
+    """The manifest columns of a master file (strings decoded); DataFormatError when it is not a ckpp file."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"cannot open as HDF5 ({exc})", path=path,
+                              fix="pass a file written by `ckpp prepare` (a half-written *.partial is not one)")
+    with f:
+        if f.attrs.get("format") != schema.FORMAT:
+            raise DataFormatError(f"not a ckpp data file (root attribute format={f.attrs.get('format')!r})", path=path,
+                                  fix="pass the master .h5 written by `ckpp prepare`")
+        version = int(f.attrs.get("schema_version", -1))
+        if version != schema.SCHEMA_VERSION:
+            raise DataFormatError(f"schema_version {version}, this ckpp reads {schema.SCHEMA_VERSION}", path=path,
+                                  fix="re-run `ckpp prepare` with this ckpp version")
+        if schema.MANIFEST not in f:
+            raise DataFormatError("no /manifest group", path=path, fix="re-run `ckpp prepare`; the file is incomplete")
+        m = f[schema.MANIFEST]
+        out = {}
+        for col in ("clip_id", "emotion", "status", "split"):
+            if col not in m:
+                raise DataFormatError(f"manifest lacks column {col!r}", path=path, fix="re-run `ckpp prepare`")
+            out[col] = _strs(m[col])
+        out["image_size"] = int(f.attrs.get("image_size", 0))
+        return out
+
+
+def emotion_counts(path: str, split: str | None = "train") -> Counter:
+    """Accepted clips per emotion in `split` (None: all splits)."""
+    m = read_manifest(path)
+    return Counter(e for e, s, sp in zip(m["emotion"], m["status"], m["split"])
+                   if s == schema.STATUS_ACCEPTED and (split is None or sp == split))
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Samples over the accepted clips of the given emotions and split, from one or more master files.
+
+    Index with an int (clip i, deterministic draw i) or with (clip, draw) pairs from `DrawSampler`."""
+
+    def __init__(self, paths, emotions: list[str], split: str = "train", *, image_size: int = 64,
+                 crop_fraction: float = CROP_FRACTION, clip_frames: int | None = None, augment: bool = True,
+                 flip: bool = True, target: str = "random", seed: int = 0, require_all: bool = True):
+        self.paths = [os.path.abspath(os.fspath(p)) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+        self.emotions = list(emotions)
+        self.split = split
+        self.image_size = int(image_size)
+        self.crop_fraction = float(crop_fraction)
+        self.clip_frames = clip_frames
+        self.augment = augment
+        self.flip = flip and augment
+        self.target = target
+        self.seed = int(seed)
+        self.clips: list[tuple[int, str, int, int]] = []    # (file index, clip_id, emotion index, T)
+        self.degrees: list[np.ndarray] = []
+        self.stored_size: list[int] = []
+        found: Counter = Counter()
+        for fi, path in enumerate(self.paths):
+            m = read_manifest(path)
+            self.stored_size.append(m["image_size"])
+            wanted = [(cid, e) for cid, e, s, sp in zip(m["clip_id"], m["emotion"], m["status"], m["split"])
+                      if s == schema.STATUS_ACCEPTED and sp == split and e in self.emotions]
+            with h5py.File(path, "r") as f:
+                for cid, e in wanted:
+                    try:
+                        deg = np.asarray(f[schema.CLIPS][cid][schema.DEGREE][()], np.float32)
+                    except KeyError as exc:
+                        raise DataFormatError(f"manifest lists accepted clip {cid!r} but /clips/{cid} cannot be read ({exc})",
+                                              path=path, fix="keep the shard files (<name>-NNNNN.h5) next to the master file, "
+                                              "or re-run `ckpp prepare`")
+                    self.clips.append((fi, cid, self.emotions.index(e), len(deg)))
+                    self.degrees.append(deg)
+                    found[e] += 1
+        missing = [e for e in self.emotions if found[e] == 0]
+        if missing and require_all:
+            have = Counter()
+            for p in self.paths:
+                have.update(emotion_counts(p, split))
+            listing = ", ".join(f"{e} ({n})" for e, n in sorted(have.items())) or "no accepted clips at all"
+            raise CkppError(f"no accepted {split!r} clips of {', '.join(missing)}; it has: {listing}",
+                            path=", ".join(self.paths),
+                            fix="train on emotions the file has (--emotion), or prepare data that includes "
+                                + ", ".join(missing))
+        self.counts = found
+        self._pid = None
+        self._files: dict[int, h5py.File] = {}
+        self._handles: dict[int, tuple] = {}
+
+    def __len__(self):
+        return len(self.clips)
+
+    # ---- lazy, per-process h5py handles -------------------------------------------------------
+    def _clip(self, i: int):
+        if self._pid != os.getpid():            # first use in this process (or a forked worker): reopen
+            self._pid, self._files, self._handles = os.getpid(), {}, {}
+        h = self._handles.get(i)
+        if h is None:
+            fi, cid, _, _ = self.clips[i]
+            f = self._files.get(fi)
+            if f is None:
+                f = self._files[fi] = h5py.File(self.paths[fi], "r")
+            g = f[schema.CLIPS][cid]
+            h = self._handles[i] = (g[schema.FRAMES], g[schema.LANDMARKS], g[schema.MOUTH_MASK])
+        return h
+
+    def __getstate__(self):                     # h5py objects never travel to workers (spawn) or pickles
+        d = dict(self.__dict__)
+        d["_pid"], d["_files"], d["_handles"] = None, {}, {}
+        return d
+
+    # ---- sampling -----------------------------------------------------------------------------
+    def frame_indices(self, T: int, rng: np.random.Generator) -> list[int]:
+        if self.clip_frames:
+            return [int(round(x)) for x in np.linspace(0, T - 1, self.clip_frames)]
+        t = T - 1 if self.target == "peak" else int(rng.integers(T))
+        return [0, t]
+
+    def __getitem__(self, key):
+        i, draw = (key, key) if isinstance(key, (int, np.integer)) else key
+        fi, cid, emotion, T = self.clips[i]
+        rng = np.random.default_rng([self.seed, int(draw)])
+        idx = self.frame_indices(T, rng)
+        frames_ds, lm_ds, mask_ds = self._clip(i)
+        S = frames_ds.shape[1]
+        uniq = sorted(set(idx))
+        frames = {t: frames_ds[t] for t in uniq}
+        lms = lm_ds[()] if len(uniq) > 2 else None
+        lm = {t: (lms[t] if lms is not None else lm_ds[t]) for t in uniq}
+        mask_t = uniq if self.clip_frames else [idx[1]]
+        masks = {t: mask_ds[t] for t in mask_t}
+
+        c = max(1, min(S, int(round(S * self.crop_fraction))))
+        if self.augment:
+            x0, y0 = (int(v) for v in rng.integers(0, S - c + 1, size=2))
+            flip = self.flip and bool(rng.random() < 0.5)
+        else:
+            x0 = y0 = (S - c) // 2
+            flip = False
+        out_s = self.image_size
+
+        def img(a, interp):
+            a = a[y0:y0 + c, x0:x0 + c]
+            if flip:
+                a = a[:, ::-1]
+            if c != out_s:
+                a = cv2.resize(np.ascontiguousarray(a), (out_s, out_s), interpolation=interp)
+            return np.ascontiguousarray(a)
+
+        def pts(p):
+            q = (np.asarray(p, np.float32) - np.array([x0, y0], np.float32) + 0.5) / c
+            if flip:
+                q = q[FLIP]
+                q[:, 0] = 1.0 - q[:, 0]
+            return q
+
+        shrink = cv2.INTER_AREA if c > out_s else cv2.INTER_LINEAR
+        deg = self.degrees[i]
+        if self.clip_frames:
+            return {
+                "frames": np.stack([img(frames[t], shrink) for t in idx]),
+                "landmarks": np.stack([pts(lm[t]) for t in idx]),
+                "masks": np.stack([img(masks[t], cv2.INTER_NEAREST) for t in idx]),
+                "degrees": deg[idx].astype(np.float32),
+                "emotion": emotion,
+            }
+        t = idx[1]
+        return {
+            "input": img(frames[0], shrink),
+            "target": img(frames[t], shrink),
+            "degree": np.float32(deg[t]),
+            "emotion": emotion,
+            "landmarks": pts(lm[t]),
+            "input_landmarks": pts(lm[0]),
+            "mask": img(masks[t], cv2.INTER_NEAREST),
+        }
+
+
+class DrawSampler(torch.utils.data.Sampler):
+    """Endless (clip, draw) stream: per epoch a fresh permutation of the clips (seeded by seed + epoch,
+    DistributedSampler's scheme), dealt round-robin to `world_size` ranks; `start` skips this rank's first
+    draws so a resumed run continues exactly where it stopped. The draw number seeds that sample's crop,
+    flip and target frame. Endless so that DataLoader workers persist across epochs."""
+
+    def __init__(self, n: int, *, seed: int = 0, rank: int = 0, world_size: int = 1, start: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.rank, self.world, self.start, self.shuffle = n, seed, rank, world_size, start, shuffle
+        self.per_rank = -(-n // world_size)
+
+    def __iter__(self):
+        epoch, offset = divmod(self.start, self.per_rank)
+        while True:
+            if self.shuffle:
+                g = torch.Generator().manual_seed(self.seed + epoch)
+                perm = torch.randperm(self.n, generator=g).tolist()
+            else:
+                perm = list(range(self.n))
+            padded = (perm * (self.world + 1))[: self.per_rank * self.world]   # equal share per rank
+            mine = list(range(self.rank, len(padded), self.world))
+            for pos in mine[offset:]:
+                yield padded[pos], epoch * len(padded) + pos
+            epoch, offset = epoch + 1, 0
+
+    def __len__(self):  # one epoch's share (DataLoader only uses it for len())
+        return self.per_rank
+
+
+def _worker_init(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    np.random.seed((info.seed if info else worker_id) % 2 ** 32)   # only for code that uses the global RNG
+    cv2.setNumThreads(1)
+
+
+def make_loader(ds: ClipDataset, batch_size: int, num_workers: int = 2, *, seed: int = 0, rank: int = 0,
+                world_size: int = 1, start_draw: int = 0, pin_memory: bool = False):
+    """An endless DataLoader over ds (drop-free: every batch is full)."""
+    sampler = DrawSampler(len(ds), seed=seed, rank=rank, world_size=world_size, start=start_draw)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+        worker_init_fn=_worker_init, persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+        multiprocessing_context="fork" if num_workers > 0 and "fork" in torch.multiprocessing.get_all_start_methods() else None,
+    )
+
+
+def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
+    return torch.utils.data.default_collate(samples)
+
+
+def to_model_batch(raw: dict[str, torch.Tensor], device, channels_last: bool = False) -> dict[str, torch.Tensor]:
+    """uint8 HWC images -> float [-1,1] NCHW (B,3,S,S) / (B,K,3,S,S) on `device`; masks -> float {0,1}
+    (B,1,S,S) / (B,K,1,S,S); the rest moved as is. PAIR also gets nothing more; SEQUENCE gets input = frames[:,0]."""
+    out = {}
+    nb = torch.device(device).type == "cuda"
+    for k, v in raw.items():
+        v = v.to(device, non_blocking=nb)
+        if k in ("input", "target"):
+            v = v.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            if not channels_last:
+                v = v.contiguous()
+        elif k == "frames":
+            v = v.permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0).contiguous()
+        elif k == "mask":
+            v = v.unsqueeze(1).float()
+        elif k == "masks":
+            v = v.unsqueeze(2).float()
+        elif k == "emotion":
+            v = v.long()
+        out[k] = v
+    if "frames" in out:
+        out["input"] = out["frames"][:, 0]
+        if channels_last:
+            out["input"] = out["input"].contiguous(memory_format=torch.channels_last)
+    return out

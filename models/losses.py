@@ -1,0 +1,49 @@
+"""Loss terms of the paper (§3.3): GAN (D_g, D_l), L_r, R_t, L_k. Each a small function, so ablations and
+baselines pick what they need. GAN losses take raw logits (autocast-safe)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def d_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """Discriminator loss on logits. bce: -log D(Y) - log(1 - D(V)) (paper eq. 3-4); hinge; lsgan."""
+    real, fake = real.float(), fake.float()
+    if kind == "bce":
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "lsgan":
+        return ((real - 1) ** 2).mean() + (fake ** 2).mean()
+    raise ValueError(f"unknown gan_loss {kind!r}")
+
+
+def g_loss(fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """Generator's adversarial loss on D's logits for V(a). bce: the non-saturating -log D(V) (Goodfellow
+    et al.; the paper's min-max form saturates early in training); hinge: -D(V); lsgan: (D(V)-1)²."""
+    fake = fake.float()
+    if kind == "bce":
+        return F.softplus(-fake).mean()
+    if kind == "hinge":
+        return -fake.mean()
+    if kind == "lsgan":
+        return ((fake - 1) ** 2).mean()
+    raise ValueError(f"unknown gan_loss {kind!r}")
+
+
+def reconstruction(v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """L_r = ||Y(a) - V(a)||_1, as a per-pixel mean."""
+    return F.l1_loss(v.float(), y.float())
+
+
+def temporal(v: torch.Tensor, v_minus: torch.Tensor, v_plus: torch.Tensor) -> torch.Tensor:
+    """R_t = ||V(a) - V(a-Δa)||_1 + ||V(a) - V(a+Δa)||_1 (paper eq. 5): all three are GENERATED frames
+    (no ground truth at a±Δa exists), computed independently, and the gradient flows through all three."""
+    v = v.float()
+    return F.l1_loss(v, v_minus.float()) + F.l1_loss(v, v_plus.float())
+
+
+def landmark(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """L_k = ||K̂(a) - K(a)||_2: Euclidean norm of the 136-vector per sample (coordinates in [0,1] of the
+    crop), averaged over the batch."""
+    return (pred.float() - true.float()).flatten(1).norm(dim=1).mean()
