@@ -1,0 +1,164 @@
+"""Finding clips in RAW: CK+ trees, CK++-style trees (videos or frame folders) and CSV lists.
+
+`find_clips(raw, source="auto")` returns every clip found, sorted by clip_id, each with its subject, emotion
+(canonical, or a pre-decided reject reason: unlabelled / unknown_emotion) and how to read it. With
+`source="auto"` each subtree of RAW is recognised on its own, so `raw/CK+/...` may sit next to
+`raw/ours/<subject>/...`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from ..errors import CkppError, UsageError
+
+SOURCES = ("auto", "ckplus", "videos", "csv")
+
+LAYOUTS_HELP = (
+    "expected one of these layouts (DESIGN §3):\n"
+    "    CK+:          <root>/cohn-kanade-images/S005/001/S005_001_00000001.png  (+ Emotion/, Landmarks/ beside it)\n"
+    "    CK++ videos:  <root>/<subject>/<emotion>_<take>.mp4|avi|mov|mkv|webm  or a folder of frame images\n"
+    "    CK++ nested:  <root>/<subject>/<emotion>/<take>.mp4  (or <take>/ frame folders)\n"
+    "    CSV:          --labels labels.csv with columns path,subject,emotion[,onset,peak]"
+)
+
+
+@dataclass
+class Clip:
+    """One clip found in RAW (one manifest row)."""
+
+    clip_id: str
+    source: str               # path relative to RAW, '/'-separated
+    path: str                 # absolute path: a video file or a folder of frames
+    subject: str
+    emotion: str              # canonical name, or the raw label when unknown ("" when unlabelled)
+    take: str
+    layout: str               # "ckplus" | "videos" | "csv"
+    reason: str = ""          # pre-decided reject reason: "unlabelled" | "unknown_emotion" | ""
+    detail: str = ""
+    already_trimmed: bool = False            # CK+ sequences run neutral -> peak already
+    landmark_files: list = field(default_factory=list)  # CK+: per-frame Landmarks/ files ("" where absent)
+    onset_peak: tuple | None = None          # CSV onset,peak (source frame indices)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_id(text: str) -> str:
+    """An HDF5-group-safe id ('/' and spaces become '_')."""
+    return _SAFE.sub("_", text).strip("_") or "clip"
+
+
+def assign_unique_ids(clips: list[Clip]) -> list[Clip]:
+    """Sort by clip_id and make ids unique deterministically (suffix _2, _3 in source order)."""
+    clips.sort(key=lambda c: (c.clip_id, c.source))
+    seen: dict[str, int] = {}
+    taken = {c.clip_id for c in clips}
+    for c in clips:
+        if c.clip_id in seen:
+            n = seen[c.clip_id] + 1
+            while f"{c.clip_id}_{n}" in taken:
+                n += 1
+            seen[c.clip_id] = n
+            c.clip_id = f"{c.clip_id}_{n}"
+            taken.add(c.clip_id)
+        else:
+            seen[c.clip_id] = 1
+    clips.sort(key=lambda c: c.clip_id)
+    return clips
+
+
+def find_clips(raw: str, source: str = "auto", labels: str | None = None, emotions: list[str] | None = None
+               ) -> tuple[list[Clip], list[str]]:
+    """All clips under RAW, sorted by clip_id, and notes (ignored paths, filtered counts) for the user.
+
+    Raises CkppError when RAW is missing or nothing in it matches a known layout.
+    """
+    from . import ckplus, csv_labels, videos
+
+    if source not in SOURCES:
+        raise UsageError(f"unknown source {source!r}", path="--source", fix="use one of " + ", ".join(SOURCES))
+    raw = os.path.abspath(raw)
+    if labels is not None and source not in ("auto", "csv"):
+        raise UsageError(f"--labels only goes with --source csv (or auto), not --source {source}", path="--labels",
+                         fix="drop --source or use --source csv")
+    if source == "csv" and labels is None:
+        raise UsageError("--source csv needs --labels labels.csv", path="--labels",
+                         fix="pass --labels FILE.csv with columns path,subject,emotion[,onset,peak]")
+    if not os.path.exists(raw):
+        raise CkppError("RAW folder does not exist", path=raw,
+                        fix="pass the folder holding your clips (make sample data with: ckpp sample raw/)")
+    notes: list[str] = []
+    if labels is not None:
+        clips = csv_labels.find(raw, labels)
+    else:
+        if not os.path.isdir(raw):
+            raise CkppError("RAW must be a folder", path=raw, fix="pass the folder holding your clips, or a CSV via --labels")
+        clips = []
+        if source == "ckplus":
+            roots = ckplus.find_roots(raw)
+            if not roots:
+                raise CkppError("no CK+ tree found (no cohn-kanade-images/ folder)", path=raw, fix=LAYOUTS_HELP)
+            for r in roots:
+                clips += ckplus.find(r, raw)
+        elif source == "videos":
+            clips = videos.find(raw, raw)
+            if not clips:
+                raise CkppError("no CK++-style clips found", path=raw, fix=LAYOUTS_HELP)
+        else:
+            clips, ignored = _auto(raw)
+            if not clips:
+                raise CkppError("no known clip layout found", path=raw, fix=LAYOUTS_HELP)
+            if ignored:
+                shown = ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else "")
+                notes.append(f"ignored {len(ignored)} path(s) matching no layout: {shown}")
+    if emotions:
+        keep = set(emotions)
+        before = len(clips)
+        clips = [c for c in clips if c.emotion in keep and not c.reason]
+        if before - len(clips):
+            notes.append(f"{before - len(clips)} clip(s) of other emotions (or unlabelled) skipped by --emotions")
+    return assign_unique_ids(clips), notes
+
+
+def _auto(raw: str, max_depth: int = 4) -> tuple[list[Clip], list[str]]:
+    """Recognise each subtree of RAW: a CK+ root, a CK++-style root, or a folder to look inside."""
+    from . import ckplus, videos
+
+    clips: list[Clip] = []
+    ignored: list[str] = []
+
+    def visit(d: str, depth: int):
+        if ckplus.is_root(d):
+            clips.extend(ckplus.find(d, raw))
+            return
+        if videos.is_root(d):
+            clips.extend(videos.find(d, raw))
+            return
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError:
+            ignored.append(os.path.relpath(d, raw))
+            return
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if e.is_dir() and depth < max_depth:
+                n_before = len(clips)
+                visit(e.path, depth + 1)
+                if len(clips) == n_before and depth == 0:
+                    ignored.append(os.path.relpath(e.path, raw).replace(os.sep, "/") + "/")
+            elif e.is_file() and e.name.lower().endswith(_MEDIA_EXTS):
+                ignored.append(os.path.relpath(e.path, raw).replace(os.sep, "/"))
+
+    visit(raw, 0)
+    return clips, ignored
+
+
+from ..video_io import IMAGE_EXTS, VIDEO_EXTS  # noqa: E402
+
+_MEDIA_EXTS = VIDEO_EXTS + IMAGE_EXTS

@@ -1,0 +1,614 @@
+"""The `ckpp prepare` driver: find clips, analyse them in worker processes, write shards and the master.
+
+Why it is shaped like this:
+- Clips are analysed in worker processes (even with --workers 1) with a per-clip timeout: a decoder that hangs
+  or crashes on a broken file costs one manifest row, never the run (DESIGN §8).
+- Results are written strictly in clip_id order (out-of-order results wait in a bounded window), so the output
+  — including which shard holds which clip — is the same for any worker count, and `--resume` can reuse the
+  completed shards, which cover a prefix of that order, and produce the same content as an uninterrupted run.
+- Workers compress frames (one deflate chunk per frame); the single writer only copies bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import re
+import signal
+import time
+import traceback
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing.connection import wait as mp_wait
+
+import numpy as np
+
+from . import __version__, emotions, schema, splits
+from .errors import CkppError, UsageError
+from .sources import Clip, find_clips
+
+DEFAULT_SHARD_SIZE = 1_000_000_000   # bytes of compressed frames per shard (~1 GB)
+DEFAULT_TIMEOUT = 600.0              # seconds per clip (decode + analysis)
+
+
+@dataclass
+class PrepareOptions:
+    source: str = "auto"
+    labels: str | None = None
+    emotions: list[str] | None = None
+    size: int = 289
+    workers: int | None = None          # None: all cores
+    landmarks: str = "dlib"
+    num_shards: int = 1                 # job array: number of jobs
+    shard_index: int = 0                # job array: this job
+    resume: bool = False
+    overwrite: bool = False
+    min_frames: int = 4
+    blur_threshold: float | None = None
+    head_motion_threshold: float | None = None
+    multiple_faces: str = "largest"
+    ck_landmarks: str = "provided"
+    shard_size: int = DEFAULT_SHARD_SIZE
+    split: str = "0.8,0.1,0.1"
+    timeout: float = DEFAULT_TIMEOUT
+    progress: bool = True
+
+    def content_config(self) -> dict:
+        """Options that change the output (the fingerprint a resumed run must match)."""
+        d = dataclasses.asdict(self)
+        for k in ("workers", "resume", "overwrite", "progress", "timeout"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class PrepareResult:
+    out: str
+    rows: list[dict]
+    shards: list[str]
+    n_source_frames: int
+    seconds: float
+    reused_shards: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# per-clip work (runs in a worker process)
+# ---------------------------------------------------------------------------------------------------------
+
+def analyse(clip: dict, opts: dict) -> dict:
+    """Decode and analyse one clip; returns the manifest-row fields plus, when accepted, arrays ready to write
+    (frames and masks as compressed chunks)."""
+    from . import clip_pipeline, video_io
+    from .sources import ckplus
+    from .writer import compress_chunks
+
+    out = {"status": schema.STATUS_REJECTED, "reason": "", "detail": "", "onset": -1, "peak": -1,
+           "n_source_frames": 0, "content_hash": ""}
+    dec = video_io.read_clip(clip["path"])
+    out["n_source_frames"] = dec.n
+    if dec.n == 0:
+        out.update(reason="unreadable", detail=f"no decodable frame: {dec.error or 'unknown error'}")
+        return out
+    out["content_hash"] = video_io.content_hash(clip["path"])
+    min_frames = int(opts.get("min_frames", 4))
+    if dec.n < min_frames:
+        out.update(reason="too_short", detail=f"only {dec.n} decodable frame(s), --min-frames is {min_frames}"
+                   + (f" ({dec.error})" if dec.error else ""))
+        return out
+    provided = None
+    if clip.get("landmark_files") and opts.get("ck_landmarks", "provided") == "provided":
+        provided = ckplus.load_landmarks(clip["landmark_files"], dec.kept if dec.kept else None)
+    onset_peak = clip.get("onset_peak")
+    if onset_peak is not None:
+        o, p = int(onset_peak[0]), int(onset_peak[1])
+        if o >= dec.n:
+            out.update(reason="too_short", detail=f"labels onset {o} is beyond the {dec.n} decodable frames")
+            return out
+        onset_peak = (o, min(p, dec.n - 1))
+    copts = clip_pipeline.ClipOptions(
+        size=int(opts["size"]), landmark_backend=opts["landmarks"], min_frames=min_frames,
+        multiple_faces=opts["multiple_faces"], ck_landmarks=opts["ck_landmarks"],
+        blur_threshold=opts.get("blur_threshold"), head_motion_threshold=opts.get("head_motion_threshold"),
+    )
+    res = clip_pipeline.process_clip(dec.frames, already_trimmed=bool(clip.get("already_trimmed")),
+                                     provided_landmarks=provided, onset_peak=onset_peak, options=copts)
+    detail = res.detail
+    if dec.error and res.status == schema.STATUS_ACCEPTED:
+        detail = (detail + "; " if detail else "") + f"partial decode: {dec.error}"
+    out.update(status=res.status, reason=res.reason if res.status != schema.STATUS_ACCEPTED else "", detail=detail,
+               onset=int(res.onset), peak=int(res.peak))
+    if res.status == schema.STATUS_ACCEPTED:
+        h, w = dec.frames[0].shape[:2]
+        out["arrays"] = {
+            "size": int(opts["size"]),
+            "frames_chunks": compress_chunks(np.asarray(res.frames, dtype=np.uint8)),
+            "mask_chunks": compress_chunks(np.asarray(res.mouth_mask, dtype=np.uint8)),
+            "landmarks": np.asarray(res.landmarks, dtype=np.float32),
+            "degree": np.asarray(res.degree, dtype=np.float32),
+            "source_index": np.asarray(res.source_index, dtype=np.int32),
+        }
+        ow, oh = res.original_size if res.original_size and res.original_size[0] else (w, h)
+        out["clip_attrs"] = {
+            "fps": float(dec.fps),
+            "original_size": np.asarray([ow, oh], dtype=np.int32),
+            "crop_box": np.asarray(res.crop_box, dtype=np.float64).reshape(4),
+            "blur_score": float(res.blur_score),
+            "head_motion": float(res.head_motion),
+        }
+    return out
+
+
+def _worker_main(conn, opts):
+    """Worker loop: receive (key, clip), send (key, result). Exceptions become rows; crashes and hangs are
+    seen by the parent (sentinel / timeout)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        key, clip = msg
+        try:
+            res = analyse(clip, opts)
+        except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the run
+            tb = traceback.format_exc(limit=3).strip().splitlines()
+            res = {"status": schema.STATUS_REJECTED, "reason": "unreadable", "onset": -1, "peak": -1,
+                   "n_source_frames": 0, "content_hash": "",
+                   "detail": f"analysis failed: {type(exc).__name__}: {exc} [{tb[-2].strip() if len(tb) > 1 else ''}]"}
+        try:
+            conn.send((key, res))
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Pool:
+    """N single-task worker processes with per-task timeouts; a dead or hung worker is replaced and its task
+    reported as failed (multiprocessing.Pool would hang on a dead worker; ProcessPoolExecutor fails them all)."""
+
+    def __init__(self, n: int, opts: dict, timeout: float):
+        self.ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.opts, self.timeout, self.n = opts, timeout, n
+        self.workers: list[dict] = [self._spawn() for _ in range(n)]
+
+    def _spawn(self) -> dict:
+        parent, child = self.ctx.Pipe()
+        p = self.ctx.Process(target=_worker_main, args=(child, self.opts), daemon=True)
+        p.start()
+        child.close()
+        return {"proc": p, "conn": parent, "task": None, "start": 0.0}
+
+    def idle(self) -> list[dict]:
+        return [w for w in self.workers if w["task"] is None]
+
+    def busy(self) -> int:
+        return sum(w["task"] is not None for w in self.workers)
+
+    def submit(self, w: dict, key, clip: dict) -> None:
+        w["task"], w["start"] = key, time.monotonic()
+        w["conn"].send((key, clip))
+
+    def _replace(self, w: dict) -> None:
+        try:
+            if w["proc"].is_alive():
+                w["proc"].kill()
+            w["proc"].join(5)
+            w["conn"].close()
+        except Exception:  # noqa: BLE001
+            pass
+        w.update(self._spawn())
+
+    def collect(self, max_wait: float = 1.0) -> list[tuple]:
+        """Finished tasks as (key, result); failures as (key, {'failed': text})."""
+        busy = [w for w in self.workers if w["task"] is not None]
+        if not busy:
+            return []
+        now = time.monotonic()
+        wait_for = min([max_wait] + [max(0.0, w["start"] + self.timeout - now) for w in busy])
+        ready = set(mp_wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy], timeout=wait_for))
+        done = []
+        for w in busy:
+            key = w["task"]
+            if w["conn"] in ready:
+                try:
+                    k, res = w["conn"].recv()
+                    w["task"] = None
+                    done.append((k, res))
+                    continue
+                except (EOFError, OSError):
+                    pass
+            if w["proc"].sentinel in ready or not w["proc"].is_alive():
+                code = w["proc"].exitcode
+                w["task"] = None
+                self._replace(w)
+                sig = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                done.append((key, {"failed": f"the decoder/analysis process died ({sig}) on this clip"}))
+            elif time.monotonic() - w["start"] > self.timeout:
+                w["task"] = None
+                self._replace(w)
+                done.append((key, {"failed": f"decode/analysis took longer than --timeout {self.timeout:g}s (hung?)"}))
+        return done
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                if w["task"] is None:
+                    w["conn"].send(None)
+            except Exception:  # noqa: BLE001
+                pass
+        for w in self.workers:
+            w["proc"].join(2 if w["task"] is None else 0)
+            if w["proc"].is_alive():
+                w["proc"].kill()
+                w["proc"].join(2)
+            try:
+                w["conn"].close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------------------------------------
+
+def _fingerprint(opts: PrepareOptions, raw: str, clips: list[Clip]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(opts.content_config(), sort_keys=True, default=str).encode())
+    for c in clips:
+        h.update(f"\n{c.clip_id}\t{c.source}".encode())
+    return h.hexdigest()[:32]
+
+
+def _check_options(opts: PrepareOptions) -> None:
+    if opts.size < 16:
+        raise UsageError(f"--size {opts.size} is too small", path="--size", fix="use at least 16 (the paper uses 289)")
+    if opts.num_shards < 1 or not 0 <= opts.shard_index < opts.num_shards:
+        raise UsageError(f"--shard-index {opts.shard_index} must be in 0..{opts.num_shards - 1} for --num-shards {opts.num_shards}",
+                         path="--shard-index", fix="number the jobs of the array 0..K-1")
+    if opts.resume and opts.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other", path="--resume",
+                         fix="--resume continues an interrupted run; --overwrite starts over")
+    if opts.multiple_faces not in ("largest", "reject"):
+        raise UsageError(f"unknown --multiple-faces {opts.multiple_faces!r}", path="--multiple-faces", fix="use largest or reject")
+    if opts.ck_landmarks not in ("provided", "detect"):
+        raise UsageError(f"unknown --ck-landmarks {opts.ck_landmarks!r}", path="--ck-landmarks", fix="use provided or detect")
+    if opts.min_frames < 2:
+        raise UsageError("--min-frames must be at least 2", path="--min-frames", fix="use 2 or more (default 4)")
+    if opts.shard_size < 1:
+        raise UsageError("--shard-size must be positive", path="--shard-size", fix="e.g. 1G, 500M")
+    if opts.timeout <= 0:
+        raise UsageError("--timeout must be positive", path="--timeout", fix="seconds per clip, e.g. 600")
+
+
+class _Lock:
+    """OUT.lock holding our pid: two runs writing the same OUT would clobber each other's .partial files."""
+
+    def __init__(self, out: str):
+        self.path = out + ".lock"
+
+    def __enter__(self):
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                return self
+            except FileExistsError:
+                try:
+                    pid = int(open(self.path).read().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                alive = False
+                if pid > 0:
+                    try:
+                        os.kill(pid, 0)
+                        alive = True
+                    except ProcessLookupError:
+                        alive = False
+                    except PermissionError:
+                        alive = True
+                if alive and pid != os.getpid():
+                    raise CkppError(f"another ckpp prepare (pid {pid}) is writing this output", path=self.path,
+                                    fix="wait for it to finish, or write to another OUT") from None
+                os.unlink(self.path)  # stale lock of a killed run
+        raise CkppError("cannot create the lock file", path=self.path, fix="check the folder is writable")
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def _existing_shards(out: str) -> list[str]:
+    d = os.path.dirname(os.path.abspath(out))
+    stem, ext = os.path.splitext(os.path.basename(out))
+    pat = re.compile(re.escape(stem) + r"-(\d{5})" + re.escape(ext or ".h5") + r"$")
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if pat.match(n))
+
+
+def _reusable_shards(out: str, fingerprint: str, order: list[str]) -> tuple[str | None, list[tuple[str, list[dict]]]]:
+    """Completed shards of an interrupted run with the same fingerprint: (run_id, [(path, rows)]), covering a
+    prefix of `order` (clip ids). Stops at the first missing, foreign or inconsistent shard."""
+    import h5py
+
+    from .writer import read_columns, shard_path
+
+    run_id, found, pos = None, [], 0
+    i = 0
+    while True:
+        p = shard_path(out, i)
+        if not os.path.isfile(p):
+            break
+        try:
+            with h5py.File(p, "r") as f:
+                a = f.attrs
+                ok = int(a.get("complete", 0)) == 1 and str(a.get("fingerprint", "")) == fingerprint
+                rid = str(a.get("run_id", ""))
+                rows = read_columns(f["rows"]) if ok and "rows" in f else None
+        except (OSError, KeyError):
+            break
+        if not ok or rows is None or (run_id is not None and rid != run_id):
+            break
+        ids = [r["clip_id"] for r in rows]
+        if ids != order[pos:pos + len(ids)]:
+            break
+        run_id = rid
+        found.append((p, rows))
+        pos += len(ids)
+        i += 1
+    return run_id, found
+
+
+def _row_for(clip: Clip, split_of: dict[str, str]) -> dict:
+    return {
+        "clip_id": clip.clip_id, "source": clip.source, "subject": clip.subject, "emotion": clip.emotion,
+        "take": clip.take, "status": schema.STATUS_REJECTED, "reason": clip.reason, "detail": clip.detail,
+        "n_source_frames": -1, "onset": -1, "peak": -1, "split": "", "shard": "", "content_hash": "",
+        "_split": split_of.get(clip.subject, ""),
+    }
+
+
+def _count_frames_cheaply(clip: Clip) -> int:
+    from .video_io import list_frame_files
+
+    return len(list_frame_files(clip.path)) if os.path.isdir(clip.path) else -1
+
+
+def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) -> PrepareResult:
+    """Run the whole pipeline RAW -> OUT (master + shards). Raises CkppError for user errors."""
+    from .writer import ShardWriter, shard_path, write_master
+
+    opts = opts or PrepareOptions()
+    _check_options(opts)
+    t0 = time.monotonic()
+    out = os.path.abspath(out)
+    fractions = splits.parse_fractions(opts.split)
+    if os.path.isdir(out):
+        raise UsageError("OUT is a folder", path=out, fix="give the output file name, e.g. out.h5")
+    if os.path.exists(out) and not opts.overwrite:
+        if opts.resume:
+            raise CkppError("output already exists and is complete (nothing to resume)", path=out,
+                            fix="inspect it with `ckpp inspect`, or start over with --overwrite")
+        raise CkppError("output already exists", path=out, fix="pass --overwrite to replace it, or choose another OUT name")
+    out_dir = os.path.dirname(out)
+    os.makedirs(out_dir, exist_ok=True)
+
+    all_clips, notes = find_clips(raw, source=opts.source, labels=opts.labels, emotions=opts.emotions)
+    if not all_clips:
+        raise CkppError("no clips left to prepare", path=raw, fix="check --emotions / --labels")
+    split_of = splits.assign([c.subject for c in all_clips], fractions)
+    clips = [c for i, c in enumerate(all_clips) if i % opts.num_shards == opts.shard_index]
+    if opts.num_shards > 1:
+        notes.append(f"job {opts.shard_index} of {opts.num_shards}: {len(clips)} of {len(all_clips)} clips")
+    fp = _fingerprint(opts, raw, clips)
+    order = [c.clip_id for c in clips]
+
+    with _Lock(out):
+        run_id, reused = (None, [])
+        if opts.resume:
+            run_id, reused = _reusable_shards(out, fp, order)
+            if reused:
+                notes.append(f"resumed: reused {len(reused)} completed shard(s) covering {sum(len(r) for _, r in reused)} clips")
+            elif _existing_shards(out):
+                notes.append("resume: no completed shard of this run matched (other options or clips?); starting over")
+            else:
+                notes.append("resume: nothing to resume; starting from scratch")
+        run_id = run_id or uuid.uuid4().hex
+        rows: list[dict] = []
+        shard_files: list[str] = []
+        seen_hash: dict[str, str] = {}
+        for p, rs in reused:
+            shard_files.append(p)
+            for r in rs:
+                rows.append(r)
+                if r.get("content_hash"):
+                    seen_hash.setdefault(r["content_hash"], r["clip_id"])
+        pending = clips[len(rows):]
+        n_frames = 0
+        result = PrepareResult(out=out, rows=rows, shards=shard_files, n_source_frames=0, seconds=0.0,
+                               reused_shards=len(reused), notes=notes)
+
+        state = {"writer": None, "index": len(reused)}
+
+        def writer() -> ShardWriter:
+            if state["writer"] is None:
+                p = shard_path(out, state["index"])
+                state["writer"] = ShardWriter(p, run_id, state["index"], fp, opts.size)
+            return state["writer"]
+
+        def close_shard():
+            w = state["writer"]
+            if w is not None:
+                w.close()
+                shard_files.append(w.final_path)
+                state["writer"], state["index"] = None, state["index"] + 1
+
+        def write_row(clip: Clip, res: dict):
+            row = _row_for(clip, split_of)
+            split = row.pop("_split")
+            if res is not None:
+                if "failed" in res:
+                    row.update(reason="unreadable", detail=res["failed"])
+                else:
+                    for k in ("status", "reason", "detail", "n_source_frames", "onset", "peak", "content_hash"):
+                        row[k] = res.get(k, row[k])
+            if row["status"] == schema.STATUS_ACCEPTED and row["content_hash"] in seen_hash:
+                row.update(status=schema.STATUS_REJECTED, reason="duplicate",
+                           detail=f"same content as {seen_hash[row['content_hash']]}")
+            if row["content_hash"]:
+                seen_hash.setdefault(row["content_hash"], clip.clip_id)
+            if row["n_source_frames"] < 0 and res is None:
+                row["n_source_frames"] = _count_frames_cheaply(clip)
+            w = writer()
+            if row["status"] == schema.STATUS_ACCEPTED:
+                row["split"] = split
+                row["shard"] = os.path.relpath(w.final_path, out_dir).replace(os.sep, "/")
+                attrs = {"subject": clip.subject, "emotion": clip.emotion,
+                         "emotion_code": int(emotions.CODES[clip.emotion]), "source": clip.source, "split": split}
+                attrs.update(res["clip_attrs"])
+                w.add_clip(clip.clip_id, res["arrays"], attrs)
+            else:
+                row["status"], row["split"], row["shard"] = schema.STATUS_REJECTED, "", ""
+                if not row["reason"]:
+                    row["reason"] = "unreadable"
+            w.add_row(row)
+            rows.append(row)
+            if row["status"] == schema.STATUS_ACCEPTED and w.nbytes >= opts.shard_size:
+                close_shard()
+
+        if pending:
+            n_frames = _run_pending(pending, opts, write_row, echo)
+        if state["writer"] is not None:
+            close_shard()
+        elif not shard_files and rows:
+            pass
+
+        # the master, last
+        shard_run_ids = {os.path.relpath(p, out_dir).replace(os.sep, "/"): run_id for p in shard_files}
+        config = dict(opts.content_config(), raw=os.path.abspath(raw), workers=opts.workers, timeout=opts.timeout)
+        root_attrs = {
+            "format": schema.FORMAT, "schema_version": schema.SCHEMA_VERSION, "ckpp_version": __version__,
+            "image_size": int(opts.size), "landmark_backend": opts.landmarks,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": json.dumps(config, sort_keys=True, default=str), "run_id": run_id, "role": "master",
+            "fingerprint": fp,
+        }
+        manifest_rows = [{k: v for k, v in r.items() if k != "content_hash"} for r in rows]
+        write_master(out, manifest_rows, root_attrs, shard_run_ids)
+        # shards of an older run beyond this run's count would only confuse: remove them (never ours)
+        for p in _existing_shards(out):
+            if p not in shard_files:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+    result.n_source_frames = n_frames
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _run_pending(pending: list[Clip], opts: PrepareOptions, write_row, echo) -> int:
+    """Analyse `pending` in worker processes and hand results to write_row in clip order. Returns frames decoded."""
+    from tqdm import tqdm
+
+    n_workers = max(1, int(opts.workers or os.cpu_count() or 1))
+    wopts = dataclasses.asdict(opts)
+    todo = [c for c in pending if not c.reason]
+    n_workers = min(n_workers, max(1, len(todo)))
+    if todo and opts.landmarks == "dlib":
+        try:  # load the models once, before forking: workers share them copy-on-write
+            from .landmarks import get_backend
+
+            get_backend("dlib")
+        except CkppError:
+            raise
+    pool = _Pool(n_workers, wopts, opts.timeout) if todo else None
+    results: dict[int, dict | None] = {}
+    next_submit = next_write = 0
+    window = 4 * n_workers + 4
+    frames = 0
+    t0 = time.monotonic()
+    bar = tqdm(total=len(pending), unit="clip", desc="prepare", disable=not opts.progress, dynamic_ncols=True)
+    try:
+        while next_write < len(pending):
+            # submit in order, within the window
+            while pool is not None and next_submit < len(pending) and next_submit - next_write < window:
+                c = pending[next_submit]
+                if c.reason:
+                    results[next_submit] = None  # pre-decided (unlabelled / unknown_emotion): no decoding
+                    next_submit += 1
+                    continue
+                idle = pool.idle()
+                if not idle:
+                    break
+                pool.submit(idle[0], next_submit, c.to_dict())
+                next_submit += 1
+            if pool is None:
+                while next_submit < len(pending):
+                    results[next_submit] = None
+                    next_submit += 1
+            # write everything that is ready, in order
+            progressed = False
+            while next_write in results:
+                res = results.pop(next_write)
+                if res is not None and "failed" not in res:
+                    frames += int(res.get("n_source_frames", 0))
+                write_row(pending[next_write], res)
+                next_write += 1
+                bar.update(1)
+                progressed = True
+            if progressed:
+                el = max(1e-6, time.monotonic() - t0)
+                bar.set_postfix_str(f"{frames / el:.0f} frames/s", refresh=False)
+            if next_write >= len(pending):
+                break
+            if pool is not None and pool.busy():
+                for key, res in pool.collect(max_wait=0.5):
+                    results[key] = res
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the summary table (also used by `ckpp inspect`)
+# ---------------------------------------------------------------------------------------------------------
+
+def summary_table(rows: list[dict]) -> str:
+    """Accepted / rejected per emotion, with reject reasons as columns, and per-split counts of accepted clips."""
+    by_emo: dict[str, Counter] = defaultdict(Counter)
+    reasons_used = [r for r in schema.REASONS if any(x["reason"] == r for x in rows)]
+    for r in rows:
+        c = by_emo[r["emotion"] or "(none)"]
+        c["found"] += 1
+        c[r["status"]] += 1
+        if r["status"] == schema.STATUS_ACCEPTED:
+            c["split:" + r["split"]] += 1
+        else:
+            c[r["reason"]] += 1
+    cols = ["found", "accepted", "train", "val", "test", "rejected"] + reasons_used
+    keys = ["found", schema.STATUS_ACCEPTED, "split:train", "split:val", "split:test", schema.STATUS_REJECTED] + reasons_used
+    emos = sorted(by_emo, key=lambda e: (emotions.CODES.get(e, 99), e))
+    total = Counter()
+    for e in emos:
+        total.update(by_emo[e])
+    table = [["emotion"] + cols]
+    for e in emos:
+        table.append([e] + [str(by_emo[e][k]) for k in keys])
+    table.append(["total"] + [str(total[k]) for k in keys])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = []
+    for j, row in enumerate(table):
+        lines.append("  ".join(x.ljust(widths[i]) if i == 0 else x.rjust(widths[i]) for i, x in enumerate(row)))
+        if j == 0 or j == len(table) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""Decoding frames from video files and image folders (OpenCV), robust to broken input.
+
+Container frame counts lie (CAP_PROP_FRAME_COUNT is metadata), so frames are counted as they decode. A file
+that cannot be decoded yields zero frames and an error text instead of an exception; a truncated one keeps
+what decoded. Hangs and hard crashes of the decoder are the caller's business: `prepare` decodes inside
+worker processes with a timeout (DESIGN §8).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+# ffmpeg (inside OpenCV) prints to stderr for every broken file; the run reports them as rows instead
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+_NUM = re.compile(r"(\d+)")
+
+
+def natural_key(name: str):
+    """'f2.png' sorts before 'f10.png' (frame numbers are often not zero-padded)."""
+    return [int(t) if t.isdigit() else t.lower() for t in _NUM.split(name)]
+
+
+def is_video(path: str) -> bool:
+    return os.path.isfile(path) and path.lower().endswith(VIDEO_EXTS)
+
+
+def is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTS)
+
+
+def list_frame_files(folder: str) -> list[str]:
+    """Image files directly inside `folder`, in natural order (hidden files skipped)."""
+    try:
+        names = [n for n in os.listdir(folder) if is_image(n) and not n.startswith(".")]
+    except OSError:
+        return []
+    names.sort(key=natural_key)
+    return [os.path.join(folder, n) for n in names]
+
+
+def is_frame_folder(path: str, min_images: int = 1) -> bool:
+    """A folder of frame images (a clip), as opposed to a folder of clips: images and no sub-folders of images."""
+    if not os.path.isdir(path):
+        return False
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return False
+    n_img = sum(1 for e in entries if e.is_file() and is_image(e.name) and not e.name.startswith("."))
+    return n_img >= min_images and not any(e.is_dir() and not e.name.startswith(".") for e in entries)
+
+
+@dataclass
+class Decoded:
+    frames: list = field(default_factory=list)   # uint8 (H,W) gray or (H,W,3) RGB
+    fps: float = float("nan")
+    error: str = ""          # why decoding stopped early / failed ("" when it ran to the end cleanly)
+    n_failed: int = 0        # image files that did not decode (image folders)
+    kept: list = field(default_factory=list)     # image folders: index (in list_frame_files order) of each frame
+
+    @property
+    def n(self) -> int:
+        return len(self.frames)
+
+
+def _gray_if_equal(img: np.ndarray) -> np.ndarray:
+    """Decoders hand grayscale content back as 3 equal channels; keep it one channel (cheaper, and honest)."""
+    if img.ndim == 3 and img.shape[2] == 3:
+        b = img[..., 0]
+        if np.array_equal(b, img[..., 1]) and np.array_equal(b, img[..., 2]):
+            return np.ascontiguousarray(b)
+    return img
+
+
+def _to_rgb_or_gray(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    if img.dtype != np.uint8:  # 16-bit PNG/TIFF: scale down
+        img = (img.astype(np.float64) / max(1.0, float(np.iinfo(img.dtype).max if img.dtype.kind in "ui" else img.max())) * 255).astype(np.uint8)
+    if img.ndim == 2:
+        return img
+    if img.shape[2] == 1:
+        return img[..., 0]
+    if img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_image_folder(folder: str, max_frames: int | None = None) -> Decoded:
+    """Frames from a folder of images, natural order. Undecodable files are skipped and counted."""
+    import cv2
+
+    out = Decoded(fps=float("nan"))
+    files = list_frame_files(folder)
+    if not files:
+        out.error = "no image files in the folder"
+        return out
+    shape = None
+    for i, path in enumerate(files[: max_frames or None]):
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if img is None or img.size == 0:
+            out.n_failed += 1
+            continue
+        img = _gray_if_equal(_to_rgb_or_gray(img))
+        if shape is not None and img.shape[:2] != shape:
+            out.n_failed += 1  # a frame of another size is not part of this sequence
+            continue
+        shape = img.shape[:2]
+        out.frames.append(img)
+        out.kept.append(i)
+    if out.n_failed:
+        out.error = f"{out.n_failed} of {len(files)} image files did not decode"
+    if not out.frames:
+        out.error = f"none of the {len(files)} image files decoded"
+    return out
+
+
+def read_video(path: str, max_frames: int | None = None) -> Decoded:
+    """Frames from a video file, counted as decoded; stops at the first failed read (end or corruption)."""
+    import cv2
+
+    out = Decoded()
+    if os.path.getsize(path) == 0:
+        out.error = "empty file (0 bytes)"
+        return out
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            out.error = "OpenCV cannot open it as a video"
+            return out
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        out.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else float("nan")
+        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        gray = None
+        while max_frames is None or len(out.frames) < max_frames:
+            ok, img = cap.read()
+            if not ok or img is None:
+                break
+            if gray is None:  # decide once per clip: all frames of a clip share one colour mode
+                gray = _gray_if_equal(img).ndim == 2
+            out.frames.append(np.ascontiguousarray(img[..., 0]) if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        if not out.frames:
+            out.error = "no frame could be decoded"
+        elif claimed > 0 and len(out.frames) < claimed - 1:
+            out.error = f"decoded {len(out.frames)} of the {claimed} frames the container claims (truncated?)"
+    finally:
+        cap.release()
+    return out
+
+
+def read_clip(path: str, max_frames: int | None = None) -> Decoded:
+    """Frames of one clip: a video file or a folder of frame images."""
+    if os.path.isdir(path):
+        return read_image_folder(path, max_frames)
+    if not os.path.exists(path):
+        return Decoded(error="file not found")
+    try:
+        return read_video(path, max_frames)
+    except (OSError, ValueError) as exc:  # unreadable file, permissions, ...
+        return Decoded(error=f"{type(exc).__name__}: {exc}")
+
+
+def content_hash(path: str) -> str:
+    """Hash of a clip's bytes (a video file, or the image files of a folder in order): finds duplicates
+    cheaply without decoding, and independent of file names."""
+    h = hashlib.blake2b(digest_size=16)
+    files = list_frame_files(path) if os.path.isdir(path) else [path]
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            h.update(b"<unreadable>" + os.path.basename(f).encode())
+        h.update(b"\0")
+    return h.hexdigest()
