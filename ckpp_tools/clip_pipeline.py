@@ -12,9 +12,14 @@ The driver itself decides unreadable, unlabelled, unknown_emotion, duplicate (an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import time
 from typing import Sequence
 
 import numpy as np
+
+from . import quality
+from .crop import crop_box, crop_image, to_crop
+from .masks import mouth_masks
 
 
 @dataclass
@@ -27,6 +32,7 @@ class ClipOptions:
     blur_threshold: float | None = None         # None: module default (documented in quality.py)
     head_motion_threshold: float | None = None  # None: module default (inter-ocular distances)
     head_rotation_threshold: float | None = None  # None: module default (degrees)
+    min_rise: float | None = None               # None: module default (smallest expression rise, IOD units)
 
 
 @dataclass
@@ -49,6 +55,17 @@ class ClipResult:
     extra: dict = field(default_factory=dict)  # diagnostics (e.g. detector calls, frames used)
 
 
+def _reject(reason: str, detail: str, **kw) -> ClipResult:
+    return ClipResult(status="rejected", reason=reason, detail=detail, **kw)
+
+
+def _blur_frames(start: int, stop: int, k: int = 5) -> list[int]:
+    """A few frames spread over [start, stop) for the blur score (one blurry frame must not decide)."""
+    if stop - start <= k:
+        return list(range(start, stop))
+    return sorted(set(np.linspace(start, stop - 1, k).round().astype(int).tolist()))
+
+
 def process_clip(
     frames: Sequence[np.ndarray],
     *,
@@ -56,6 +73,7 @@ def process_clip(
     provided_landmarks: np.ndarray | None = None,
     onset_peak: tuple[int, int] | None = None,
     options: ClipOptions | None = None,
+    landmarker=None,
 ) -> ClipResult:
     """Analyse one clip.
 
@@ -63,5 +81,118 @@ def process_clip(
     already_trimmed: CK+ sequences are neutral->peak already: keep them whole (no trimming).
     provided_landmarks: (N,68,2) source-pixel landmarks (CK+ Landmarks/ files), NaN rows where absent.
     onset_peak: (onset, peak) source indices from a CSV: skip automatic trimming.
+    landmarker: a backend object (detect/predict); default: landmarks.get_backend(options.landmark_backend).
+
+    Order of checks: no_face / multiple_faces (tracking), blurry, head_motion, then the trim
+    (no_expression, too_short). Timings and detector calls are in result.extra.
     """
-    raise NotImplementedError("being implemented (issue 4)")
+    from .landmarks import get_backend
+    from .landmarks.tracking import FaceTracker, to_gray
+
+    opt = options or ClipOptions()
+    t0 = time.perf_counter()
+    n = len(frames)
+    if n == 0:
+        return _reject("too_short", "no frames to analyse")
+    h, w = np.asarray(frames[0]).shape[:2]
+    size_wh = (int(w), int(h))
+    extra: dict = {"n_frames": n}
+    if opt.landmark_backend != "dlib" and landmarker is None:
+        landmarker = get_backend(opt.landmark_backend)
+    lm_backend = landmarker or get_backend("dlib")
+
+    grays = [to_gray(f) for f in frames]
+    provided = None
+    if provided_landmarks is not None and opt.ck_landmarks == "provided":
+        provided = np.asarray(provided_landmarks, dtype=np.float32)
+        if provided.shape[1:] != (68, 2) or len(provided) < n:
+            pad = np.full((n, 68, 2), np.nan, dtype=np.float32)
+            if provided.ndim == 3 and provided.shape[1:] == (68, 2):
+                pad[: min(n, len(provided))] = provided[:n]
+            provided = pad
+    tracker = FaceTracker(lm_backend, multiple_faces=opt.multiple_faces)
+    tr = tracker.run(grays, provided=provided)
+    extra.update(detector_calls=tr.detector_calls, redetections=tr.redetections, provided_landmarks=tr.provided_used,
+                 usable=(tr.start, tr.stop), track_events=tr.events[:20])
+    extra["t_track"] = time.perf_counter() - t0
+    if tr.status != "ok":
+        return _reject(tr.status, tr.detail, original_size=size_wh, extra=extra)
+    start, stop = tr.start, tr.stop
+    lms = tr.landmarks[start:stop].astype(np.float64)
+    if stop - start < opt.min_frames:
+        why = f"only {stop - start} frame(s) with a tracked face" + (f" ({tr.detail})" if tr.detail else "")
+        return _reject("too_short", why, original_size=size_wh, extra=extra)
+
+    # blur: median over a few frames of the usable part
+    bidx = _blur_frames(start, stop)
+    blur = float(np.median([quality.blur_score(grays[i], tr.landmarks[i]) for i in bidx]))
+    blur_thr = quality.BLUR_THRESHOLD if opt.blur_threshold is None else opt.blur_threshold
+    # head motion over the whole usable part, relative to its first frames
+    hm = quality.head_motion(lms)
+    mot_thr = quality.HEAD_MOTION_THRESHOLD if opt.head_motion_threshold is None else opt.head_motion_threshold
+    rot_thr = quality.HEAD_ROTATION_THRESHOLD if opt.head_rotation_threshold is None else opt.head_rotation_threshold
+    extra.update(blur=blur, head_displacement=hm.displacement, head_translation=hm.translation, head_roll=hm.roll,
+                 head_yaw=hm.yaw, head_scale=hm.scale)
+    common = dict(original_size=size_wh, blur_score=blur, head_motion=hm.displacement, extra=extra)
+    if blur < blur_thr:
+        return _reject("blurry", f"face sharpness {blur:.4f} < {blur_thr:g} (variance of Laplacian, normalised face crop)",
+                       **common)
+    if hm.displacement > mot_thr or hm.roll > rot_thr or hm.yaw > rot_thr:
+        return _reject("head_motion",
+                       f"head moved {hm.displacement:.2f} IOD (limit {mot_thr:g}), rolled {hm.roll:.1f} deg, "
+                       f"turned ~{hm.yaw:.1f} deg (limit {rot_thr:g}) by frame {start + hm.worst_frame}", **common)
+
+    # trim
+    if onset_peak is not None:
+        onset, peak = int(onset_peak[0]), int(onset_peak[1])
+        if not (0 <= onset <= peak < n):
+            return _reject("too_short", f"onset/peak {onset}/{peak} outside the clip's {n} frames", **common)
+        if onset < start or peak >= stop:
+            return _reject("too_short", f"onset/peak {onset}/{peak} outside the frames with a tracked face "
+                                        f"[{start}, {stop})", **common)
+        how = "onset/peak given"
+    elif already_trimmed:
+        onset, peak = start, stop - 1
+        how = "already trimmed: kept whole"
+    else:
+        inten = quality.expression_intensity(lms)
+        kw = {} if opt.min_rise is None else {"min_rise": opt.min_rise}
+        trim = quality.find_trim(inten, **kw)
+        extra.update(rise=trim.rise, intensity_noise=trim.noise)
+        if not trim.found:
+            return _reject("no_expression", trim.detail, **common)
+        onset, peak = start + trim.onset, start + trim.peak
+        how = trim.detail
+    T = peak - onset + 1
+    if T < opt.min_frames:
+        return _reject("too_short", f"{T} frame(s) from onset {onset} to peak {peak} < --min-frames {opt.min_frames}",
+                       onset=onset, peak=peak, **common)
+
+    # crop, resize, landmarks and masks in stored pixels
+    t1 = time.perf_counter()
+    kept = tr.landmarks[onset:peak + 1]
+    box = crop_box(kept)
+    S = int(opt.size)
+    colour = any(np.asarray(frames[i]).ndim == 3 and np.asarray(frames[i]).shape[2] >= 3 and
+                 not _is_gray_rgb(np.asarray(frames[i])) for i in (onset, peak))
+    out = np.empty((T, S, S, 3), dtype=np.uint8)
+    for k, i in enumerate(range(onset, peak + 1)):
+        src = np.asarray(frames[i])[..., :3] if colour else grays[i]
+        out[k] = crop_image(src, box, S)
+    lm_s = to_crop(kept, box, S).astype(np.float32)
+    masks = mouth_masks(lm_s, S)
+    degree = (np.arange(T, dtype=np.float32) / np.float32(max(T - 1, 1))).astype(np.float32)
+    extra["t_crop"] = time.perf_counter() - t1
+    extra["t_total"] = time.perf_counter() - t0
+    extra["ms_per_frame"] = 1000.0 * extra["t_total"] / n
+    return ClipResult(
+        status="accepted", reason="", detail=how, onset=onset, peak=peak, frames=out, landmarks=lm_s,
+        mouth_mask=masks, degree=degree, source_index=np.arange(onset, peak + 1, dtype=np.int32),
+        crop_box=np.asarray(box, dtype=np.float64), **common,
+    )
+
+
+def _is_gray_rgb(img: np.ndarray) -> bool:
+    """An RGB frame whose channels are equal (grayscale saved as colour): store it as gray, cheaper and identical."""
+    sub = img[::8, ::8]
+    return bool(np.array_equal(sub[..., 0], sub[..., 1]) and np.array_equal(sub[..., 1], sub[..., 2]))

@@ -1,0 +1,85 @@
+"""process_clip end to end on small synthetic clips (astronaut photo warped along a smile / surprise)."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _synth_clips import make_clip  # noqa: E402
+
+from ckpp_tools.clip_pipeline import ClipOptions, process_clip  # noqa: E402
+from ckpp_tools.masks import region_mask  # noqa: E402
+from ckpp_tools.schema import MOUTH, REASONS  # noqa: E402
+
+CROP = (100, 0, 356, 300)
+S = 96
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def _check_trim(res, truth):
+    inten = truth["intensity"]
+    assert inten[res.onset] <= 0.10 and res.onset >= truth["onset"] - 3, (res.onset, truth["onset"])
+    assert inten[res.peak] >= 0.90 and res.peak <= truth["peak"] + 3, (res.peak, truth["peak"])
+
+
+@pytest.mark.parametrize("kind,kw", [("smile", {}), ("surprise", {"gray": True, "noise": 3.0}),
+                                     ("smile", {"shift_iod": 0.2, "roll_deg": 2.0})])
+def test_accepted_clip_contract_and_accuracy(kind, kw):
+    frames, truth = make_clip(kind, crop=CROP, **kw)
+    res = process_clip(frames, options=ClipOptions(size=S))
+    assert res.status == "accepted", res.detail
+    _check_trim(res, truth)
+    T = res.peak - res.onset + 1
+    assert res.frames.shape == (T, S, S, 3) and res.frames.dtype == np.uint8
+    assert res.landmarks.shape == (T, 68, 2) and res.landmarks.dtype == np.float32
+    assert res.mouth_mask.shape == (T, S, S) and res.mouth_mask.dtype == np.uint8 and res.mouth_mask.max() == 1
+    assert res.degree.dtype == np.float32 and res.degree[0] == 0 and res.degree[-1] == 1
+    assert np.all(np.diff(res.degree) > 0)
+    assert res.source_index.dtype == np.int32 and list(res.source_index) == list(range(res.onset, res.peak + 1))
+    x0, y0, x1, y1 = res.crop_box
+    assert x1 - x0 == pytest.approx(y1 - y0)
+    assert res.original_size == (frames[0].shape[1], frames[0].shape[0])
+    if kw.get("gray"):
+        assert np.array_equal(res.frames[..., 0], res.frames[..., 2])
+    # landmarks in stored pixels match the truth mapped through the crop box
+    s = S / (x1 - x0)
+    tl = (truth["landmarks"][res.onset:res.peak + 1] - (x0, y0)) * s
+    nme = np.linalg.norm(res.landmarks - tl, axis=-1).mean(-1) / (truth["iod"] * s)
+    assert np.median(nme) < 0.08
+    ious = [_iou(m.astype(bool), region_mask(t, MOUTH, S).astype(bool)) for m, t in zip(res.mouth_mask, tl)]
+    assert np.median(ious) >= 0.7
+    assert res.extra["detector_calls"] <= 2
+
+
+@pytest.mark.parametrize("kw,reason", [({"blur_sigma": 3.0}, "blurry"), ({"shift_iod": 0.6}, "head_motion"),
+                                       ({"roll_deg": 12.0}, "head_motion"), ({"kind": "none"}, "no_expression")])
+def test_rejections(kw, reason):
+    kw = dict(kw)
+    frames, _ = make_clip(kw.pop("kind", "smile"), crop=CROP, **kw)
+    res = process_clip(frames, options=ClipOptions(size=S))
+    assert res.status == "rejected" and res.reason == reason, (res.reason, res.detail)
+    assert res.reason in REASONS and res.detail and res.frames is None
+
+
+def test_already_trimmed_onset_peak_and_provided_landmarks():
+    frames, truth = make_clip("smile", crop=CROP, n_pre=1, n_rise=8, n_tail=1)
+    res = process_clip(frames, already_trimmed=True, provided_landmarks=truth["landmarks"], options=ClipOptions(size=S))
+    assert res.status == "accepted" and (res.onset, res.peak) == (0, len(frames) - 1)
+    assert res.extra["detector_calls"] == 0
+    res = process_clip(frames, onset_peak=(2, 7), options=ClipOptions(size=S))
+    assert (res.onset, res.peak) == (2, 7) and len(res.frames) == 6
+    short = process_clip(frames, onset_peak=(2, 3), options=ClipOptions(size=S))
+    assert short.reason == "too_short" and "min-frames" in short.detail
+    bad = process_clip(frames, onset_peak=(2, 99), options=ClipOptions(size=S))
+    assert bad.reason == "too_short" and "outside" in bad.detail
+
+
+def test_no_face_and_empty():
+    import skimage.data
+
+    assert process_clip([skimage.data.coffee()[:200, :200]] * 5).reason == "no_face"
+    assert process_clip([]).reason == "too_short"

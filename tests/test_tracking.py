@@ -1,0 +1,84 @@
+"""Detect once, track, re-detect on trouble; face lost -> usable part ends; no_face / multiple_faces."""
+import os
+import sys
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _synth_clips import make_clip  # noqa: E402
+
+from ckpp_tools.landmarks.dlib_backend import DlibLandmarker  # noqa: E402
+from ckpp_tools.landmarks.tracking import FaceTracker, to_gray  # noqa: E402
+
+CROP = (100, 0, 356, 300)
+
+
+def _track(frames, **kw):
+    provided = kw.pop("provided", None)
+    return FaceTracker(DlibLandmarker.shared(), **kw).run([to_gray(f) for f in frames], provided=provided)
+
+
+def _nme(a, b, iod):
+    return np.linalg.norm(a - b, axis=-1).mean(-1) / iod
+
+
+def test_detects_once_and_tracks_accurately():
+    frames, truth = make_clip("surprise", crop=CROP)
+    tr = _track(frames)
+    assert tr.status == "ok" and (tr.start, tr.stop) == (0, len(frames))
+    assert tr.detector_calls == 1, tr.events
+    assert np.median(_nme(tr.landmarks, truth["landmarks"], truth["iod"])) < 0.05
+
+
+def test_face_leaving_the_picture_ends_the_usable_part():
+    frames, _ = make_clip("smile", crop=CROP, n_pre=4, n_rise=4, n_tail=4)
+    f0 = frames[-1]
+    h, w = f0.shape[:2]
+    # then the face slides out to the left over 8 frames (black border comes in)
+    for k in range(1, 9):
+        m = np.float32([[1, 0, -k * w / 8], [0, 1, 0]])
+        frames.append(cv2.warpAffine(f0, m, (w, h), borderMode=cv2.BORDER_CONSTANT))
+    tr = _track(frames)
+    assert tr.status == "ok"
+    assert 12 <= tr.stop < len(frames) - 2, (tr.stop, tr.events)
+    assert np.isfinite(tr.landmarks[: tr.stop]).all() and np.isnan(tr.landmarks[tr.stop:]).all()
+
+
+def test_cut_to_no_face_ends_the_usable_part():
+    import skimage.data
+
+    frames, _ = make_clip("smile", crop=CROP, n_pre=4, n_rise=4, n_tail=2)
+    other = cv2.resize(skimage.data.coffee(), frames[0].shape[1::-1])
+    tr = _track(frames + [other] * 5)
+    assert tr.stop == 10, tr.events
+    assert tr.redetections >= 1
+
+
+def test_no_face_and_multiple_faces():
+    import skimage.data
+
+    coffee = skimage.data.coffee()[:300, :300]
+    tr = _track([coffee] * 6)
+    assert tr.status == "no_face" and "no face" in tr.detail
+    assert tr.detector_calls <= 9
+    frames, _ = make_clip("smile", crop=CROP, n_pre=3, n_rise=3, n_tail=2)
+    small = [cv2.resize(f, None, fx=0.8, fy=0.8) for f in frames]
+    pair = [np.hstack([f, np.pad(s, ((0, f.shape[0] - s.shape[0]), (0, 0), (0, 0)))]) for f, s in zip(frames, small)]
+    rej = _track(pair, multiple_faces="reject")
+    assert rej.status == "multiple_faces" and "2 faces" in rej.detail
+    big = _track(pair, multiple_faces="largest")
+    assert big.status == "ok" and big.stop == len(pair)
+    assert big.landmarks[:, :, 0].max() < frames[0].shape[1]  # the larger (left) face was tracked
+
+
+def test_provided_landmarks_skip_the_detector():
+    frames, truth = make_clip("smile", crop=CROP, n_pre=4, n_rise=6, n_tail=4)
+    prov = truth["landmarks"].astype(np.float32).copy()
+    tr = _track(frames, provided=prov)
+    assert tr.detector_calls == 0 and tr.provided_used == len(frames)
+    assert np.allclose(tr.landmarks, prov)
+    prov[5:9] = np.nan  # missing rows are tracked from their neighbours, still without the detector
+    tr = _track(frames, provided=prov)
+    assert tr.detector_calls == 0 and tr.provided_used == len(frames) - 4
+    assert np.median(_nme(tr.landmarks[5:9], truth["landmarks"][5:9], truth["iod"])) < 0.06
