@@ -61,7 +61,7 @@ class Config:
     weight_decay: float = 0.0
     batch_size: int = 8           # GLOBAL batch; each of N torchrun processes takes batch_size // N
     max_steps: int = 2000         # optimiser steps (one G + one D update each)
-    epochs: int | None = None     # if set, overrides max_steps: epochs * steps_per_epoch
+    epochs: float | None = None   # if set (non-zero), overrides max_steps: ceil(epochs * train clips / batch_size)
     num_workers: int = 2
     seed: int = 0
     # --- bookkeeping --------------------------------------------------------------------------

@@ -293,3 +293,47 @@ def to_model_batch(raw: dict[str, torch.Tensor], device, channels_last: bool = F
         if channels_last:
             out["input"] = out["input"].contiguous(memory_format=torch.channels_last)
     return out
+
+
+# ---- finding the data file -------------------------------------------------------------------------
+
+_SHARD_RE = __import__("re").compile(r"-\d{5}\.h5$")
+
+
+def is_ckpp_master(path: str) -> bool:
+    """True for a readable HDF5 file with root attribute format == "ckpp" that is not a shard."""
+    if _SHARD_RE.search(os.path.basename(path)):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == schema.FORMAT and schema.MANIFEST in f
+    except OSError:
+        return False
+
+
+def discover_data(given=None, folder: str = ".") -> list[str]:
+    """DATA paths for `ckpp train`/`benchmark`: the given ones; else $CKPP_DATA; else the one ckpp master
+    .h5 in `folder` (shards `*-00000.h5` and non-ckpp files ignored). None or several -> CkppError."""
+    if given:
+        paths = [os.fspath(p) for p in ([given] if isinstance(given, (str, os.PathLike)) else given)]
+        for p in paths:
+            if not os.path.isfile(p):
+                raise CkppError("no such data file", path=p, fix="pass the .h5 written by `ckpp prepare RAW OUT.h5`")
+        return paths
+    env = os.environ.get("CKPP_DATA")
+    if env:
+        if not os.path.isfile(env):
+            raise CkppError(f"$CKPP_DATA points to a missing file", path=env,
+                            fix="set CKPP_DATA to the .h5 written by `ckpp prepare`, or unset it")
+        return [env]
+    folder = os.path.abspath(folder)
+    h5s = sorted(p for p in os.listdir(folder) if p.endswith(".h5"))
+    masters = [p for p in h5s if is_ckpp_master(os.path.join(folder, p))]
+    if len(masters) == 1:
+        return [os.path.join(folder, masters[0])]
+    if not masters:
+        others = f" (found {', '.join(h5s)}, none a ckpp master file)" if h5s else ""
+        raise CkppError(f"no prepared data file here{others}", path=folder,
+                        fix="run `ckpp prepare RAW/ out.h5` in this folder, pass DATA.h5, or set CKPP_DATA")
+    raise CkppError(f"several prepared data files here: {', '.join(masters)}", path=folder,
+                    fix=f"name the one to use, e.g. `ckpp train {masters[0]} --emotion ...` (or set CKPP_DATA)")

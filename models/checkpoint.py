@@ -1,0 +1,249 @@
+"""Checkpoints: atomic, self-describing, loadable with `torch.load(weights_only=True)` (DESIGN §8).
+
+A checkpoint is a dict of plain data and tensors:
+    format "ckpp-checkpoint", version 1, family (registry name), emotions [..], config (Config.to_dict()),
+    modules {name: state_dict}, optimizers {name: state_dict}, scaler (state_dict or {}),
+    rng {torch: uint8 tensor, cuda: [uint8 tensors], numpy: [...], python: [...]}, step, draws (samples
+    this rank's loader has consumed), data {path, schema_version}, versions {ckpp, torch}, metrics (last line).
+
+    family, meta = load_run("runs/ours-surprise")      # newest checkpoint of a run folder, or a .pt file
+    video = family.generate(first, weights, 16)
+
+Files in a run folder: ckpt-<step>.pt (the newest `keep` kept) and `latest` (a text file naming the newest).
+"""
+from __future__ import annotations
+
+import glob
+import io
+import os
+import random
+import re
+
+from ckpp_tools.errors import CkppError
+
+CKPT_FORMAT = "ckpp-checkpoint"
+CKPT_VERSION = 1
+_CKPT_RE = re.compile(r"ckpt-(\d+)\.pt$")
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never a torn one:
+    temp file in the same folder, fsync, os.replace, fsync the folder."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = f"{path}.partial.{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def atomic_torch_save(obj, path) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- RNG state as weights_only-safe data ---------------------------------------------------------
+
+def rng_state() -> dict:
+    import numpy as np
+    import torch
+
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    import numpy as np
+    import torch
+
+    if not state:
+        return
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+
+
+# ---- save ----------------------------------------------------------------------------------------
+
+def versions() -> dict:
+    import torch
+
+    from ckpp_tools import __version__
+
+    return {"ckpp": __version__, "torch": torch.__version__}
+
+
+def checkpoint_dict(family, step: int, *, draws: int = 0, data: dict | None = None, scaler=None,
+                    metrics: dict | None = None) -> dict:
+    return {
+        "format": CKPT_FORMAT,
+        "version": CKPT_VERSION,
+        "family": family.name,
+        "emotions": list(family.emotions),
+        "config": family.cfg.to_dict(),
+        "modules": {k: m.state_dict() for k, m in family.modules().items()},
+        "optimizers": {k: o.state_dict() for k, o in family.optimizers.items()},
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "rng": rng_state(),
+        "step": int(step),
+        "draws": int(draws),
+        "data": dict(data or {}),
+        "versions": versions(),
+        "metrics": dict(metrics or {}),
+    }
+
+
+def save_checkpoint(run_dir, family, step: int, *, keep: int = 3, **kw) -> str:
+    """Write run_dir/ckpt-<step>.pt atomically, point `latest` at it, delete all but the newest `keep`."""
+    run_dir = os.fspath(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    name = f"ckpt-{int(step):08d}.pt"
+    path = os.path.join(run_dir, name)
+    atomic_torch_save(checkpoint_dict(family, step, **kw), path)
+    atomic_write_bytes(os.path.join(run_dir, "latest"), (name + "\n").encode())
+    if keep and keep > 0:
+        for old in list_checkpoints(run_dir)[:-keep]:
+            try:
+                os.remove(old)
+            except OSError:
+                pass
+    return path
+
+
+# ---- find / read -----------------------------------------------------------------------------------
+
+def list_checkpoints(run_dir) -> list[str]:
+    """ckpt-*.pt files of a run folder, oldest step first."""
+    found = []
+    for p in glob.glob(os.path.join(os.fspath(run_dir), "ckpt-*.pt")):
+        m = _CKPT_RE.search(os.path.basename(p))
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(path) -> str:
+    """A .pt file as is; a run folder -> the checkpoint `latest` names (else the highest step)."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    if os.path.isdir(path):
+        latest = os.path.join(path, "latest")
+        if os.path.isfile(latest):
+            with open(latest) as fh:
+                cand = os.path.join(path, fh.read().strip())
+            if os.path.isfile(cand):
+                return cand
+        ckpts = list_checkpoints(path)
+        if ckpts:
+            return ckpts[-1]
+        raise CkppError("run folder holds no checkpoint (ckpt-*.pt)", path=path,
+                        fix="train first (`ckpp train ... --out " + path + "`) or pass a .pt file")
+    raise CkppError("no such checkpoint file or run folder", path=path,
+                    fix="pass a run folder (runs/<model>-<emotion>) or one of its ckpt-*.pt files")
+
+
+def read_checkpoint(path, map_location="cpu") -> dict:
+    """torch.load(weights_only=True) of a ckpp checkpoint; anything else -> CkppError."""
+    import torch
+
+    path = find_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for truncated / foreign files
+        raise CkppError(f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", path=path,
+                        fix="use another ckpt-*.pt of the run (a killed writer never leaves a torn file, "
+                            "so this one was damaged or is not a ckpp checkpoint)")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise CkppError("not a ckpp checkpoint", path=path, fix="pass a ckpt-*.pt written by `ckpp train`")
+    if int(ckpt.get("version", -1)) > CKPT_VERSION:
+        raise CkppError(f"checkpoint version {ckpt.get('version')} is newer than this ckpp reads ({CKPT_VERSION})",
+                        path=path, fix="upgrade ckpp")
+    ckpt["path"] = path
+    return ckpt
+
+
+def load_module_state(module, state: dict, name: str, where: str = "") -> None:
+    """load_state_dict with a readable report of missing / unexpected / shape-mismatched keys."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or mismatched:
+        def part(title, items):
+            return f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + (" ..." if len(items) > 8 else "") if items else ""
+        raise CkppError(f"weights of {name!r} do not fit the model built from the checkpoint's config"
+                        + part("missing", missing) + part("unexpected", unexpected) + part("shape mismatch", mismatched),
+                        path=where or None,
+                        fix="load the checkpoint with the ckpp version and config that wrote it")
+    module.load_state_dict(state)
+
+
+def restore(family, ckpt: dict, *, optimizers: bool = True, scaler=None, rng: bool = True) -> None:
+    """Put a checkpoint's weights (and optionally optimiser / scaler / RNG state) into a built family.
+    Call before family.attach() for weights; optimisers after (they exist only once attached)."""
+    where = ckpt.get("path", "")
+    mods = family.modules()
+    for name, module in mods.items():
+        if name not in ckpt["modules"]:
+            raise CkppError(f"checkpoint has no weights for {name!r} (it has {sorted(ckpt['modules'])})", path=where,
+                            fix="a config switch (e.g. use_local_d) differs from the run that wrote it")
+        load_module_state(module, ckpt["modules"][name], name, where)
+    if optimizers:
+        for name, opt in family.optimizers.items():
+            if name in ckpt.get("optimizers", {}):
+                opt.load_state_dict(ckpt["optimizers"][name])
+    if scaler is not None and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    if rng:
+        set_rng_state(ckpt.get("rng") or {})
+
+
+def build_family(ckpt: dict):
+    from .config import from_dict
+    from .registry import get_family
+
+    cfg = from_dict(ckpt["config"])
+    return get_family(ckpt["family"])(cfg, list(ckpt["emotions"]))
+
+
+def load_run(path_or_ckpt, device="cpu"):
+    """(family, meta) ready for generation: weights loaded, modules on `device`, eval mode.
+
+    meta: path (the .pt), run_dir, family, emotions, step, config (dict), data {path, schema_version},
+    versions, metrics (last logged)."""
+    import torch
+
+    from .family import Runtime
+
+    ckpt = read_checkpoint(path_or_ckpt, map_location="cpu")
+    family = build_family(ckpt)
+    restore(family, ckpt, optimizers=False, rng=False)
+    family.attach(Runtime(device=torch.device(device)), train=False)
+    meta = {k: ckpt.get(k) for k in ("path", "family", "emotions", "step", "config", "data", "versions", "metrics")}
+    meta["run_dir"] = os.path.dirname(os.path.abspath(ckpt["path"]))
+    return family, meta
