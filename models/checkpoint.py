@@ -93,7 +93,7 @@ def versions() -> dict:
 
     from ckpp_tools import __version__
 
-    return {"ckpp": __version__, "torch": torch.__version__}
+    return {"ckpp": str(__version__), "torch": str(torch.__version__)}
 
 
 def checkpoint_dict(family, step: int, *, draws: int = 0, data: dict | None = None, scaler=None,
@@ -174,7 +174,9 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for truncated / foreign files
-        raise CkppError(f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", path=path,
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if ln.startswith("WeightsUnpickler")), lines[0] if lines else "")
+        raise CkppError(f"cannot read checkpoint ({type(exc).__name__}: {why[:240]})", path=path,
                         fix="use another ckpt-*.pt of the run (a killed writer never leaves a torn file, "
                             "so this one was damaged or is not a ckpp checkpoint)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
