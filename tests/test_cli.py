@@ -35,3 +35,13 @@ def test_unknown_verb_is_a_clear_error():
     res = CliRunner().invoke(main, ["frobnicate"])
     assert res.exit_code != 0
     assert "No such command" in res.output
+
+
+def test_docs_cli_md_matches_help():
+    """docs/cli.md is generated from --help; regenerate it with `python -m ckpp_tools.cli_docs > docs/cli.md`."""
+    from pathlib import Path
+
+    from ckpp_tools.cli_docs import render_markdown
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert doc.read_text() == render_markdown(), "docs/cli.md is stale: python -m ckpp_tools.cli_docs > docs/cli.md"
