@@ -74,8 +74,10 @@ def read_run(path: str) -> RunInfo | None:
     if isinstance(ems, str):
         ems = [ems]
     data = rec.get("data") or rec.get("data_file") or rec.get("data_path")
-    if isinstance(data, (list, tuple)):
+    if isinstance(data, (list, tuple)):   # training may use several files: the first is benchmarked
         data = data[0] if data else None
+    if isinstance(data, dict):            # {"path": ..., "schema_version": ...}
+        data = data.get("path")
     created = _created(rec, rj)
     return RunInfo(path=os.path.normpath(path), model=model, emotions=[str(e) for e in ems], data=data,
                    created=created, record=rec)
@@ -149,7 +151,7 @@ def find_runs(*, model_run: str | None, baselines: list[str], runs_dir: str, dat
         if not os.path.isdir(model_run):
             ours.record = dict(ours.record, _checkpoint=model_run)
     else:
-        cands = [r for r in runs if r.model == "ours"]
+        cands = [r for r in runs if r.model == "ours" and checkpoint_of(r)]
         if not cands:
             found = ", ".join(f"{os.path.basename(r.path)} ({r.model})" for r in runs) or "none"
             raise CkppError(
@@ -177,7 +179,7 @@ def find_runs(*, model_run: str | None, baselines: list[str], runs_dir: str, dat
     for b in baselines:
         chosen[b] = {}
         for e in ems:
-            cands = [r for r in runs if r.model == b and e in r.emotions]
+            cands = [r for r in runs if r.model == b and e in r.emotions and checkpoint_of(r)]
             exact = [r for r in cands if r.emotions == [e]]
             pick = (exact or cands)[-1] if (exact or cands) else None
             if pick is None:
@@ -195,6 +197,12 @@ def checkpoint_of(run: RunInfo) -> str | None:
     explicit = run.record.get("_checkpoint")
     if explicit:
         return explicit
+    latest = os.path.join(run.path, "latest")
+    if os.path.isfile(latest):
+        with open(latest) as fh:
+            cand = os.path.join(run.path, fh.read().strip())
+        if os.path.isfile(cand):
+            return cand
     for pat in ("ckpt-*.pt", "*.pt", "*.pth"):
         files = glob.glob(os.path.join(run.path, pat)) + glob.glob(os.path.join(run.path, "checkpoints", pat))
         if files:
@@ -295,10 +303,11 @@ def points_to_view(points: np.ndarray, x0: int, c: int, size: int) -> np.ndarray
 class Measurer:
     """dlib landmarks + identity descriptors of frames at any resolution (cached per frame content)."""
 
-    def __init__(self, identity: bool = True):
+    def __init__(self, identity: bool = True, identity_frames: int | None = None):
         from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
 
         self.lm = DlibLandmarker.shared()
+        self.identity_frames = identity_frames   # descriptors (~0.1 s each on a CPU) on at most this many frames
         self.enc = None
         if identity:
             from ckpp_tools.identity import FaceEncoder
@@ -313,13 +322,15 @@ class Measurer:
         k = max(1.0, DETECT_SIZE / s)
         lms = np.full((n, 68, 2), np.nan)
         descs: list = [None] * n
+        k_id = n if not self.identity_frames else min(n, self.identity_frames)
+        want_id = set(np.round(np.linspace(n - 1, 0, k_id)).astype(int).tolist()) | {0} if n else set()
         for i, img in enumerate(frames):
             big = img if k == 1 else cv2.resize(img, (round(s * k), round(s * k)), interpolation=cv2.INTER_CUBIC)
             boxes = self.lm.detect(big, upsample=0, max_side=None)
             if not boxes:
                 continue
             p = self.lm.predict(big, boxes[0]).astype(np.float64)
-            if self.enc is not None:
+            if self.enc is not None and i in want_id:
                 descs[i] = self.enc.descriptor_from_landmarks(big, p)
             lms[i] = (p + 0.5) / k - 0.5
         return lms, descs
@@ -377,7 +388,8 @@ def _versions() -> dict[str, str]:
 
 def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emotions: list[str], splits: list[str],
                   out_dir: str, device, max_clips: int | None = None, n_gifs: int = 3, identity: bool = True,
-                  split_explicit: bool = False, command: str = "", progress: bool = True, warn=print) -> dict:
+                  split_explicit: bool = False, command: str = "", progress: bool = True, warn=print,
+                  identity_frames: int | None = None) -> dict:
     """Evaluate models on the clips of `data` and write the report to `out_dir` (via out_dir.partial).
 
     models: key -> emotion -> LoadedModel ("ours" may map every emotion to one multi-emotion model).
@@ -424,7 +436,7 @@ def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emoti
                     plan.append((e, sp, ids))
         total = sum(len(p[2]) for p in plan)
 
-        measurer = Measurer(identity=identity)
+        measurer = Measurer(identity=identity, identity_frames=identity_frames)
         series = [dict(key="gt", label="ground truth", model=None, protocol="clip"),
                   dict(key="gt@10", label="ground truth (10)", model=None, protocol="native10")]
         has_ours = "ours" in models
@@ -501,7 +513,11 @@ def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emoti
         "groups": groups, "latency": lat_summary, "clips": per_clip, "compare": compare, "warnings": warnings_out,
         "notes": PROTOCOL_NOTES + [f"models see a centre crop of {_fmt_frac(models)} of each stored frame, resized to "
                                    "their image size; ground truth is brought to the same view",
-                                   f"dlib looks at frames upscaled to ≥ {DETECT_SIZE} px"],
+                                   f"dlib looks at frames upscaled to ≥ {DETECT_SIZE} px",
+                                   "identity distance: dlib 128-d descriptor of each generated frame vs the input's "
+                                   + (f"(on {identity_frames} frames per video, evenly spaced, the last included)"
+                                      if identity_frames else "(every frame)") if identity else
+                                   "identity distance: not measured (--no-identity)"],
     }
     rp.write_report(out_dir, results)
     return results
@@ -614,3 +630,20 @@ def _write_compare(out_dir: str, clip: Clip, videos: dict[str, np.ndarray]) -> d
     strip = rp.write_png(os.path.join(out_dir, f"strip_{safe}.png"), rp.contact_sheet(cols, n_frames=PAPER_FRAMES))
     return {"clip_id": clip.clip_id, "emotion": clip.emotion, "split": clip.split,
             "gif": os.path.basename(gif), "strip": os.path.basename(strip)}
+
+
+def summary_text(results: dict, metrics=("detection_rate", "curve_gap", "curve_trend", "curve_jump_ratio", "nme",
+                                        "psnr", "ssim", "identity_distance")) -> str:
+    """A compact terminal table per emotion/split (means only; intervals are in the report)."""
+    lines = []
+    for gk, g in results["groups"].items():
+        lines.append(f"{g['emotion']} / {g['split']}  ({g['n_clips']} clips)")
+        head = f"  {'':22s}" + "".join(f"{rp.METRICS[m][0][:13]:>14s}" for m in metrics)
+        lines.append(head)
+        for s in results["series"]:
+            ms = g["metrics"].get(s["key"])
+            if not ms:
+                continue
+            cells = "".join(f"{rp._fmt(ms.get(m, {}).get('mean')):>14s}" for m in metrics)
+            lines.append(f"  {s['label'][:22]:22s}{cells}")
+    return "\n".join(lines)

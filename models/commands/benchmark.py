@@ -1,0 +1,107 @@
+"""`ckpp benchmark`: compare the main model with the baselines on held-out clips; writes a report folder.
+
+Thin: option parsing, run discovery and loading; the protocol is models/benchmark.py, the metrics
+models/evaluate.py, the pages models/report.py. torch is imported only when the command runs.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+
+import click
+
+
+@click.command("benchmark")
+@click.argument("data", required=False, type=click.Path(dir_okay=False))
+@click.option("--model", "model_run", metavar="RUN", help="main-model run folder or checkpoint  [default: newest `ours` run under --runs]")
+@click.option("--baselines", default="", metavar="LIST", help="comma-separated baselines to compare: convlstm,hp  [default: none]")
+@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="folder holding the run folders of `ckpp train`")
+@click.option("--split", "splits", multiple=True, type=click.Choice(["test", "val", "train"]),
+              help="split(s) to evaluate, repeatable (one Fig. 3 panel each)  [default: test]")
+@click.option("--emotion", "emotion_names", multiple=True, metavar="NAME",
+              help="emotion(s) to evaluate, repeatable  [default: those the main run was trained on]")
+@click.option("-o", "--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False),
+              help="report folder (written as OUT.partial, then swapped in; an old report survives a failed run)")
+@click.option("--max-clips", type=click.IntRange(min=1), help="at most N clips per emotion and split")
+@click.option("--gifs", type=click.IntRange(min=0), default=3, show_default=True,
+              help="compare_<clip>.gif strips per emotion and split")
+@click.option("--identity/--no-identity", default=True, show_default=True,
+              help="dlib face-descriptor identity distances (the slowest measurement)")
+@click.option("--identity-frames", type=click.IntRange(min=1), metavar="N",
+              help="descriptors on at most N evenly spaced frames per video (~0.1 s each on a CPU)  [default: all]")
+@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True)
+def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device):
+    """Evaluate the main model (and baselines) on held-out clips: paper Fig. 3 and more, as a report.
+
+    \b
+    In the folder where these ran:
+      ckpp prepare raw/ out.h5
+      ckpp train --emotion surprise
+      ckpp train --model convlstm --emotion surprise
+      ckpp train --model hp --emotion surprise
+    this compares all three on the test clips and writes report/ (report.md, index.html, report.json,
+    Fig. 3 curves, metric charts, compare_<clip>.gif):
+      ckpp benchmark --baselines convlstm,hp
+    Metrics are explained in docs/evaluation.md.
+    """
+    import torch
+
+    from ckpp_tools.errors import UsageError
+
+    from .. import benchmark as bm
+    from ..checkpoint import load_run
+
+    names = [b.strip().lower() for b in baselines.split(",") if b.strip()]
+    for b in names:
+        if b not in bm.BASELINES:
+            raise UsageError(f"unknown baseline {b!r}", path="--baselines", fix="use convlstm, hp or convlstm,hp")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("CUDA was requested but torch sees no GPU", path="--device", fix="use --device cpu (or auto)")
+    dev = torch.device(device)
+
+    sel = bm.find_runs(model_run=model_run, baselines=names, runs_dir=runs_dir, data=data,
+                       emotions=list(emotion_names) or None)
+    click.echo(f"data: {sel.data}   emotions: {', '.join(sel.emotions)}")
+
+    def load(run: bm.RunInfo, key: str) -> bm.LoadedModel:
+        ckpt = bm.checkpoint_of(run)
+        family, meta = load_run(ckpt or run.path, device=dev)
+        if getattr(family, "name", key) != key:
+            raise UsageError(f"{run.path} holds a {family.name!r} model, not {key!r}", path=run.path,
+                             fix=f"pass a run of `ckpp train --model {key}`")
+        click.echo(f"  {bm.LABELS.get(key, key):9s} {run.path}  (step {meta.get('step')}, {os.path.basename(meta.get('path') or '')})")
+        return bm.LoadedModel(key=key, family=family, run=run.path, checkpoint=meta.get("path"), meta=meta)
+
+    ours = load(sel.ours, "ours")
+    models = {"ours": {e: ours for e in sel.emotions}}
+    for b, per_e in sel.baselines.items():
+        models[b] = {e: load(r, b) for e, r in per_e.items()}
+
+    out_dir = os.path.normpath(out_dir)
+    partial = out_dir + ".partial"
+    if os.path.exists(partial):
+        shutil.rmtree(partial)
+    os.makedirs(partial)
+    command = "ckpp benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] \
+        else "ckpp " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        results = bm.run_benchmark(
+            data=sel.data, models=models, emotions=sel.emotions, splits=list(splits) or ["test"], out_dir=partial,
+            device=dev, max_clips=max_clips, n_gifs=gifs, identity=identity, split_explicit=bool(splits),
+            command=command, warn=lambda m: click.echo(m, err=True), identity_frames=identity_frames)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    from ..report import swap_into_place
+
+    swap_into_place(partial, out_dir)
+    click.echo(bm.summary_text(results))
+    click.echo(f"report: {os.path.join(out_dir, 'report.md')}  (or open {os.path.join(out_dir, 'index.html')})")
+    click.echo(f"Fig. 3: {os.path.join(out_dir, 'fig3_curves.png')}")
+    for c in results["compare"][:3]:
+        click.echo(f"GIF:    {os.path.join(out_dir, c['gif'])}")
