@@ -171,6 +171,18 @@ def psnr(pred, gt) -> np.ndarray:
     return np.asarray(out)
 
 
+#: PSNR reported for identical videos (the ground-truth rows), instead of infinity
+PSNR_IDENTICAL = 100.0
+
+
+def video_psnr(pred, gt) -> float:
+    """PSNR (dB) of a whole video: the MSE pooled over all its frames, so one perfect frame (f(I,0) = I)
+    cannot make the mean infinite. Identical videos give PSNR_IDENTICAL."""
+    p, g = to_float01(pred), to_float01(gt)
+    mse = float(np.mean((p - g) ** 2))
+    return PSNR_IDENTICAL if mse == 0 else float(min(PSNR_IDENTICAL, 10.0 * np.log10(1.0 / mse)))
+
+
 def ssim(pred, gt) -> np.ndarray:
     """(N,) SSIM of each frame pair (colour, [0,1]; window shrinks for tiny frames)."""
     from skimage.metrics import structural_similarity
@@ -261,7 +273,7 @@ def score_video(
         "n_frames": float(len(times)),
         "detection_rate": float(ok.mean()) if ok.size else float("nan"),
         "nme": nanmean(nme(landmarks, gt_landmarks)),
-        "psnr": nanmean(np.minimum(psnr(frames, gt_frames), 100.0)),
+        "psnr": video_psnr(frames, gt_frames),
         "ssim": nanmean(ssim(frames, gt_frames)),
         "l1": nanmean(l1(frames, gt_frames)),
         "mouth_l1": nanmean(masked_l1(frames, gt_frames, gt_mouth_mask)),

@@ -106,6 +106,10 @@ def test_pixel_metrics_known_values():
     b = np.full((2, 8, 8, 3), 51, np.uint8)  # 0.2 everywhere
     np.testing.assert_allclose(ev.l1(a, b), 0.2)
     np.testing.assert_allclose(ev.psnr(a, b), 10 * np.log10(1 / 0.04), rtol=1e-6)
+    assert ev.video_psnr(a, b) == pytest.approx(10 * np.log10(1 / 0.04))
+    two = np.concatenate([a[:1], b[:1]])  # one perfect frame does not make the video's PSNR infinite
+    assert ev.video_psnr(two, a) == pytest.approx(10 * np.log10(1 / 0.02))
+    assert ev.video_psnr(a, a) == ev.PSNR_IDENTICAL
     mask = np.zeros((2, 8, 8), np.uint8)
     mask[0, 2:4, 2:4] = 1
     c = a.copy()
