@@ -1,0 +1,295 @@
+"""Expression trajectories on 68 iBUG landmarks, and the piecewise-affine warp that turns moved landmarks
+into a new photo.
+
+Why this exists: no CK+ can be downloaded here, so sample clips are made by moving a real face's landmarks
+along an expression (mouth corners, lips, jaw, brows, eyelids) and warping the photo to follow. The moved
+landmarks are then the exact ground truth of every frame.
+
+Displacements are written in a *face frame*: origin between the outer eye corners (36, 45), x along the
+eye line (towards image right), y perpendicular (down), unit = inter-ocular distance (IOD). That makes
+one table work for every face size, position, roll and for flipped photos (flip = FLIP_68 permutation).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from .schema import FLIP_68, INNER_LIP
+
+# side of each iBUG point as seen in the image: -1 image-left (subject's right), 0 midline, +1 image-right
+_SIDE = np.zeros(68, dtype=np.float64)
+for _i in range(68):
+    _j = FLIP_68[_i]
+    _SIDE[_i] = 0.0 if _j == _i else (-1.0 if _i < _j else 1.0)
+# the outer-lip bottom and inner-lip bottom run right-to-left in iBUG order: fix their sides by hand
+for _i in (55, 56, 65):
+    _SIDE[_i] = 1.0
+for _i in (58, 59, 67):
+    _SIDE[_i] = -1.0
+
+
+def _sym(table: dict[int, tuple[float, float]]) -> np.ndarray:
+    """Symmetric displacement field (68,2) from {image-left or midline index: (outward dx, dy)}."""
+    d = np.zeros((68, 2), dtype=np.float64)
+    for i, (dx_out, dy) in table.items():
+        j = FLIP_68[i]
+        if _SIDE[i] == 0:
+            d[i] = (0.0, dy)
+        else:
+            d[i] = (_SIDE[i] * dx_out, dy)
+            d[j] = (_SIDE[j] * dx_out, dy)
+    return d
+
+
+def _both(ids, dx_out, dy):
+    return {i: (dx_out, dy) for i in ids}
+
+
+# Peak (intensity 1) displacements in IOD units, FACS-inspired: AU12 lip-corner puller for happy, AU1+2+5+26
+# for surprise, AU4+7+23/24 for anger, AU14 (one side) for contempt, AU9+10 for disgust, AU1+2+4+5+20+26 for
+# fear, AU1+4+15 for sadness. Only image-left/midline points are listed; the right side mirrors them.
+_TABLES: dict[str, dict[int, tuple[float, float]]] = {
+    "happy": {
+        48: (0.10, -0.10), 60: (0.08, -0.085), 49: (0.05, -0.065), 50: (0.02, -0.05), 51: (0.0, -0.045),
+        61: (0.03, -0.06), 62: (0.0, -0.05),
+        59: (0.06, -0.02), 58: (0.02, 0.035), 57: (0.0, 0.05), 67: (0.03, 0.02), 66: (0.0, 0.04),
+        31: (0.012, -0.012), 32: (0.005, -0.005), 40: (0.0, -0.028), 41: (0.0, -0.022),
+        3: (0.01, -0.01), 4: (0.012, -0.005), 5: (0.01, 0.005), 6: (0.005, 0.015), 7: (0.0, 0.02), 8: (0.0, 0.025),
+    },
+    "surprise": {
+        17: (0.0, -0.10), 18: (0.0, -0.13), 19: (0.0, -0.145), 20: (0.0, -0.14), 21: (0.0, -0.12),
+        37: (0.0, -0.04), 38: (0.0, -0.04), 40: (0.0, 0.012), 41: (0.0, 0.012),
+        48: (-0.06, 0.10), 60: (-0.05, 0.105), 49: (-0.03, -0.005), 50: (-0.01, -0.015), 51: (0.0, -0.02),
+        61: (-0.02, -0.01), 62: (0.0, -0.015),
+        59: (-0.045, 0.24), 58: (-0.015, 0.32), 57: (0.0, 0.34), 67: (-0.025, 0.28), 66: (0.0, 0.31),
+        8: (0.0, 0.30), 7: (0.0, 0.28), 6: (-0.005, 0.22), 5: (-0.01, 0.15), 4: (-0.01, 0.08), 3: (0.0, 0.03),
+    },
+    "anger": {
+        21: (-0.05, 0.10), 20: (-0.03, 0.085), 19: (-0.01, 0.055), 18: (0.0, 0.03), 17: (0.0, 0.01),
+        37: (0.0, 0.022), 38: (0.0, 0.025), 40: (0.0, -0.02), 41: (0.0, -0.02),
+        31: (0.02, -0.01), 32: (0.008, -0.004),
+        48: (-0.035, 0.02), 60: (-0.025, 0.015), 49: (-0.01, 0.015), 50: (0.0, 0.012), 51: (0.0, 0.012),
+        61: (-0.01, 0.01), 62: (0.0, 0.01),
+        59: (-0.01, -0.02), 58: (0.0, -0.03), 57: (0.0, -0.04), 67: (0.0, -0.01), 66: (0.0, -0.012),
+        8: (0.0, -0.025), 7: (0.0, -0.02),
+    },
+    "disgust": {
+        21: (-0.03, 0.06), 20: (-0.02, 0.045), 19: (0.0, 0.02),
+        37: (0.0, 0.015), 38: (0.0, 0.018), 40: (0.0, -0.025), 41: (0.0, -0.025),
+        30: (0.0, -0.01), 31: (0.01, -0.03), 32: (0.005, -0.035), 33: (0.0, -0.035),
+        48: (0.0, 0.02), 49: (0.0, -0.06), 50: (0.0, -0.08), 51: (0.0, -0.08), 61: (0.0, -0.07), 62: (0.0, -0.07),
+        59: (0.0, 0.01), 58: (0.0, 0.025), 57: (0.0, 0.03), 67: (0.0, 0.02), 66: (0.0, 0.025),
+    },
+    "fear": {
+        21: (-0.03, -0.11), 20: (-0.02, -0.10), 19: (0.0, -0.075), 18: (0.0, -0.05), 17: (0.0, -0.03),
+        37: (0.0, -0.045), 38: (0.0, -0.045),
+        48: (0.08, 0.04), 60: (0.07, 0.04), 49: (0.04, 0.0), 50: (0.01, -0.01), 61: (0.02, -0.01),
+        59: (0.05, 0.10), 58: (0.02, 0.13), 57: (0.0, 0.14), 67: (0.03, 0.10), 66: (0.0, 0.12),
+        8: (0.0, 0.08), 7: (0.0, 0.07), 6: (0.0, 0.05), 5: (0.0, 0.03),
+    },
+    "sadness": {
+        21: (-0.01, -0.08), 20: (0.0, -0.05), 19: (0.0, -0.02), 18: (0.0, 0.01), 17: (0.0, 0.03),
+        37: (0.0, 0.022), 38: (0.0, 0.02),
+        48: (-0.01, 0.08), 60: (-0.01, 0.06), 49: (0.0, 0.03), 59: (0.0, 0.035), 51: (0.0, 0.01),
+        58: (0.0, 0.0), 57: (0.0, -0.02), 66: (0.0, -0.01), 67: (0.0, 0.02),
+        8: (0.0, -0.02),
+    },
+}
+
+#: peak displacement fields (68,2) in face-frame IOD units, per canonical emotion
+DISPLACEMENTS: dict[str, np.ndarray] = {name: _sym(t) for name, t in _TABLES.items()}
+# contempt is one-sided (AU14 on the subject's left = image right)
+_contempt = np.zeros((68, 2))
+for _i, _d in {54: (0.065, -0.06), 64: (0.05, -0.05), 53: (0.025, -0.03), 55: (0.025, -0.02),
+               63: (0.012, -0.02), 65: (0.012, -0.02), 46: (0.0, -0.012), 47: (0.0, -0.012), 13: (0.008, -0.008)}.items():
+    _contempt[_i] = _d
+DISPLACEMENTS["contempt"] = _contempt
+
+#: how much of a newly opened mouth the upper teeth fill (smiles show teeth, a surprised jaw drop shows cavity)
+TEETH_FRACTION = {"happy": 0.7, "disgust": 0.7, "fear": 0.45, "surprise": 0.22, "anger": 0.5, "sadness": 0.5, "contempt": 0.6}
+
+
+def smoothstep(x):
+    """Ease-in-out 3x²-2x³ on [0,1]: real expressions accelerate then settle, they do not rise linearly."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def video_intensity(n_pre: int, n_rise: int, n_tail: int) -> np.ndarray:
+    """Intensity per frame of a recorded take: n_pre neutral frames (0), an eased rise over n_rise frames,
+    then n_tail-1 more frames held at the peak (1).
+
+    onset = n_pre-1 (the last frame with intensity 0, i.e. the frame before the rise);
+    peak = n_pre-1+n_rise (the first frame with intensity 1). Total length n_pre + n_rise + n_tail - 1 + 1.
+    """
+    rise = smoothstep(np.arange(1, n_rise + 1) / n_rise)
+    return np.concatenate([np.zeros(n_pre), rise, np.ones(n_tail)])
+
+
+def ckplus_intensity(n: int) -> np.ndarray:
+    """CK+ sequences start neutral and end at the peak: onset 0, peak n-1, eased in between."""
+    return smoothstep(np.arange(n) / (n - 1))
+
+
+def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(origin, 2x2 rotation whose columns are the face x/y axes, IOD) of a 68-point face."""
+    p = np.asarray(landmarks, dtype=np.float64)
+    a, b = p[36], p[45]
+    ex = b - a
+    iod = float(np.hypot(*ex))
+    ex = ex / iod
+    ey = np.array([-ex[1], ex[0]])
+    return (a + b) / 2.0, np.stack([ex, ey], axis=1), iod
+
+
+def displace(landmarks: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Landmarks moved by a face-frame displacement field (68,2) in IOD units -> image pixels."""
+    _, rot, iod = face_frame(landmarks)
+    return np.asarray(landmarks, dtype=np.float64) + (np.asarray(field) * iod) @ rot.T
+
+
+def mouth_opening(landmarks: np.ndarray) -> float:
+    """Mean gap between the inner upper (61-63) and inner lower (67-65) lip, in pixels."""
+    p = np.asarray(landmarks, dtype=np.float64)
+    return float(np.mean(np.linalg.norm(p[[61, 62, 63]] - p[[67, 66, 65]], axis=1)))
+
+
+def anchor_ring(landmarks: np.ndarray, n: int = 20, scale: float = 1.75) -> np.ndarray:
+    """Fixed points on an ellipse around the face: the warp is confined inside it (the background, hair and
+    shoulders outside stay put) and the forehead above the brows stretches smoothly."""
+    p = np.asarray(landmarks, dtype=np.float64)
+    lo, hi = p.min(0), p.max(0)
+    c = (lo + hi) / 2.0
+    r = (hi - lo) / 2.0 * scale
+    c = c - np.array([0.0, 0.15 * r[1]])
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([c[0] + r[0] * np.cos(t), c[1] + r[1] * np.sin(t)], axis=1)
+
+
+class PiecewiseAffine:
+    """Warp one source image to any target shape of the same landmark+anchor topology.
+
+    Built once per identity: the Delaunay triangulation is computed on a reference shape with the mouth and
+    eyes opened (so no triangle spans the lips or the eyelids), then reused for every frame. Each frame:
+    rasterise target triangles into an index map, compose per-triangle inverse affines into remap tables,
+    one cv2.remap over the face's bounding box. About 5-10 ms per 640x480 frame (skimage's
+    PiecewiseAffineTransform + warp takes ~0.5 s).
+    """
+
+    def __init__(self, image: np.ndarray, src_points: np.ndarray, reference_points: np.ndarray):
+        self.image = image
+        self.src = np.asarray(src_points, dtype=np.float64)
+        self.tris = Delaunay(np.asarray(reference_points, dtype=np.float64)).simplices.astype(np.int32)
+        h, w = image.shape[:2]
+        lo = np.floor(self.src.min(0)).astype(int)
+        hi = np.ceil(self.src.max(0)).astype(int)
+        # the anchors are fixed, so outside their hull the target equals the source: only this box is remapped
+        self.roi = (max(lo[0], 0), max(lo[1], 0), min(hi[0] + 1, w), min(hi[1] + 1, h))
+        x0, y0, x1, y1 = self.roi
+        self._gx, self._gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+
+    def warp(self, dst_points: np.ndarray) -> np.ndarray:
+        dst = np.asarray(dst_points, dtype=np.float64)
+        x0, y0, x1, y1 = self.roi
+        small = len(self.tris) < 255   # uint8 index -> cv2.LUT lookups (5x faster than np.take)
+        idx = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8 if small else np.uint16)
+        shift = 4  # sub-pixel vertex positions for cv2's rasteriser
+        polys = np.round((dst[self.tris] - (x0, y0)) * (1 << shift)).astype(np.int32)
+        for k, pts in enumerate(polys):
+            cv2.fillConvexPoly(idx, pts, k + 1, lineType=cv2.LINE_8, shift=shift)
+        # inverse affine of every triangle: source = A @ [x, y, 1] for target pixel (x, y)
+        d = dst[self.tris]                     # (K,3,2)
+        s = self.src[self.tris]
+        D = np.concatenate([d, np.ones((len(d), 3, 1))], axis=2)    # (K,3,3) rows [x y 1]
+        det = np.linalg.det(D)
+        ok = np.abs(det) > 1e-6
+        A = np.zeros((len(d) + 1, 2, 3))
+        A[0] = [[1, 0, 0], [0, 1, 0]]          # index 0: outside every triangle -> identity
+        sol = np.zeros((len(d), 3, 2))
+        sol[ok] = np.linalg.solve(D[ok], s[ok])   # D @ M = S  ->  M (3,2)
+        sol[~ok] = np.concatenate([np.zeros((np.count_nonzero(~ok), 2, 2)), s[~ok].mean(1, keepdims=True)], axis=1)
+        A[1:] = np.transpose(sol, (0, 2, 1))
+        A = A.astype(np.float32)
+        gx, gy = self._gx, self._gy
+        if small:
+            table = np.zeros((256, 6), dtype=np.float32)
+            table[: len(A)] = A.reshape(len(A), 6)
+
+            def look(c):
+                return cv2.LUT(idx, np.ascontiguousarray(table[:, c]).reshape(1, 256))
+        else:
+            def look(c):
+                return np.take(A.reshape(len(A), 6)[:, c], idx)
+        # six small-table lookups beat gathering a (h,w,2,3) array several times over
+        mx = look(0) * gx
+        mx += look(1) * gy
+        mx += look(2)
+        my = look(3) * gx
+        my += look(4) * gy
+        my += look(5)
+        out = self.image.copy()
+        out[y0:y1, x0:x1] = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        return out
+
+
+def paint_mouth_cavity(frame: np.ndarray, landmarks: np.ndarray, alpha: float, teeth: float) -> None:
+    """Paint a dark oral cavity with an upper-teeth band inside the inner-lip polygon, in place.
+
+    Warping a closed mouth open only smears lip texture across the gap; a real open mouth shows darkness and
+    teeth. `alpha` fades it in as the mouth opens; `teeth` is the fraction of the gap the teeth fill.
+    """
+    if alpha <= 0.0:
+        return
+    p = np.asarray(landmarks, dtype=np.float64)
+    inner = p[list(INNER_LIP)]
+    lo = np.floor(inner.min(0)).astype(int) - 3
+    hi = np.ceil(inner.max(0)).astype(int) + 4
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    shift = 4
+    off = np.array([x0, y0], dtype=np.float64)
+
+    def poly(points):
+        return np.round((points - off) * (1 << shift)).astype(np.int32)
+
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+    cv2.fillPoly(mask, [poly(inner)], 1.0, lineType=cv2.LINE_AA, shift=shift)
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    channels = 1 if roi.ndim == 2 else roi.shape[2]
+    # cavity: dark red-brown, darker towards the centre (the throat)
+    dark = np.array([32.0, 14.0, 16.0][:channels] if channels == 3 else [20.0], dtype=np.float32)
+    cavity = np.broadcast_to(dark, roi.shape if roi.ndim == 3 else roi.shape + (1,)).copy()
+    # upper teeth: band from the upper inner lip (60..64) down by teeth*gap, slightly inset from the corners
+    upper = p[[60, 61, 62, 63, 64]]
+    gap = np.linalg.norm(p[[61, 62, 63]] - p[[67, 66, 65]], axis=1).mean()
+    down = np.array([0.0, teeth * gap])
+    centre = upper.mean(0)
+    upper_in = centre + (upper - centre) * np.array([0.92, 1.0])
+    teeth_poly = np.concatenate([upper_in, (upper_in + down)[::-1]])
+    tmask = np.zeros_like(mask)
+    if teeth > 0:
+        cv2.fillPoly(tmask, [poly(teeth_poly)], 1.0, lineType=cv2.LINE_AA, shift=shift)
+    tooth = np.array([228.0, 222.0, 205.0] if channels == 3 else [222.0], dtype=np.float32)
+    cavity = cavity * (1 - tmask[..., None]) + tooth * tmask[..., None]
+    cavity = cv2.GaussianBlur(cavity, (0, 0), 0.8).reshape(cavity.shape)
+    m = cv2.GaussianBlur(mask, (0, 0), 0.7)[..., None] * float(np.clip(alpha, 0, 1))
+    if roi.ndim == 2:
+        roi = roi[..., None]
+    out = roi * (1 - m) + cavity * m
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    frame[y0:y1, x0:x1] = out if frame.ndim == 3 else out[..., 0]
+
+
+def similarity(center, angle_deg: float, shift) -> np.ndarray:
+    """2x3 affine: rotate by angle_deg about `center`, then translate by `shift` (pixels)."""
+    m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle_deg), 1.0)
+    m[:, 2] += np.asarray(shift, dtype=np.float64)
+    return m
+
+
+def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    return p @ m[:, :2].T + m[:, 2]

@@ -1,0 +1,153 @@
+"""Real face photos that ship inside installed packages, and the identities made from them.
+
+Why: tests and sample data must not download anything, and synthetic cartoon faces would not exercise
+dlib (or anything trained on real faces). Only two usable frontal faces are installed with our
+dependencies (scikit-image's astronaut, matplotlib's Grace Hopper; skimage's LFW subset is 25x25 and the
+camera man is not frontal), so more identities are made from them with flips, scale/position/roll, colour
+jitter and mild face-shape changes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .errors import MissingWeightsError
+from .expressions import face_frame, _sym
+from .schema import FLIP_68
+
+#: base photo name -> loader returning RGB uint8
+def _astronaut() -> np.ndarray:
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.astronaut()[..., :3])
+
+
+def _grace_hopper() -> np.ndarray:
+    import matplotlib
+
+    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise MissingWeightsError("matplotlib's sample photo is missing", path=path,
+                                  fix="pip install --force-reinstall matplotlib")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+PHOTOS = {"astronaut": _astronaut, "grace_hopper": _grace_hopper}
+
+
+_BASES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def base_photos() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """All base photos with their landmarks (to hand to worker processes, so they never load dlib)."""
+    return {name: base_photo(name) for name in PHOTOS}
+
+
+def preload(bases: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    _BASES.update(bases)
+
+
+def base_photo(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB image, 68 dlib landmarks float64) of a base photo; detected once per process.
+
+    The astronaut photo has a second 'face' on the flag patch: the largest detection is the face.
+    """
+    if name in _BASES:
+        return _BASES[name]
+    from .landmarks.dlib_backend import DlibLandmarker
+
+    img = PHOTOS[name]()
+    lm = DlibLandmarker.shared()
+    boxes = lm.detect(img, upsample=1, max_side=None)
+    if not boxes:  # pragma: no cover - the photos are fixed
+        raise RuntimeError(f"no face found in base photo {name}")
+    pts = lm.predict(img, boxes[0]).astype(np.float64)
+    img.setflags(write=False)
+    _BASES[name] = (img, pts)
+    return img, pts
+
+
+@dataclass
+class Identity:
+    """One sample subject: a neutral canvas photo of the output size and its 68 landmarks.
+
+    `shape` is a face-frame displacement field (IOD units) added to every frame's landmarks: the identity's
+    own face shape (jaw width, chin length, brow height, mouth width, nose length).
+    """
+
+    name: str
+    photo: str
+    flip: bool
+    image: np.ndarray            # (H,W,3) RGB uint8: the canvas every frame is warped from
+    landmarks: np.ndarray        # (68,2) float64, canvas pixels
+    shape: np.ndarray = field(default_factory=lambda: np.zeros((68, 2)))
+
+    @property
+    def iod(self) -> float:
+        return face_frame(self.landmarks)[2]
+
+
+def _shape_field(rng: np.random.Generator) -> np.ndarray:
+    jaw = rng.uniform(-0.035, 0.05)
+    chin = rng.uniform(-0.035, 0.05)
+    brow = rng.uniform(-0.03, 0.03)
+    mouth = rng.uniform(-0.025, 0.03)
+    nose = rng.uniform(-0.015, 0.03)
+    table = {}
+    for i, w in zip(range(0, 8), (0.3, 0.5, 0.7, 0.9, 1.0, 0.9, 0.6, 0.3)):
+        table[i] = (jaw * w, chin * max(0.0, (i - 3) / 5.0))
+    table[8] = (0.0, chin)
+    for i in range(17, 22):
+        table[i] = (0.0, -brow)
+    for i in (31, 32):
+        table[i] = (0.0, nose)
+    table[33] = (0.0, nose)
+    for i in (48, 60):
+        table[i] = (mouth, 0.0)
+    for i in (49, 59, 61, 67):
+        table[i] = (mouth * 0.5, 0.0)
+    return _sym(table)
+
+
+def _colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    f = img.astype(np.float32) / 255.0
+    gains = rng.uniform(0.88, 1.12, size=3).astype(np.float32)
+    gamma = float(rng.uniform(0.8, 1.25))
+    contrast = float(rng.uniform(0.85, 1.15))
+    f = np.clip(f * gains, 0, 1) ** gamma
+    f = np.clip((f - 0.5) * contrast + 0.5 + rng.uniform(-0.05, 0.05), 0, 1)
+    return (f * 255.0 + 0.5).astype(np.uint8)
+
+
+def make_identity(name: str, index: int, width: int, height: int, rng: np.random.Generator) -> Identity:
+    """Identity number `index`: base photo alternates, flip every other pair, the rest drawn from `rng`.
+
+    The face is placed like in CK+ (frontal, large, a little above the centre), with IOD about a fifth of
+    the image width.
+    """
+    names = list(PHOTOS)
+    photo = names[index % len(names)]
+    flip = (index // len(names)) % 2 == 1
+    img, pts = base_photo(photo)
+    img = np.asarray(img)
+    if flip:
+        img = img[:, ::-1]
+        pts = pts[FLIP_68].copy()
+        pts[:, 0] = img.shape[1] - 1 - pts[:, 0]
+    origin, rot, iod = face_frame(pts)
+    target_iod = width * rng.uniform(0.17, 0.22)
+    scale = target_iod / iod
+    roll = np.degrees(np.arctan2(rot[1, 0], rot[0, 0])) + rng.uniform(-3.0, 3.0)
+    centre = pts.mean(0)
+    dst_centre = np.array([width / 2 + rng.uniform(-0.05, 0.05) * width, height * rng.uniform(0.47, 0.55)])
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(roll), float(scale))
+    m[:, 2] += dst_centre - centre
+    canvas = cv2.warpAffine(np.ascontiguousarray(img), m, (width, height), flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REFLECT101)
+    canvas = _colour_jitter(canvas, rng)
+    lm = pts @ m[:, :2].T + m[:, 2]
+    return Identity(name=name, photo=photo, flip=flip, image=canvas, landmarks=lm, shape=_shape_field(rng))

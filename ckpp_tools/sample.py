@@ -1,0 +1,452 @@
+"""Sample raw data made from real photos: a CK+ tree and CK++-style videos, with the ground truth.
+
+Why: CK+ is licensed and nothing may be downloaded, yet `prepare` (trimming, blur and head-motion checks,
+broken files), the models and the demo all need realistic raw input whose answers are known. Each clip is
+a real face photo (see faces.py) whose 68 landmarks move along an expression (expressions.py); the warped
+frames are written exactly as CK+ or a camera would have, and `truth.json` keeps what `prepare` should find.
+
+Layout written under OUT_DIR (both subtrees side by side, so `ckpp prepare OUT_DIR out.h5` finds both):
+
+    CK+/cohn-kanade-images/S005/001/S005_001_00000001.png   grayscale, neutral -> peak, no pre-roll/tail
+    CK+/Emotion/S005/001/S005_001_000000NN_emotion.txt       named after the last (peak) frame; some missing
+    CK+/Landmarks/S005/001/S005_001_00000001_landmarks.txt   68 lines, source pixels
+    ours/P001/<emotion>_<take>.mp4                           colour, 30 fps: neutral pre-roll, rise, peak tail
+    truth.json, contact_sheet.png
+
+Frame-index conventions in truth.json (0-based indices into the clip's frames):
+  onset = the last frame with intensity 0, i.e. the frame just before the rise (CK+: 0);
+  peak  = the first frame whose intensity reaches its maximum 1.0 (CK+: the last frame).
+The rise between them is eased (smoothstep), as real expressions are.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import expressions as ex
+from .emotions import CODES, EXPRESSIONS
+from .errors import CkppError
+from .faces import Identity, base_photos, make_identity, preload
+
+TRUTH_VERSION = 1
+FPS = 30
+#: CK+-like subject ids (the real dataset's first ones); more subjects continue from S100
+CK_SUBJECTS = (5, 10, 11, 14, 22, 26, 32, 34, 35, 37, 42, 44, 45, 46, 50, 51, 52, 53, 54, 55)
+#: every video subject gets these; one more expression rotates through the other four
+CORE_EMOTIONS = ("happy", "anger", "surprise")
+EXTRA_EMOTIONS = tuple(e for e in EXPRESSIONS if e not in CORE_EMOTIONS)
+_PARTIAL_MARK = ".ckpp-sample-partial"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Image sizes and frame-count ranges (inclusive) of one sample flavour."""
+
+    video: tuple[int, int]
+    ckplus: tuple[int, int]
+    pre: tuple[int, int]
+    rise: tuple[int, int]
+    tail: tuple[int, int]
+    ck_frames: tuple[int, int]
+    ck_per_subject: int
+
+
+DEFAULT = Sizes(video=(640, 480), ckplus=(640, 490), pre=(8, 12), rise=(12, 16), tail=(8, 12), ck_frames=(12, 18),
+                ck_per_subject=3)
+SMALL = Sizes(video=(320, 240), ckplus=(320, 245), pre=(4, 6), rise=(8, 10), tail=(4, 6), ck_frames=(8, 11),
+              ck_per_subject=2)
+
+
+def ck_subject_id(i: int) -> str:
+    return f"S{CK_SUBJECTS[i]:03d}" if i < len(CK_SUBJECTS) else f"S{100 + i:03d}"
+
+
+def video_subject_id(i: int) -> str:
+    return f"P{i + 1:03d}"
+
+
+# ----------------------------------------------------------------------------------------------- planning
+
+def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bool = True,
+         bad_cases: bool = True) -> list[dict]:
+    """The list of clip jobs: everything random is drawn here from `seed`, so rendering order and the number
+    of worker processes cannot change the output."""
+    rng = np.random.default_rng([seed, 0xC4])
+    jobs: list[dict] = []
+    if ckplus:
+        for i in range(subjects):
+            sid = ck_subject_id(i)
+            for k in range(sizes.ck_per_subject):
+                n = int(rng.integers(sizes.ck_frames[0], sizes.ck_frames[1] + 1))
+                emotion = EXPRESSIONS[(3 * i + k) % len(EXPRESSIONS)]
+                serial = i * sizes.ck_per_subject + k
+                jobs.append(dict(kind="ckplus", subject=sid, ident=("ckplus", i), emotion=emotion, take=f"{k + 1:03d}",
+                                 n_frames=n, amp=float(rng.uniform(0.85, 1.1)), labelled=(serial % 5 != 4),
+                                 seed=int(rng.integers(2**31))))
+    if videos:
+        for i in range(subjects):
+            sid = video_subject_id(i)
+            emotions = list(CORE_EMOTIONS) + [EXTRA_EMOTIONS[i % len(EXTRA_EMOTIONS)]]
+            for emotion in emotions:
+                jobs.append(_video_job(rng, sizes, sid, ("videos", i), emotion, "01"))
+        if bad_cases:
+            def subj(k):
+                return k % subjects
+
+            # blurred twin of P001/surprise_01, truncated copy of P00x/happy_01: written by those jobs
+            for job in jobs:
+                if job["kind"] == "video" and job["subject"] == video_subject_id(subj(0)) and job["emotion"] == "surprise":
+                    job["blurred_copy"] = f"ours/{job['subject']}/surprise_02.mp4"
+                    job["blur_sigma"] = 0.0
+                if job["kind"] == "video" and job["subject"] == video_subject_id(subj(2)) and job["emotion"] == "happy":
+                    job["truncated_copy"] = f"ours/{job['subject']}/happy_09.mp4"
+            strong = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "happy", "02")
+            strong["motion"] = dict(kind="strong", angle=float(rng.choice([-1, 1]) * rng.uniform(12.0, 15.0)),
+                                    shift_iod=float(rng.uniform(0.55, 0.75)), direction=float(rng.uniform(0, 2 * np.pi)))
+            drift = _video_job(rng, sizes, video_subject_id(subj(2)), ("videos", subj(2)), "anger", "02")
+            drift["motion"] = dict(kind="drift", angle=float(rng.uniform(-1.0, 1.0)), shift_iod=0.2,
+                                   direction=float(rng.uniform(0, 2 * np.pi)))
+            jobs += [strong, drift]
+            jobs.append(dict(kind="empty", subject=video_subject_id(subj(0)), emotion="fear", take="09"))
+            jobs.append(dict(kind="notvideo", subject=video_subject_id(subj(1)), emotion="sadness", take="09"))
+    for job in jobs:
+        if job["kind"] == "ckplus":
+            job["rel"] = f"CK+/cohn-kanade-images/{job['subject']}/{job['take']}"
+        else:
+            job["rel"] = f"ours/{job['subject']}/{job['emotion']}_{job['take']}.mp4"
+    return jobs
+
+
+def _video_job(rng, sizes: Sizes, sid: str, ident, emotion: str, take: str) -> dict:
+    return dict(kind="video", subject=sid, ident=ident, emotion=emotion, take=take,
+                n_pre=int(rng.integers(sizes.pre[0], sizes.pre[1] + 1)),
+                n_rise=int(rng.integers(sizes.rise[0], sizes.rise[1] + 1)),
+                n_tail=int(rng.integers(sizes.tail[0], sizes.tail[1] + 1)),
+                amp=float(rng.uniform(0.85, 1.1)), seed=int(rng.integers(2**31)))
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+_IDENTITIES: dict = {}
+
+
+def _identity(key, seed: int, size: tuple[int, int]) -> tuple[Identity, ex.PiecewiseAffine]:
+    """Identity + its warper, cached per process (several clips share a subject)."""
+    ck = (key, seed, size)
+    if ck not in _IDENTITIES:
+        dataset, i = key
+        rng = np.random.default_rng([seed, 0x1D, 0 if dataset == "ckplus" else 1, i])
+        name = ck_subject_id(i) if dataset == "ckplus" else video_subject_id(i)
+        ident = make_identity(name, i + (1 if dataset == "videos" else 0), size[0], size[1], rng)
+        anchors = ex.anchor_ring(ident.landmarks)
+        src = np.concatenate([ident.landmarks, anchors])
+        # reference for the triangulation: mouth and eyes opened, so no triangle spans the lips or the lids
+        opened = ex.displace(ident.landmarks, ident.shape + ex.DISPLACEMENTS["surprise"] * 0.8)
+        ref = np.concatenate([opened, anchors])
+        _IDENTITIES.clear() if len(_IDENTITIES) > 8 else None
+        _IDENTITIES[ck] = (ident, ex.PiecewiseAffine(ident.image, src, ref))
+    return _IDENTITIES[ck]
+
+
+def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity: np.ndarray, amp: float = 1.0,
+           motion: dict | None = None) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    """Frames (RGB uint8), landmarks (T,68,2) and head-motion stats of one expression take."""
+    field = ex.DISPLACEMENTS[emotion] * amp
+    anchors = warper.src[68:]
+    neutral = ex.displace(ident.landmarks, ident.shape)
+    open0 = ex.mouth_opening(neutral)
+    iod = ident.iod
+    centre = neutral.mean(0)
+    T = len(intensity)
+    frames, points = [], []
+    max_shift, max_angle = 0.0, 0.0
+    cache: dict[float, np.ndarray] = {}   # pre-roll and peak tail repeat one shape: warp it once
+    for t, a in enumerate(intensity):
+        target = ex.displace(ident.landmarks, ident.shape + a * field)
+        key = float(a)
+        if key not in cache:
+            frame = warper.warp(np.concatenate([target, anchors]))
+            alpha = (ex.mouth_opening(target) - open0) / (0.035 * iod)
+            ex.paint_mouth_cavity(frame, target, alpha, ex.TEETH_FRACTION.get(emotion, 0.5))
+            cache = {key: frame}
+        frame = cache[key]
+        if motion is not None:
+            u = float(ex.smoothstep(t / max(T - 1, 1)))
+            angle = motion["angle"] * u
+            shift = motion["shift_iod"] * iod * u * np.array([np.cos(motion["direction"]), np.sin(motion["direction"])])
+            m = ex.similarity(centre, angle, shift)
+            frame = cv2.warpAffine(frame, m, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT101)
+            target = ex.apply_affine(target, m)
+            max_shift = max(max_shift, float(np.hypot(*shift)) / iod)
+            max_angle = max(max_angle, abs(angle))
+        frames.append(frame)
+        points.append(target)
+    stats = {"max_translation_iod": round(max_shift, 4), "max_rotation_deg": round(max_angle, 4)}
+    return frames, np.round(np.array(points), 3), stats
+
+
+def blur_sigma_for(ident: Identity) -> float:
+    """Gaussian sigma of the blurred take: ~IOD/20 (5-7 px at 640 wide), far beyond focus or motion softness."""
+    return round(ident.iod / 20.0, 3)
+
+
+def _fmt(v: float) -> str:
+    return f"   {v:.7e}"
+
+
+def write_ckplus(root: str, subject: str, take: str, frames_gray: list[np.ndarray], points: np.ndarray,
+                 emotion_code: int | None) -> None:
+    """One CK+ sequence in the exact CK+ file formats."""
+    img_dir = os.path.join(root, "CK+", "cohn-kanade-images", subject, take)
+    lm_dir = os.path.join(root, "CK+", "Landmarks", subject, take)
+    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(lm_dir, exist_ok=True)
+    for t, (img, pts) in enumerate(zip(frames_gray, points), start=1):
+        stem = f"{subject}_{take}_{t:08d}"
+        cv2.imwrite(os.path.join(img_dir, stem + ".png"), img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        with open(os.path.join(lm_dir, stem + "_landmarks.txt"), "w") as fh:
+            fh.write("".join(_fmt(x) + _fmt(y) + "\n" for x, y in pts))
+    if emotion_code is not None:
+        em_dir = os.path.join(root, "CK+", "Emotion", subject, take)
+        os.makedirs(em_dir, exist_ok=True)
+        with open(os.path.join(em_dir, f"{subject}_{take}_{len(frames_gray):08d}_emotion.txt"), "w") as fh:
+            fh.write(_fmt(float(emotion_code)) + "\n")
+
+
+def write_mp4(path: str, frames_rgb: list[np.ndarray], fps: int = FPS) -> None:
+    """mp4 (MPEG-4 part 2 via OpenCV's bundled ffmpeg): the index (moov) is written at the end, so a cut-off
+    file does not decode at all, like a real interrupted recording."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    h, w = frames_rgb[0].shape[:2]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():  # pragma: no cover - depends on the OpenCV build
+        raise CkppError("OpenCV cannot write mp4 files", path=path, fix="pip install opencv-python-headless")
+    for f in frames_rgb:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _thumbs(frames: list[np.ndarray], points: np.ndarray, onset: int, peak: int, n: int = 5, size: int = 128):
+    from .crop import crop_box, crop_image
+
+    box = crop_box(points[onset:peak + 1])
+    idx = np.linspace(onset, peak, n).round().astype(int)
+    return [crop_image(frames[i], box, size) for i in idx]
+
+
+def _entry(job: dict, layout: str, n_frames: int, onset: int, peak: int, intensity, points, status: str,
+           reason: str, motion: dict, blur: float, size) -> dict:
+    return {
+        "layout": layout, "subject": job["subject"], "emotion": job["emotion"], "take": job["take"],
+        "n_frames": int(n_frames), "fps": FPS, "onset": int(onset), "peak": int(peak),
+        "intensity": [round(float(v), 6) for v in intensity],
+        "landmarks": np.asarray(points).tolist() if len(points) else [],
+        "expected_status": status, "expected_reason": reason,
+        "head_motion": motion, "blur_sigma": float(blur),
+        "size": list(size) if size else None,
+    }
+
+
+def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
+    """Render and write one clip (and the bad copies made from it). Returns ({rel: truth}, {rel: thumbnails})."""
+    truth, thumbs = {}, {}
+    no_motion = {"max_translation_iod": 0.0, "max_rotation_deg": 0.0}
+    kind = job["kind"]
+    if kind in ("empty", "notvideo"):
+        path = os.path.join(root, job["rel"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            if kind == "notvideo":
+                fh.write(b"This is a text note saved with a video extension by mistake; it holds no video.\n" * 40)
+        truth[job["rel"]] = _entry(job, "videos", 0, -1, -1, [], [], "rejected", "unreadable", no_motion, 0.0, None)
+        return truth, thumbs
+    size = sizes.ckplus if kind == "ckplus" else sizes.video
+    ident, warper = _identity(job["ident"], seed, size)
+    if kind == "ckplus":
+        intensity = ex.ckplus_intensity(job["n_frames"])
+        frames, points, motion = render(ident, warper, job["emotion"], intensity, job["amp"])
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        write_ckplus(root, job["subject"], job["take"], gray, points, CODES[job["emotion"]] if job["labelled"] else None)
+        n = len(frames)
+        status, reason = ("accepted", "") if job["labelled"] else ("rejected", "unlabelled")
+        truth[job["rel"]] = _entry(job, "ckplus", n, 0, n - 1, intensity, points, status, reason, motion, 0.0, size)
+        thumbs[job["rel"]] = _thumbs([np.repeat(g[..., None], 3, 2) for g in gray], points, 0, n - 1)
+        return truth, thumbs
+    intensity = ex.video_intensity(job["n_pre"], job["n_rise"], job["n_tail"])
+    onset, peak = job["n_pre"] - 1, job["n_pre"] - 1 + job["n_rise"]
+    motion_spec = job.get("motion")
+    frames, points, motion = render(ident, warper, job["emotion"], intensity, job["amp"], motion_spec)
+    path = os.path.join(root, job["rel"])
+    write_mp4(path, frames)
+    if motion_spec is not None and motion_spec["kind"] == "strong":
+        status, reason = "rejected", "head_motion"
+    else:
+        status, reason = "accepted", ""
+    entry = _entry(job, "videos", len(frames), onset, peak, intensity, points, status, reason, motion, 0.0, size)
+    truth[job["rel"]] = entry
+    thumbs[job["rel"]] = _thumbs(frames, points, onset, peak)
+    if job.get("blurred_copy"):
+        sigma = blur_sigma_for(ident)
+        blurred = [cv2.GaussianBlur(f, (0, 0), sigma) for f in frames]
+        rel = job["blurred_copy"]
+        write_mp4(os.path.join(root, rel), blurred)
+        b = dict(entry, take=rel.rsplit("_", 1)[1].split(".")[0], expected_status="rejected", expected_reason="blurry",
+                 blur_sigma=sigma, twin=job["rel"])
+        truth[rel] = b
+        thumbs[rel] = _thumbs(blurred, points, onset, peak)
+    if job.get("truncated_copy"):
+        rel = job["truncated_copy"]
+        with open(path, "rb") as fh:
+            data = fh.read()
+        with open(os.path.join(root, rel), "wb") as fh:
+            fh.write(data[: len(data) // 3])
+        truth[rel] = _entry(dict(job, take="09"), "videos", 0, -1, -1, [], [], "rejected", "unreadable", no_motion, 0.0, None)
+        truth[rel]["truncated_from"] = job["rel"]
+    return truth, thumbs
+
+
+# ------------------------------------------------------------------------------------------ contact sheet
+
+def contact_sheet(thumbs: dict, truth: dict, path: str, max_rows: int = 10) -> None:
+    """One row per clip (onset .. peak, 5 frames): one video take per emotion, a CK+ sequence, the bad takes."""
+    rows, seen = [], set()
+    for rel, e in truth.items():
+        if rel in thumbs and e["layout"] == "videos" and e["expected_status"] == "accepted" and e["emotion"] not in seen \
+                and e["head_motion"]["max_translation_iod"] == 0:
+            rows.append(rel)
+            seen.add(e["emotion"])
+    rows += [rel for rel, e in truth.items() if rel in thumbs and e["layout"] == "ckplus"][:2]
+    rows += [rel for rel, e in truth.items() if rel in thumbs and e["expected_reason"] in ("blurry", "head_motion")]
+    rows = rows[:max_rows]
+    if not rows:
+        return
+    cell = thumbs[rows[0]][0].shape[0]
+    label_w = 190
+    sheet = np.full((len(rows) * (cell + 4) + 4, label_w + 5 * (cell + 4) + 4, 3), 255, np.uint8)
+    for r, rel in enumerate(rows):
+        y = 4 + r * (cell + 4)
+        e = truth[rel]
+        lines = [e["subject"] + " " + e["emotion"], rel.split("/")[0] + " " + e["take"]]
+        if e["expected_reason"]:
+            lines.append("-> " + e["expected_reason"])
+        for j, text in enumerate(lines):
+            cv2.putText(sheet, text, (6, y + 30 + 24 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        for c, th in enumerate(thumbs[rel]):
+            x = label_w + 4 + c * (cell + 4)
+            sheet[y:y + cell, x:x + cell] = th
+    cv2.imwrite(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+# ------------------------------------------------------------------------------------------------- driver
+
+def _check_out_dir(out_dir: str, overwrite: bool) -> None:
+    if os.path.isfile(out_dir) or (os.path.exists(out_dir) and not os.path.isdir(out_dir)):
+        raise CkppError("exists and is a file, not a folder", path=out_dir,
+                        fix="choose a new folder name for the sample data (e.g. raw/)")
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not overwrite:
+            raise CkppError("folder exists and is not empty; refusing to write sample data into it", path=out_dir,
+                            fix="choose another (new or empty) folder, or pass --overwrite to replace a previous sample")
+        if not os.path.isfile(os.path.join(out_dir, "truth.json")):
+            raise CkppError("--overwrite only replaces a previous `ckpp sample` folder (one with truth.json); "
+                            "this folder holds something else", path=out_dir, fix="choose another (new or empty) folder")
+
+
+def _job_worker(args):
+    job, root, seed, sizes = args
+    cv2.setNumThreads(1)
+    return run_job(job, root, seed, sizes)
+
+
+def make_sample(out_dir, subjects: int = 6, seed: int = 0, small: bool = False, workers: int | None = None,
+                overwrite: bool = False, ckplus: bool = True, videos: bool = True, bad_cases: bool = True,
+                progress: bool = True) -> dict:
+    """Write the sample tree into `out_dir` and return the truth (also saved as out_dir/truth.json).
+
+    Deterministic for a given (subjects, seed, small, ...). Written into `out_dir.partial/` and renamed at the
+    end, so an interrupted run never leaves a tree that looks complete. `workers` processes render clips in
+    parallel (default: up to 2); the output does not depend on it.
+    """
+    from tqdm import tqdm
+
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if subjects < 1:
+        raise CkppError(f"--subjects must be at least 1 (got {subjects})", path="--subjects", fix="e.g. --subjects 6")
+    _check_out_dir(out_dir, overwrite)
+    partial = out_dir.rstrip(os.sep) + ".partial"
+    if os.path.exists(partial):
+        if not os.path.isfile(os.path.join(partial, _PARTIAL_MARK)):
+            raise CkppError("exists and was not made by an interrupted `ckpp sample`", path=partial,
+                            fix="move it away or choose another OUT_DIR")
+        shutil.rmtree(partial)
+    os.makedirs(partial)
+    open(os.path.join(partial, _PARTIAL_MARK), "w").close()
+
+    sizes = SMALL if small else DEFAULT
+    jobs = plan(subjects, seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases)
+    bases = base_photos()  # detected once here and handed to workers, so they never load dlib
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    heavy = [j for j in jobs if j["kind"] in ("video", "ckplus")]
+    args = [(j, partial, seed, sizes) for j in jobs]
+    truth_clips, thumbs = {}, {}
+    bar = tqdm(total=len(jobs), desc="sample clips", unit="clip", disable=not progress)
+    try:
+        if workers > 1 and len(heavy) > 1:
+            import multiprocessing as mp
+
+            # spawn, not fork: a fork taken while OpenCV's/dlib's thread pools hold a lock deadlocks the child
+            with mp.get_context("spawn").Pool(workers, initializer=preload, initargs=(bases,)) as pool:
+                for t, th in pool.imap_unordered(_job_worker, args):
+                    truth_clips.update(t)
+                    thumbs.update(th)
+                    bar.update()
+        else:
+            for a in args:
+                t, th = _job_worker(a)
+                truth_clips.update(t)
+                thumbs.update(th)
+                bar.update()
+    finally:
+        bar.close()
+    # stable order: as planned (copies right after their source)
+    order = {j["rel"]: k for k, j in enumerate(jobs)}
+    clips = dict(sorted(truth_clips.items(), key=lambda kv: (order.get(kv[0], order.get(kv[1].get("twin") or kv[1].get("truncated_from"), 0) + 0.5), kv[0])))
+    truth = {"version": TRUTH_VERSION, "seed": int(seed), "subjects": int(subjects), "small": bool(small), "clips": clips}
+    contact_sheet(thumbs, clips, os.path.join(partial, "contact_sheet.png"))
+    tpath = os.path.join(partial, "truth.json")
+    with open(tpath, "w") as fh:
+        json.dump(truth, fh, separators=(",", ":"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.remove(os.path.join(partial, _PARTIAL_MARK))
+    if os.path.isdir(out_dir):
+        if os.listdir(out_dir):  # overwrite of a previous sample (checked above)
+            old = out_dir.rstrip(os.sep) + f".old-{os.getpid()}"
+            os.replace(out_dir, old)
+            os.replace(partial, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rmdir(out_dir)
+            os.replace(partial, out_dir)
+    else:
+        os.makedirs(os.path.dirname(out_dir) or ".", exist_ok=True)
+        os.replace(partial, out_dir)
+    return truth
+
+
+def load_truth(out_dir) -> dict:
+    """truth.json of a sample folder (keys of `clips` are paths relative to out_dir: what prepare records as
+    the manifest `source`)."""
+    path = os.path.join(os.fspath(out_dir), "truth.json")
+    if not os.path.isfile(path):
+        raise CkppError("no truth.json: not a `ckpp sample` folder", path=out_dir,
+                        fix="make one with `ckpp sample OUT_DIR`")
+    with open(path) as fh:
+        return json.load(fh)
