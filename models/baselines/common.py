@@ -110,11 +110,9 @@ def resample_times(weights: torch.Tensor, n_frames: int) -> torch.Tensor:
 
     Mirrors the main model, whose frames are a = w·0 … w·1: a baseline's native frame k sits at degree
     k/9, so weight w asks for the first w of the onset→peak trajectory (w = 0: the first frame repeated;
-    w = 1: the whole clip). A single frame means the end state (a = w).
+    w = 1: the whole clip). Same ramp as the main model's, torch.linspace(0, 1, n_frames).
     """
     w = weights.float().clamp(0.0, 1.0).reshape(-1, 1)
-    if n_frames == 1:
-        return w
     steps = torch.linspace(0.0, 1.0, n_frames, device=w.device).view(1, -1)
     return w * steps
 
