@@ -131,6 +131,7 @@ def validate(path: str, check_masks: bool = True) -> list[str]:
             add("/manifest group missing")
             return problems
         m = f[MANIFEST]
+        n_before = len(problems)
         cols = {}
         n = None
         for c in MANIFEST_COLUMNS:
@@ -154,7 +155,7 @@ def validate(path: str, check_masks: bool = True) -> list[str]:
                 n = len(cols[c])
             elif len(cols[c]) != n:
                 add(f"/manifest/{c} has {len(cols[c])} rows, other columns {n}")
-        if problems or n is None:
+        if len(problems) > n_before or n is None:
             return problems
         rows = [{c: cols[c][i] for c in MANIFEST_COLUMNS} for i in range(n)]
         ids = [r["clip_id"] for r in rows]

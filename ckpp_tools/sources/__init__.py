@@ -152,13 +152,11 @@ def _auto(raw: str, max_depth: int = 4) -> tuple[list[Clip], list[str]]:
                 visit(e.path, depth + 1)
                 if len(clips) == n_before and depth == 0:
                     ignored.append(os.path.relpath(e.path, raw).replace(os.sep, "/") + "/")
-            elif e.is_file() and e.name.lower().endswith(_MEDIA_EXTS):
+            elif e.is_file() and e.name.lower().endswith(VIDEO_EXTS):
                 ignored.append(os.path.relpath(e.path, raw).replace(os.sep, "/"))
 
     visit(raw, 0)
     return clips, ignored
 
 
-from ..video_io import IMAGE_EXTS, VIDEO_EXTS  # noqa: E402
-
-_MEDIA_EXTS = VIDEO_EXTS + IMAGE_EXTS
+from ..video_io import VIDEO_EXTS  # noqa: E402

@@ -1,0 +1,106 @@
+"""Finding clips: CK+ / CK++-style / CSV layouts, auto detection per subtree, emotion normalisation, errors."""
+import os
+
+import numpy as np
+import pytest
+
+from ckpp_tools.errors import CkppError
+from ckpp_tools.sources import ckplus, find_clips
+from prepare_helpers import make_raw, write_frames, write_video
+
+
+def by_id(clips):
+    return {c.clip_id: c for c in clips}
+
+
+def test_auto_finds_ckplus_and_videos_side_by_side(tmp_path):
+    raw = make_raw(tmp_path, n_subjects=2)
+    clips, notes = find_clips(raw)
+    ids = [c.clip_id for c in clips]
+    assert ids == sorted(ids)
+    c = by_id(clips)
+    assert set(c) == {"S005_001", "S010_002", "P001_happy_01", "P001_surprise_01", "P002_happy_01",
+                      "P002_surprise_01", "P001_anger_01", "P001_fear_09"}
+    assert c["S005_001"].emotion == "surprise" and c["S005_001"].reason == "" and c["S005_001"].already_trimmed
+    assert c["S005_001"].source == "CK+/cohn-kanade-images/S005/001"
+    assert c["S010_002"].reason == "unlabelled"
+    assert c["P001_happy_01"].source == "ours/P001/happy_01.mp4"
+    assert (c["P001_happy_01"].subject, c["P001_happy_01"].take) == ("P001", "01")
+    assert c["P001_surprise_01"].source == "ours/P001/surprise/01" and c["P001_surprise_01"].emotion == "surprise"
+    assert not c["P001_happy_01"].already_trimmed
+
+
+def test_ckplus_emotion_codes_and_landmark_files(tmp_path):
+    raw = make_raw(tmp_path, n_subjects=1, broken=False)
+    lm = os.path.join(raw, "CK+", "Landmarks", "S005", "001")
+    os.makedirs(lm)
+    pts = np.random.default_rng(0).uniform(10, 60, (68, 2))
+    for t in (1, 3):
+        np.savetxt(os.path.join(lm, f"S005_001_{t:08d}_landmarks.txt"), pts, fmt="   %.7e")
+    # a bad code becomes unknown_emotion
+    e = os.path.join(raw, "CK+", "Emotion", "S010", "002")
+    os.makedirs(e)
+    with open(os.path.join(e, "S010_002_00000006_emotion.txt"), "w") as fh:
+        fh.write("   9.0000000e+00\n")
+    c = by_id(find_clips(os.path.join(raw, "CK+"), source="ckplus")[0])
+    assert c["S010_002"].reason == "unknown_emotion" and "9" in c["S010_002"].detail
+    files = c["S005_001"].landmark_files
+    assert len(files) == 6 and files[0] and not files[1] and files[2]
+    arr = ckplus.load_landmarks(files, kept=[0, 1, 2])
+    assert arr.shape == (3, 68, 2) and np.allclose(arr[0], pts, atol=1e-4) and np.isnan(arr[1]).all()
+
+
+def test_aliases_unknown_emotions_and_emotion_filter(tmp_path):
+    raw = tmp_path / "raw"
+    write_video(str(raw / "A1" / "Happiness_02.avi"), 5)
+    write_video(str(raw / "A1" / "angry_01.mov"), 5)
+    write_video(str(raw / "A1" / "yawn_01.mp4"), 5)
+    write_frames(str(raw / "A2" / "sad" / "take10"), 5)
+    write_frames(str(raw / "A2" / "sad" / "take9"), 5)
+    c = by_id(find_clips(str(raw))[0])
+    assert c["A1_Happiness_02"].emotion == "happy"
+    assert c["A1_angry_01"].emotion == "anger"
+    assert c["A1_yawn_01"].reason == "unknown_emotion"
+    assert c["A2_sad_take9"].emotion == "sadness" and c["A2_sad_take9"].take == "take9"
+    kept, notes = find_clips(str(raw), emotions=["anger", "sadness"])
+    assert sorted(k.clip_id for k in kept) == ["A1_angry_01", "A2_sad_take10", "A2_sad_take9"]
+    assert any("--emotions" in n for n in notes)
+
+
+def test_csv_labels(tmp_path):
+    raw = tmp_path / "raw"
+    write_video(str(raw / "v" / "clip1.mp4"), 6)
+    write_frames(str(raw / "v" / "seq2"), 6)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,subject,emotion,onset,peak\nv/clip1.mp4,X7,Surprised,1,4\nv/seq2,X8,,,\n")
+    c = by_id(find_clips(str(raw), labels=str(csv))[0])
+    assert c["X7_v_clip1"].emotion == "surprise" and c["X7_v_clip1"].onset_peak == (1, 4)
+    assert c["X8_v_seq2"].reason == "unlabelled" and c["X8_v_seq2"].onset_peak is None
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,emotion\nv/clip1.mp4,happy\n")
+    with pytest.raises(CkppError, match="missing column.*path.*subject"):
+        find_clips(str(raw), labels=str(bad))
+
+
+def test_missing_raw_and_unknown_layout_are_clear_errors(tmp_path):
+    with pytest.raises(CkppError) as e:
+        find_clips(str(tmp_path / "nope"))
+    assert "nope" in str(e.value) and "does not exist" in str(e.value)
+    junk = tmp_path / "junk"
+    (junk / "docs").mkdir(parents=True)
+    (junk / "docs" / "readme.txt").write_text("hello")
+    write_video(str(junk / "holiday.mp4"), 3)
+    with pytest.raises(CkppError) as e:
+        find_clips(str(junk))
+    msg = str(e.value)
+    assert str(junk) in msg and "no known clip layout" in msg and "cohn-kanade-images" in msg and "<subject>/<emotion>" in msg
+    with pytest.raises(CkppError, match="no CK\\+ tree"):
+        find_clips(str(junk), source="ckplus")
+
+
+def test_clip_id_collisions_are_made_unique(tmp_path):
+    raw = tmp_path / "raw"
+    write_video(str(raw / "P1" / "happy_01.mp4"), 4)
+    write_video(str(raw / "P1" / "happy" / "01.mp4"), 4, shift=3)
+    clips = find_clips(str(raw))[0]
+    assert [c.clip_id for c in clips] == ["P1_happy_01", "P1_happy_01_2"]
