@@ -43,6 +43,7 @@ def gen_kwargs(name, batch, n):
 # ---- pieces ------------------------------------------------------------------------------------
 
 def test_heatmaps_equal_dense_gaussians():
+    torch.manual_seed(0)
     p = torch.rand(3, 68, 2) * 0.6 + 0.2
     maps = landmark_heatmaps(p, 24, sigma=0.05)
     c = (torch.arange(24) + 0.5) / 24
@@ -51,10 +52,10 @@ def test_heatmaps_equal_dense_gaussians():
     ref = torch.stack([dense[:, list(g)].sum(1) for g in HEATMAP_GROUPS], 1).clamp(max=1)
     assert maps.shape == (3, len(HEATMAP_GROUPS), 24, 24)
     assert torch.allclose(maps, ref, atol=1e-5)
-    # the mouth channel peaks at the mouth
+    # the inner-lip channel peaks on an inner-lip point
     y, x = divmod(int(maps[0, 7].argmax()), 24)
-    centre = p[0, 60:68].mean(0) * 24
-    assert abs(x + 0.5 - centre[0]) < 3 and abs(y + 0.5 - centre[1]) < 3
+    d = ((p[0, 60:68] * 24 - torch.tensor([x + 0.5, y + 0.5])) ** 2).sum(1).sqrt()
+    assert d.min() < 1.5
 
 
 def test_resampling_follows_the_weight():
@@ -68,6 +69,7 @@ def test_resampling_follows_the_weight():
 
 
 def test_landmark_lstm_starts_still_and_keeps_the_first_pose():
+    torch.manual_seed(0)
     p = torch.rand(2, 68, 2)
     out = LandmarkLSTM(16)(p, 10)
     assert out.shape == (2, 10, 68, 2)
