@@ -403,7 +403,8 @@ def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) 
     all_clips, notes = find_clips(raw, source=opts.source, labels=opts.labels, emotions=opts.emotions)
     if not all_clips:
         raise CkppError("no clips left to prepare", path=raw, fix="check --emotions / --labels")
-    split_of = splits.assign([c.subject for c in all_clips], fractions)
+    # subjects with a labelled clip only: one whose clips are all unlabelled can never fill a split
+    split_of = splits.assign([c.subject for c in all_clips if not c.reason], fractions)
     clips = [c for i, c in enumerate(all_clips) if i % opts.num_shards == opts.shard_index]
     if opts.num_shards > 1:
         notes.append(f"job {opts.shard_index} of {opts.num_shards}: {len(clips)} of {len(all_clips)} clips")
