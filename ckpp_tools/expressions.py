@@ -66,13 +66,13 @@ _TABLES: dict[str, dict[int, tuple[float, float]]] = {
         8: (0.0, 0.30), 7: (0.0, 0.28), 6: (-0.005, 0.22), 5: (-0.01, 0.15), 4: (-0.01, 0.08), 3: (0.0, 0.03),
     },
     "anger": {
-        21: (-0.05, 0.10), 20: (-0.03, 0.085), 19: (-0.01, 0.055), 18: (0.0, 0.03), 17: (0.0, 0.01),
-        37: (0.0, 0.022), 38: (0.0, 0.025), 40: (0.0, -0.02), 41: (0.0, -0.02),
-        31: (0.02, -0.01), 32: (0.008, -0.004),
-        48: (-0.035, 0.02), 60: (-0.025, 0.015), 49: (-0.01, 0.015), 50: (0.0, 0.012), 51: (0.0, 0.012),
-        61: (-0.01, 0.01), 62: (0.0, 0.01),
-        59: (-0.01, -0.02), 58: (0.0, -0.03), 57: (0.0, -0.04), 67: (0.0, -0.01), 66: (0.0, -0.012),
-        8: (0.0, -0.025), 7: (0.0, -0.02),
+        21: (-0.06, 0.13), 20: (-0.04, 0.11), 19: (-0.015, 0.07), 18: (0.0, 0.04), 17: (0.0, 0.015),
+        37: (0.0, 0.028), 38: (0.0, 0.03), 40: (0.0, -0.022), 41: (0.0, -0.022),
+        31: (0.025, -0.012), 32: (0.01, -0.005),
+        48: (-0.05, 0.025), 60: (-0.035, 0.02), 49: (-0.015, 0.018), 50: (0.0, 0.015), 51: (0.0, 0.015),
+        61: (-0.012, 0.012), 62: (0.0, 0.012),
+        59: (-0.015, -0.025), 58: (0.0, -0.04), 57: (0.0, -0.05), 67: (0.0, -0.012), 66: (0.0, -0.015),
+        8: (0.0, -0.035), 7: (0.0, -0.028), 6: (0.0, -0.012),
     },
     "disgust": {
         21: (-0.03, 0.06), 20: (-0.02, 0.045), 19: (0.0, 0.02),
@@ -89,11 +89,11 @@ _TABLES: dict[str, dict[int, tuple[float, float]]] = {
         8: (0.0, 0.08), 7: (0.0, 0.07), 6: (0.0, 0.05), 5: (0.0, 0.03),
     },
     "sadness": {
-        21: (-0.01, -0.08), 20: (0.0, -0.05), 19: (0.0, -0.02), 18: (0.0, 0.01), 17: (0.0, 0.03),
-        37: (0.0, 0.022), 38: (0.0, 0.02),
-        48: (-0.01, 0.08), 60: (-0.01, 0.06), 49: (0.0, 0.03), 59: (0.0, 0.035), 51: (0.0, 0.01),
-        58: (0.0, 0.0), 57: (0.0, -0.02), 66: (0.0, -0.01), 67: (0.0, 0.02),
-        8: (0.0, -0.02),
+        21: (-0.015, -0.11), 20: (0.0, -0.07), 19: (0.0, -0.03), 18: (0.0, 0.012), 17: (0.0, 0.035),
+        37: (0.0, 0.03), 38: (0.0, 0.026),
+        48: (-0.012, 0.11), 60: (-0.012, 0.08), 49: (0.0, 0.04), 59: (0.0, 0.045), 51: (0.0, 0.01),
+        58: (0.0, 0.0), 57: (0.0, -0.03), 66: (0.0, -0.012), 67: (0.0, 0.025),
+        8: (0.0, -0.03), 7: (0.0, -0.02),
     },
 }
 
@@ -101,13 +101,14 @@ _TABLES: dict[str, dict[int, tuple[float, float]]] = {
 DISPLACEMENTS: dict[str, np.ndarray] = {name: _sym(t) for name, t in _TABLES.items()}
 # contempt is one-sided (AU14 on the subject's left = image right)
 _contempt = np.zeros((68, 2))
-for _i, _d in {54: (0.065, -0.06), 64: (0.05, -0.05), 53: (0.025, -0.03), 55: (0.025, -0.02),
-               63: (0.012, -0.02), 65: (0.012, -0.02), 46: (0.0, -0.012), 47: (0.0, -0.012), 13: (0.008, -0.008)}.items():
+for _i, _d in {54: (0.09, -0.08), 64: (0.07, -0.065), 53: (0.035, -0.04), 55: (0.035, -0.03),
+               63: (0.02, -0.03), 65: (0.02, -0.03), 46: (0.0, -0.015), 47: (0.0, -0.015), 13: (0.01, -0.01),
+               12: (0.008, -0.008)}.items():
     _contempt[_i] = _d
 DISPLACEMENTS["contempt"] = _contempt
 
 #: how much of a newly opened mouth the upper teeth fill (smiles show teeth, a surprised jaw drop shows cavity)
-TEETH_FRACTION = {"happy": 0.7, "disgust": 0.7, "fear": 0.45, "surprise": 0.22, "anger": 0.5, "sadness": 0.5, "contempt": 0.6}
+TEETH_FRACTION = {"happy": 0.75, "disgust": 0.8, "fear": 0.45, "surprise": 0.3, "anger": 0.6, "sadness": 0.6, "contempt": 0.6}
 
 
 def smoothstep(x):
@@ -233,11 +234,33 @@ class PiecewiseAffine:
         return out
 
 
+# tooth boundaries across the mouth, as a fraction of the inner-mouth half width from the midline
+# (central incisors widest, then laterals, canines, premolars)
+_TOOTH_EDGES = np.array([0.0, 0.17, 0.31, 0.44, 0.56, 0.67, 0.77, 0.87, 1.0])
+
+
+def _teeth_shade(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Brightness (0..1) of a row of teeth at mouth coordinates u (-1..1 across) and v (0 at the gum edge,
+    1 at the biting edge): each tooth rounded (darker at its sides), dark gaps between teeth, back teeth in
+    shadow, a darker band at the gum and a translucent biting edge."""
+    au = np.abs(u)
+    k = np.clip(np.searchsorted(_TOOTH_EDGES, au) - 1, 0, len(_TOOTH_EDGES) - 2)
+    lo, hi = _TOOTH_EDGES[k], _TOOTH_EDGES[k + 1]
+    w = (au - lo) / (hi - lo) * 2.0 - 1.0              # -1..1 across one tooth
+    shade = 1.0 - 0.22 * w ** 4                          # rounded tooth
+    shade *= 1.0 - 0.45 * np.clip(au - 0.4, 0, None)    # back teeth recede into the mouth
+    shade *= 0.85 + 0.15 * np.clip(v / 0.25, 0, 1)       # shadow under the lip at the gum line
+    shade *= 1.0 - 0.18 * np.clip((v - 0.8) / 0.2, 0, 1)  # translucent biting edge
+    return np.clip(shade, 0.0, 1.0)
+
+
 def paint_mouth_cavity(frame: np.ndarray, landmarks: np.ndarray, alpha: float, teeth: float) -> None:
-    """Paint a dark oral cavity with an upper-teeth band inside the inner-lip polygon, in place.
+    """Paint the inside of an opened mouth, in place: upper teeth hanging from the upper lip, lower teeth and
+    a tongue when the jaw drops far, dark cavity between, all inside the inner-lip polygon (60-67).
 
     Warping a closed mouth open only smears lip texture across the gap; a real open mouth shows darkness and
-    teeth. `alpha` fades it in as the mouth opens; `teeth` is the fraction of the gap the teeth fill.
+    teeth. `alpha` fades it in as the mouth opens; `teeth` is the fraction of the gap the upper teeth fill
+    (capped at a real incisor's height, ~0.11 IOD).
     """
     if alpha <= 0.0:
         return
@@ -249,6 +272,7 @@ def paint_mouth_cavity(frame: np.ndarray, landmarks: np.ndarray, alpha: float, t
     x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
     if x1 <= x0 or y1 <= y0:
         return
+    iod = float(np.linalg.norm(p[45] - p[36]))
     shift = 4
     off = np.array([x0, y0], dtype=np.float64)
 
@@ -257,30 +281,58 @@ def paint_mouth_cavity(frame: np.ndarray, landmarks: np.ndarray, alpha: float, t
 
     mask = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
     cv2.fillPoly(mask, [poly(inner)], 1.0, lineType=cv2.LINE_AA, shift=shift)
-    roi = frame[y0:y1, x0:x1].astype(np.float32)
-    channels = 1 if roi.ndim == 2 else roi.shape[2]
-    # cavity: dark red-brown, darker towards the centre (the throat)
-    dark = np.array([32.0, 14.0, 16.0][:channels] if channels == 3 else [20.0], dtype=np.float32)
-    cavity = np.broadcast_to(dark, roi.shape if roi.ndim == 3 else roi.shape + (1,)).copy()
-    # upper teeth: band from the upper inner lip (60..64) down by teeth*gap, slightly inset from the corners
-    upper = p[[60, 61, 62, 63, 64]]
-    gap = np.linalg.norm(p[[61, 62, 63]] - p[[67, 66, 65]], axis=1).mean()
-    down = np.array([0.0, teeth * gap])
-    centre = upper.mean(0)
-    upper_in = centre + (upper - centre) * np.array([0.92, 1.0])
-    teeth_poly = np.concatenate([upper_in, (upper_in + down)[::-1]])
-    tmask = np.zeros_like(mask)
-    if teeth > 0:
-        cv2.fillPoly(tmask, [poly(teeth_poly)], 1.0, lineType=cv2.LINE_AA, shift=shift)
-    tooth = np.array([228.0, 222.0, 205.0] if channels == 3 else [222.0], dtype=np.float32)
-    cavity = cavity * (1 - tmask[..., None]) + tooth * tmask[..., None]
-    cavity = cv2.GaussianBlur(cavity, (0, 0), 0.8).reshape(cavity.shape)
+    # mouth coordinates of every ROI pixel: u across (-1 left inner corner .. 1 right), y in pixels
+    left, right = p[60], p[64]
+    centre = (left + right) / 2.0
+    axis = (right - left) / max(np.linalg.norm(right - left), 1e-6)
+    half = max(np.linalg.norm(right - left) / 2.0, 1e-6)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    u = ((gx - centre[0]) * axis[0] + (gy - centre[1]) * axis[1]) / half
+
+    def curve_y(points):
+        """y of a lip curve at every pixel column (points sorted along x)."""
+        order = np.argsort(points[:, 0])
+        return np.interp(gx, points[order, 0], points[order, 1])
+
+    top = curve_y(p[[60, 61, 62, 63, 64]])
+    bottom = curve_y(p[[60, 67, 66, 65, 64]])
+    gap = np.clip(bottom - top, 0.0, None)
+    mean_gap = float(np.linalg.norm(p[[61, 62, 63]] - p[[67, 66, 65]], axis=1).mean())
+    # cavity: dark red-brown, darkest in the middle (the throat)
+    depth = np.clip(1.0 - np.abs(u), 0, 1) * np.clip((gy - top) / np.maximum(gap, 1e-6), 0, 1)
+    cavity = np.stack([70 - 45 * depth, 28 - 18 * depth, 32 - 20 * depth], axis=-1)
+    # tongue at the bottom of a wide-open mouth
+    if mean_gap > 0.12 * iod:
+        t_top = bottom - 0.35 * gap
+        tongue = ((gy > t_top) & (np.abs(u) < 0.8)).astype(np.float64)
+        tongue = cv2.GaussianBlur(tongue, (0, 0), max(0.6, 0.02 * iod))[..., None]
+        tshade = (0.75 + 0.25 * np.clip((gy - t_top) / np.maximum(bottom - t_top, 1e-6), 0, 1))[..., None]
+        cavity = cavity * (1 - tongue) + np.array([150.0, 62.0, 66.0]) * tshade * tongue
+    ivory = np.array([248.0, 242.0, 236.0])
+    # upper teeth: from the upper inner lip down by min(teeth*gap, incisor height)
+    t_up = np.minimum(teeth * gap, 0.11 * iod)
+    v_up = (gy - top) / np.maximum(t_up, 1e-6)
+    m_up = np.clip((1.0 - v_up) * max(t_up.max(), 1.0), 0, 1) * (v_up >= 0) * (np.abs(u) < 0.97)
+    # lower teeth peek above the lower lip once the jaw is well down
+    t_lo = np.where(mean_gap > 0.1 * iod, np.minimum(0.15 * gap, 0.05 * iod), 0.0) * (np.abs(u) < 0.55)
+    v_lo = (bottom - gy) / np.maximum(t_lo, 1e-6)
+    m_lo = np.clip((1.0 - v_lo) * 3.0, 0, 1) * (v_lo >= 0) * (t_lo > 0.5)
+    teeth_img = ivory * _teeth_shade(u, np.clip(v_up, 0, 1))[..., None]
+    low_img = ivory * 0.9 * _teeth_shade(u * 1.4, np.clip(v_lo, 0, 1))[..., None]
+    m_up = m_up[..., None] if teeth > 0 else np.zeros_like(m_up)[..., None]
+    m_lo = m_lo[..., None]
+    inside = cavity * (1 - m_up) + teeth_img * m_up
+    inside = inside * (1 - m_lo) + low_img * m_lo
+    inside = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.6)
     m = cv2.GaussianBlur(mask, (0, 0), 0.7)[..., None] * float(np.clip(alpha, 0, 1))
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
     if roi.ndim == 2:
-        roi = roi[..., None]
-    out = roi * (1 - m) + cavity * m
-    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-    frame[y0:y1, x0:x1] = out if frame.ndim == 3 else out[..., 0]
+        gray = (inside[..., 0] * 0.299 + inside[..., 1] * 0.587 + inside[..., 2] * 0.114)[..., None]
+        out = roi[..., None] * (1 - m) + gray * m
+        frame[y0:y1, x0:x1] = np.clip(out[..., 0] + 0.5, 0, 255).astype(np.uint8)
+    else:
+        out = roi * (1 - m) + inside * m
+        frame[y0:y1, x0:x1] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def similarity(center, angle_deg: float, shift) -> np.ndarray:

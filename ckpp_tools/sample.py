@@ -200,6 +200,10 @@ def _fmt(v: float) -> str:
     return f"   {v:.7e}"
 
 
+#: Huffman-only PNG: 2x faster than zlib level 1 and smaller on these smooth photos
+_PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+
+
 def write_ckplus(root: str, subject: str, take: str, frames_gray: list[np.ndarray], points: np.ndarray,
                  emotion_code: int | None) -> None:
     """One CK+ sequence in the exact CK+ file formats."""
@@ -209,7 +213,7 @@ def write_ckplus(root: str, subject: str, take: str, frames_gray: list[np.ndarra
     os.makedirs(lm_dir, exist_ok=True)
     for t, (img, pts) in enumerate(zip(frames_gray, points), start=1):
         stem = f"{subject}_{take}_{t:08d}"
-        cv2.imwrite(os.path.join(img_dir, stem + ".png"), img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        cv2.imwrite(os.path.join(img_dir, stem + ".png"), img, _PNG_FAST)
         with open(os.path.join(lm_dir, stem + "_landmarks.txt"), "w") as fh:
             fh.write("".join(_fmt(x) + _fmt(y) + "\n" for x, y in pts))
     if emotion_code is not None:
@@ -235,7 +239,7 @@ def write_mp4(path: str, frames_rgb: list[np.ndarray], fps: int = FPS) -> None:
 def _thumbs(frames: list[np.ndarray], points: np.ndarray, onset: int, peak: int, n: int = 5, size: int = 128):
     from .crop import crop_box, crop_image
 
-    box = crop_box(points[onset:peak + 1])
+    box = crop_box(points[onset:peak + 1], scale=1.55)   # tighter than prepare's: show the expression
     idx = np.linspace(onset, peak, n).round().astype(int)
     return [crop_image(frames[i], box, size) for i in idx]
 
@@ -276,7 +280,7 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
         n = len(frames)
         status, reason = ("accepted", "") if job["labelled"] else ("rejected", "unlabelled")
         truth[job["rel"]] = _entry(job, "ckplus", n, 0, n - 1, intensity, points, status, reason, motion, 0.0, size)
-        thumbs[job["rel"]] = _thumbs([np.repeat(g[..., None], 3, 2) for g in gray], points, 0, n - 1)
+        thumbs[job["rel"]] = _thumbs(gray, points, 0, n - 1)
         return truth, thumbs
     intensity = ex.video_intensity(job["n_pre"], job["n_rise"], job["n_tail"])
     onset, peak = job["n_pre"] - 1, job["n_pre"] - 1 + job["n_rise"]
@@ -313,7 +317,7 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
 
 # ------------------------------------------------------------------------------------------ contact sheet
 
-def contact_sheet(thumbs: dict, truth: dict, path: str, max_rows: int = 10) -> None:
+def contact_sheet(thumbs: dict, truth: dict, path: str, max_rows: int = 12) -> None:
     """One row per clip (onset .. peak, 5 frames): one video take per emotion, a CK+ sequence, the bad takes."""
     rows, seen = [], set()
     for rel, e in truth.items():
@@ -422,7 +426,7 @@ def make_sample(out_dir, subjects: int = 6, seed: int = 0, small: bool = False, 
     contact_sheet(thumbs, clips, os.path.join(partial, "contact_sheet.png"))
     tpath = os.path.join(partial, "truth.json")
     with open(tpath, "w") as fh:
-        json.dump(truth, fh, separators=(",", ":"))
+        fh.write(json.dumps(truth, separators=(",", ":")))  # dumps uses the C encoder, dump does not
         fh.flush()
         os.fsync(fh.fileno())
     os.remove(os.path.join(partial, _PARTIAL_MARK))
