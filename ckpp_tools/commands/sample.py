@@ -8,10 +8,11 @@ import click
 
 @click.command("sample")
 @click.argument("out_dir", type=click.Path(file_okay=True, dir_okay=True))
-@click.option("--subjects", default=6, show_default=True, type=click.IntRange(min=1), help="Subjects per layout (CK+ and videos).")
+@click.option("--subjects", default=None, type=click.IntRange(min=1),
+              help="Subjects per layout (CK+ and videos) [default: 6; 3 with --small].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Everything random derives from it: same seed, same files.")
 @click.option("--small", is_flag=True, help="Tiny set for tests: 320-wide frames, short clips (a few seconds to make).")
-@click.option("--workers", default=None, type=click.IntRange(min=1), help="Render processes [default: up to 2].")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Render processes [default: up to 2; 1 with --small].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds a previous `ckpp sample` output.")
 def sample(out_dir, subjects, seed, small, workers, overwrite):
     """Write sample raw data into OUT_DIR (a new or empty folder).
