@@ -515,6 +515,30 @@ def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) 
     return result
 
 
+def _preflight_backend(name: str) -> None:
+    """Fail once, clearly, before any work when the landmark models are missing (not once per clip in workers).
+    dlib models are loaded here, before forking, so workers share them copy-on-write; face-alignment is only
+    checked (it imports torch, which must not be loaded in the parent of forked workers)."""
+    if name == "dlib":
+        from .landmarks import get_backend
+
+        get_backend("dlib")
+    elif name == "face-alignment":
+        import importlib.util
+
+        from .errors import MissingWeightsError
+        from .landmarks import fa_backend
+
+        cache = fa_backend.hub_checkpoint_dir()
+        if importlib.util.find_spec("face_alignment") is None:
+            raise MissingWeightsError("the face-alignment package is not installed", path="--landmarks face-alignment",
+                                      fix=fa_backend._HOW.format(cache=cache))
+        nets, dets = fa_backend.cached_weights()
+        if not nets or not dets:
+            raise MissingWeightsError("face-alignment weights not found in the torch hub cache (downloads are disabled)",
+                                      path=cache, fix=fa_backend._HOW.format(cache=cache))
+
+
 def _run_pending(pending: list[Clip], opts: PrepareOptions, write_row, echo) -> int:
     """Analyse `pending` in worker processes and hand results to write_row in clip order. Returns frames decoded."""
     from tqdm import tqdm
@@ -523,13 +547,8 @@ def _run_pending(pending: list[Clip], opts: PrepareOptions, write_row, echo) -> 
     wopts = dataclasses.asdict(opts)
     todo = [c for c in pending if not c.reason]
     n_workers = min(n_workers, max(1, len(todo)))
-    if todo and opts.landmarks == "dlib":
-        try:  # load the models once, before forking: workers share them copy-on-write
-            from .landmarks import get_backend
-
-            get_backend("dlib")
-        except CkppError:
-            raise
+    if todo:
+        _preflight_backend(opts.landmarks)
     pool = _Pool(n_workers, wopts, opts.timeout) if todo else None
     results: dict[int, dict | None] = {}
     next_submit = next_write = 0

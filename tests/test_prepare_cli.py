@@ -200,3 +200,11 @@ def test_inspect_summary_validate_preview(fake, tmp_path, raw):
     r = CliRunner().invoke(main, ["inspect", str(out), "--validate"])
     assert r.exit_code == 1
     assert "'created' missing" in r.output and "crop_box" in r.output and "mouth_mask" in r.output
+
+
+def test_missing_face_alignment_weights_stop_before_any_work(tmp_path, raw, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    out = tmp_path / "o.h5"
+    r = CliRunner().invoke(main, ["prepare", raw, str(out), "--landmarks", "face-alignment", "--quiet"])
+    assert r.exit_code != 0 and "face-alignment" in r.output and "fix:" in r.output
+    assert not [f for f in os.listdir(tmp_path) if f.startswith("o")]  # no output, no lock, no partial shard

@@ -1,0 +1,177 @@
+"""Source frames/s of the whole `ckpp prepare` command against a naive landmarking pipeline, same run, same clips.
+
+    python benchmarks/bm_prepare.py                  # makes a sample (videos, 640x480) under a temp folder
+    python benchmarks/bm_prepare.py --raw raw/ --naive-clips 4
+
+- ours (workers 1): `ckpp prepare RAW out.h5 --workers 1` as a subprocess, wall clock from launch to exit
+  (start-up, decoding, detect-once-then-track landmarks, quality checks, crop, masks, compression, writing).
+- ours (workers 2): the same with `--workers 2`.
+- naive: one process; decode every frame; dlib's HOG detector upsampled once (dlib's standard usage) on
+  every frame; the 68-point predictor on the largest face. Timed on the first --naive-clips clips (a rate,
+  so a subset is enough; the naive way costs ~100x more per frame).
+
+Landmark accuracy is reported for both against the sample's truth (median NME over frames, normalised by the
+inter-ocular distance of the truth), so speed is not bought with accuracy. Writes JSON (default
+benchmarks/results/bm_prepare.json) and prints the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def nme(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean point error / truth inter-ocular distance (outer eye corners 36, 45)."""
+    d = float(np.linalg.norm(truth[36] - truth[45]))
+    return float(np.mean(np.linalg.norm(pred - truth, axis=1)) / max(d, 1e-6))
+
+
+def run_prepare(raw: str, out: str, workers: int, size: int) -> dict:
+    cmd = [sys.executable, "-m", "ckpp_tools.cli", "prepare", raw, out, "--workers", str(workers), "--size", str(size),
+           "--quiet", "--overwrite"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    sec = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"prepare failed:\n{r.stdout}\n{r.stderr}")
+    from ckpp_tools.reader import open_dataset
+
+    m = open_dataset(out).manifest
+    frames = int(m["n_source_frames"].clip(lower=0).sum())
+    return {"seconds": sec, "source_frames": frames, "frames_per_s": frames / sec,
+            "accepted": int((m["status"] == "accepted").sum()), "clips": int(len(m))}
+
+
+def ours_accuracy(out: str, truth: dict) -> dict:
+    """{(source, frame index): NME} of the stored landmarks mapped back to source pixels."""
+    from ckpp_tools.crop import from_crop
+    from ckpp_tools.reader import open_dataset
+
+    ds = open_dataset(out)
+    errs = {}
+    for cid in ds.clip_ids():
+        c = ds.clip(cid, frames=False)
+        t = truth.get(c.attrs["source"])
+        if not t or not t.get("landmarks"):
+            continue
+        tl = np.asarray(t["landmarks"], np.float64)
+        src = from_crop(c.landmarks, c.attrs["crop_box"], ds.image_size)
+        errs.update({(c.attrs["source"], int(i)): nme(src[k], tl[i]) for k, i in enumerate(c.source_index)})
+    return errs
+
+
+def naive(paths: list[tuple[str, str]], truth: dict) -> dict:
+    """Decode every frame, HOG detector (upsample 1) on every frame, predictor on the largest face."""
+    import cv2
+    import dlib
+
+    from ckpp_tools.landmarks.dlib_backend import model_path
+
+    t0 = time.perf_counter()
+    det = dlib.get_frontal_face_detector()
+    pred = dlib.shape_predictor(model_path("shape_predictor_68_face_landmarks.dat"))
+    frames, errs, found = 0, {}, 0
+    for rel, path in paths:
+        cap = cv2.VideoCapture(path)
+        tl = np.asarray(truth.get(rel, {}).get("landmarks") or [], np.float64)
+        i = 0
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            rects = det(gray, 1)
+            if len(rects):
+                r = max(rects, key=lambda r: r.width() * r.height())
+                s = pred(gray, r)
+                pts = np.array([(p.x, p.y) for p in s.parts()], np.float64)
+                found += 1
+                if i < len(tl):
+                    errs[(rel, i)] = nme(pts, tl[i])
+            frames += 1
+            i += 1
+        cap.release()
+    sec = time.perf_counter() - t0
+    return {"seconds": sec, "source_frames": frames, "frames_per_s": frames / sec, "frames_with_face": found,
+            "errors": errs}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--raw", default=None, help="RAW tree (default: make a video-only sample)")
+    ap.add_argument("--subjects", type=int, default=3, help="sample subjects when --raw is not given")
+    ap.add_argument("--size", type=int, default=289)
+    ap.add_argument("--naive-clips", type=int, default=3, help="clips the naive pipeline is timed on")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bm_prepare.json"))
+    args = ap.parse_args()
+
+    from ckpp_tools.sample import load_truth, make_sample
+
+    tmp = tempfile.mkdtemp(prefix="bm_prepare-")
+    raw = args.raw
+    if raw is None:
+        raw = os.path.join(tmp, "raw")
+        print(f"making a video sample ({args.subjects} subjects, 640x480) in {raw} ...", flush=True)
+        make_sample(raw, subjects=args.subjects, seed=0, small=False, ckplus=False, bad_cases=False, workers=1, progress=False)
+    try:
+        truth = load_truth(raw)["clips"]
+    except Exception:  # noqa: BLE001 - a user's RAW has no truth: speed only
+        truth = {}
+
+    res = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+           "raw": raw, "size": args.size}
+    out1 = os.path.join(tmp, "w1.h5")
+    print("ckpp prepare --workers 1 ...", flush=True)
+    res["ours_workers1"] = run_prepare(raw, out1, 1, args.size)
+    ours_err = ours_accuracy(out1, truth)
+    print("ckpp prepare --workers 2 ...", flush=True)
+    res["ours_workers2"] = run_prepare(raw, os.path.join(tmp, "w2.h5"), 2, args.size)
+
+    from ckpp_tools.sources import find_clips
+
+    clips = [c for c in find_clips(raw)[0] if os.path.isfile(c.path) and not c.reason][: args.naive_clips]
+    print(f"naive pipeline on {len(clips)} clips ...", flush=True)
+    res["naive"] = naive([(c.source, c.path) for c in clips], truth)
+    naive_err = res["naive"].pop("errors")
+    common = sorted(set(ours_err) & set(naive_err))  # the same stored (onset..peak) frames of the same clips
+
+    def med(d, keys):
+        v = [d[k] for k in keys]
+        return float(np.median(v)) if v else float("nan")
+
+    res["accuracy"] = {"frames_compared": len(common), "ours_median_nme": med(ours_err, common),
+                       "naive_median_nme": med(naive_err, common), "ours_median_nme_all_stored": med(ours_err, list(ours_err))}
+    res["ours_workers1"]["median_nme"] = res["accuracy"]["ours_median_nme"]
+    res["naive"]["median_nme"] = res["accuracy"]["naive_median_nme"]
+
+    r1 = res["ours_workers1"]["frames_per_s"] / res["naive"]["frames_per_s"]
+    r2 = res["ours_workers2"]["frames_per_s"] / res["naive"]["frames_per_s"]
+    res["ratio_workers1_vs_naive"] = r1
+    res["ratio_workers2_vs_naive"] = r2
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump(res, fh, indent=2)
+    w1, w2, nv = res["ours_workers1"], res["ours_workers2"], res["naive"]
+    print(f"\nnaive (decode + HOG upsample 1 every frame + predictor): {nv['frames_per_s']:8.1f} frames/s  "
+          f"({nv['source_frames']} frames, median NME {nv['median_nme']:.4f})")
+    print(f"ckpp prepare --workers 1 (whole command):             {w1['frames_per_s']:8.1f} frames/s  "
+          f"({w1['source_frames']} frames in {w1['seconds']:.1f}s, median NME {w1['median_nme']:.4f})  x{r1:.1f} vs naive")
+    print(f"ckpp prepare --workers 2 (whole command):             {w2['frames_per_s']:8.1f} frames/s  "
+          f"({w2['source_frames']} frames in {w2['seconds']:.1f}s)  x{r2:.1f} vs naive")
+    print(f"landmark NME (median, same {res['accuracy']['frames_compared']} stored frames): ours "
+          f"{res['accuracy']['ours_median_nme']:.4f} vs naive {res['accuracy']['naive_median_nme']:.4f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
