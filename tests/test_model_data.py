@@ -1,0 +1,118 @@
+"""models.data: contract reading, PAIR / SEQUENCE samples, consistent crop+flip, resumable sampling, data discovery."""
+import itertools
+import os
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from ckpp_tools.errors import CkppError
+from models.data import ClipDataset, DrawSampler, discover_data, make_loader, to_model_batch
+from tests.fakes import make_fake_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    return make_fake_dataset(d / "out.h5", emotions=("surprise", "happy"), n_clips=4, T=8, size=72, shard=True)
+
+
+def test_pair_samples(data):
+    ds = ClipDataset([data], ["surprise", "happy"], "train", image_size=64)
+    assert len(ds) == 4 and ds.counts == {"surprise": 2, "happy": 2}
+    plain = ClipDataset([data], ["surprise"], "train", image_size=64, augment=False, target="peak")
+    s = plain[0]
+    assert s["input"].shape == (64, 64, 3) and s["input"].dtype == np.uint8 and s["mask"].shape == (64, 64)
+    assert s["degree"] == 1.0 and s["emotion"] == 0
+    with h5py.File(data) as f:                         # input is the onset frame, centre crop 64 of 72
+        cid = plain.clips[0][1]
+        onset = f["clips"][cid]["frames"][0]
+        c = round(72 * 256 / 289)
+        o = (72 - c) // 2
+        import cv2
+        expect = cv2.resize(onset[o:o + c, o:o + c], (64, 64), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(s["input"].astype(int) - expect).max() <= 1
+        lm = f["clips"][cid]["landmarks"][-1]
+    assert np.allclose(s["landmarks"], (lm - o + 0.5) / c, atol=1e-5)
+    degrees = set()
+    for i in range(40):
+        s = ds[(i % 4, i)]
+        degrees.add(float(s["degree"]))
+        lm = s["landmarks"]
+        assert lm.min() > -0.1 and lm.max() < 1.1
+        # crop+flip identical for image, mask and landmarks: the mask sits on the mouth points, and index
+        # permutation keeps the image-left mouth corner (48) left of the right one (54) after a flip
+        ys, xs = np.nonzero(s["mask"])
+        mouth = lm[48:68] * 64
+        assert abs(xs.mean() - mouth[:, 0].mean()) < 3 and abs(ys.mean() - mouth[:, 1].mean()) < 3
+        assert lm[48, 0] < lm[54, 0] and lm[36, 0] < lm[45, 0]
+    assert len(degrees) > 3                               # random target frames
+
+
+def test_flip_mirrors_image_and_landmarks(data):
+    ds = ClipDataset([data], ["surprise"], "train", image_size=64)
+    flips = {}
+    for draw in range(30):
+        s = ds[(0, draw)]
+        rng = np.random.default_rng([0, draw])
+        rng.integers(8)
+        rng.integers(0, 2, size=2)
+        flips[draw] = rng.random() < 0.5
+    assert any(flips.values()) and not all(flips.values())
+    noflip = ClipDataset([data], ["surprise"], "train", image_size=64, flip=False)
+    for draw in range(30):
+        a, b = ds[(0, draw)], noflip[(0, draw)]
+        if flips[draw]:
+            assert np.array_equal(a["input"], b["input"][:, ::-1])
+            assert np.allclose(a["landmarks"][:, 0], 1 - b["landmarks"][np.asarray(__import__("ckpp_tools.schema", fromlist=["x"]).FLIP_68), 0], atol=1e-6)
+        else:
+            assert np.array_equal(a["input"], b["input"])
+
+
+def test_sequence_samples(data):
+    ds = ClipDataset([data], ["happy"], "train", image_size=64, clip_frames=10)
+    s = ds[0]
+    assert s["frames"].shape == (10, 64, 64, 3) and s["landmarks"].shape == (10, 68, 2) and s["masks"].shape == (10, 64, 64)
+    assert s["degrees"][0] == 0 and s["degrees"][-1] == 1 and np.all(np.diff(s["degrees"]) >= 0)
+    b = to_model_batch(torch.utils.data.default_collate([s, ds[1]]), "cpu")
+    assert b["frames"].shape == (2, 10, 3, 64, 64) and b["masks"].shape == (2, 10, 1, 64, 64)
+    assert torch.equal(b["input"], b["frames"][:, 0]) and b["frames"].min() >= -1 and b["frames"].max() <= 1
+
+
+def test_loader_is_deterministic_and_resumable(data):
+    ds = ClipDataset([data], ["surprise", "happy"], "train", image_size=64)
+    full = list(itertools.islice(DrawSampler(4, seed=3), 14))
+    assert list(itertools.islice(DrawSampler(4, seed=3, start=6), 8)) == full[6:]
+    assert sorted(c for c, _ in full[:4]) == [0, 1, 2, 3]            # each epoch a permutation
+    r0 = list(itertools.islice(DrawSampler(5, seed=1, rank=0, world_size=2), 3))
+    r1 = list(itertools.islice(DrawSampler(5, seed=1, rank=1, world_size=2), 3))
+    assert not {d for _, d in r0} & {d for _, d in r1}                # ranks draw different samples
+    b0 = next(iter(make_loader(ds, 4, 0, seed=5)))
+    b2 = next(iter(make_loader(ds, 4, 2, seed=5)))                   # same batch whatever the worker count
+    assert all(torch.equal(b0[k], b2[k]) for k in b0)
+    batch = to_model_batch(b0, "cpu", channels_last=True)
+    assert batch["input"].is_contiguous(memory_format=torch.channels_last) and batch["input"].dtype == torch.float32
+
+
+def test_missing_emotion_lists_what_the_file_has(data):
+    with pytest.raises(CkppError, match=r"no accepted 'train' clips of anger; it has: happy \(2\), surprise \(2\)"):
+        ClipDataset([data], ["anger"], "train")
+
+
+def test_discover_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("CKPP_DATA", raising=False)
+    with pytest.raises(CkppError, match="no prepared data file here") as e:
+        discover_data(None, tmp_path)
+    assert "ckpp prepare" in str(e.value)
+    one = make_fake_dataset(tmp_path / "a.h5", n_clips=1, T=3, size=32, shard=True)   # + shard a-00000.h5
+    (tmp_path / "notes.h5").write_bytes(b"junk")
+    assert discover_data(None, tmp_path) == [one]
+    make_fake_dataset(tmp_path / "b.h5", n_clips=1, T=3, size=32)
+    with pytest.raises(CkppError, match="several prepared data files here: a.h5, b.h5"):
+        discover_data(None, tmp_path)
+    monkeypatch.setenv("CKPP_DATA", one)
+    assert discover_data(None, tmp_path) == [one]
+    monkeypatch.setenv("CKPP_DATA", str(tmp_path / "gone.h5"))
+    with pytest.raises(CkppError, match="CKPP_DATA"):
+        discover_data(None, tmp_path)
