@@ -31,9 +31,13 @@ def load_photo(path) -> np.ndarray:
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         try:
+            import warnings
+
             import imageio.v3 as iio
 
-            img = np.asarray(iio.imread(path))
+            with warnings.catch_warnings():          # imageio probes every plugin (DICOM, ...) on junk
+                warnings.simplefilter("ignore")
+                img = np.asarray(iio.imread(path))
         except Exception:
             raise CkppError("cannot read this file as an image", path=path,
                             fix="pass a JPEG or PNG photo (the file may be damaged or not an image)")
