@@ -17,6 +17,15 @@ Frame-index conventions in truth.json (0-based indices into the clip's frames):
   onset = the last frame with intensity 0, i.e. the frame just before the rise (CK+: 0);
   peak  = the first frame whose intensity reaches its maximum 1.0 (CK+: the last frame).
 The rise between them is eased (smoothstep), as real expressions are.
+
+truth.json = {"version": 1, "seed", "subjects", "small", "clips": {SOURCE: entry}} where SOURCE is the path
+relative to OUT_DIR that prepare records as the manifest `source` (the sequence folder for CK+, the file for
+videos), and each entry has: layout ("ckplus"|"videos"), subject, emotion (canonical; also for unlabelled
+CK+ sequences), take, n_frames, fps, onset, peak (-1 and n_frames 0 for undecodable files), intensity [T],
+landmarks [T][68][2] (source pixels, after head motion), expected_status, expected_reason (DESIGN §5 name or
+""), head_motion {max_translation_iod, max_rotation_deg} (relative to the first frame), blur_sigma (0 if
+sharp), size [W,H] (null for undecodable files); the blurred take adds "twin" (its sharp source take), the
+truncated file adds "truncated_from".
 """
 from __future__ import annotations
 
