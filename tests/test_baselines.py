@@ -31,6 +31,15 @@ def data32(tmp_path_factory):
     return make_fake_dataset(tmp_path_factory.mktemp("d32") / "data.h5", emotions=("surprise",), n_clips=2, T=12, size=32)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny convolutions gain little from a second thread, and on a loaded machine it costs a lot."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def sequence_batch(path, size=32):
     ds = ClipDataset([path], ["surprise"], "train", image_size=size, crop_fraction=1.0, clip_frames=10, augment=False)
     return to_model_batch(torch.utils.data.default_collate([ds[i] for i in range(len(ds))]), "cpu")
