@@ -6,7 +6,8 @@ Why it is shaped like this:
 - Results are written strictly in clip_id order (out-of-order results wait in a bounded window), so the output
   — including which shard holds which clip — is the same for any worker count, and `--resume` can reuse the
   completed shards, which cover a prefix of that order, and produce the same content as an uninterrupted run.
-- Workers compress frames (one deflate chunk per frame); the single writer only copies bytes.
+- Workers compress the masks (one deflate chunk per frame); the single writer only copies bytes. Frames are
+  stored uncompressed (see writer.FRAMES_DEFLATE).
 """
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ def analyse(clip: dict, opts: dict) -> dict:
         h, w = dec.frames[0].shape[:2]
         out["arrays"] = {
             "size": int(opts["size"]),
-            "frames_chunks": compress_chunks(np.asarray(res.frames, dtype=np.uint8)),
+            "frames": np.ascontiguousarray(res.frames, dtype=np.uint8),
             "mask_chunks": compress_chunks(np.asarray(res.mouth_mask, dtype=np.uint8)),
             "landmarks": np.asarray(res.landmarks, dtype=np.float32),
             "degree": np.asarray(res.degree, dtype=np.float32),
@@ -519,6 +520,8 @@ def _preflight_backend(name: str) -> None:
     """Fail once, clearly, before any work when the landmark models are missing (not once per clip in workers).
     dlib models are loaded here, before forking, so workers share them copy-on-write; face-alignment is only
     checked (it imports torch, which must not be loaded in the parent of forked workers)."""
+    from . import clip_pipeline  # noqa: F401  (import the analysis once here, not in every forked worker)
+
     if name == "dlib":
         from .landmarks import get_backend
 

@@ -111,6 +111,11 @@ def read_image_folder(folder: str, max_frames: int | None = None) -> Decoded:
             out.n_failed += 1
             continue
         img = _gray_if_equal(_to_rgb_or_gray(img))
+        if out.frames:  # one colour mode per clip, set by its first frame
+            if out.frames[0].ndim == 2 and img.ndim == 3:
+                img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+            elif out.frames[0].ndim == 3 and img.ndim == 2:
+                img = np.repeat(img[..., None], 3, axis=2)
         if shape is not None and img.shape[:2] != shape:
             out.n_failed += 1  # a frame of another size is not part of this sequence
             continue

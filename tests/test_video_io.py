@@ -72,3 +72,11 @@ def test_content_hash_finds_copies(tmp_path):
     c = str(tmp_path / "c.mp4")
     write_video(c, 5, shift=1)
     assert video_io.content_hash(a) == video_io.content_hash(b) != video_io.content_hash(c)
+
+
+def test_one_colour_mode_per_folder(tmp_path):
+    d = tmp_path / "mixed"
+    write_frames(str(d), 2, gray=True)
+    cv2.imwrite(str(d / "f3.png"), photo((80, 64))[..., ::-1])  # a colour frame in a gray sequence
+    dec = video_io.read_clip(str(d))
+    assert dec.n == 3 and all(f.ndim == 2 for f in dec.frames)
