@@ -21,7 +21,8 @@ The rise between them is eased (smoothstep), as real expressions are.
 truth.json = {"version": 1, "seed", "subjects", "small", "clips": {SOURCE: entry}} where SOURCE is the path
 relative to OUT_DIR that prepare records as the manifest `source` (the sequence folder for CK+, the file for
 videos), and each entry has: layout ("ckplus"|"videos"), subject, emotion (canonical; also for unlabelled
-CK+ sequences), take, n_frames, fps, onset, peak (-1 and n_frames 0 for undecodable files), intensity [T],
+CK+ sequences), take, n_frames (0 for undecodable files), fps, onset, peak (-1 where there is no rise: undecodable, still
+and too-short takes), intensity [T],
 landmarks [T][68][2] (source pixels, after head motion), expected_status, expected_reason (DESIGN §5 name or
 ""), head_motion {max_translation_iod, max_rotation_deg} (relative to the first frame), blur_sigma (0 if
 sharp), size [W,H] (null for undecodable files); the blurred take adds "twin" (its sharp source take), the
@@ -123,6 +124,15 @@ def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bo
             drift["motion"] = dict(kind="drift", angle=float(rng.uniform(-1.0, 1.0)), shift_iod=0.2,
                                    direction=float(rng.uniform(0, 2 * np.pi)))
             jobs += [strong, drift]
+            # a real take under a name that is no emotion (a yawn looks like a surprise jaw drop)
+            yawn = _video_job(rng, sizes, video_subject_id(subj(0)), ("videos", subj(0)), "yawn", "01")
+            yawn["render"] = "surprise"
+            # a take where the face never moves, and one too short to hold an expression
+            still = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "sadness", "08")
+            still["still"] = True
+            short = _video_job(rng, sizes, video_subject_id(subj(2)), ("videos", subj(2)), "happy", "07")
+            short["cut"] = 3
+            jobs += [yawn, still, short]
             jobs.append(dict(kind="empty", subject=video_subject_id(subj(0)), emotion="fear", take="09"))
             jobs.append(dict(kind="notvideo", subject=video_subject_id(subj(1)), emotion="sadness", take="09"))
     for job in jobs:
@@ -295,17 +305,28 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
         return truth, thumbs
     intensity = ex.video_intensity(job["n_pre"], job["n_rise"], job["n_tail"])
     onset, peak = job["n_pre"] - 1, job["n_pre"] - 1 + job["n_rise"]
+    status, reason = "accepted", ""
+    if job.get("still"):
+        intensity = np.zeros_like(intensity)
+        onset = peak = -1
+        status, reason = "rejected", "no_expression"
+    if job.get("cut"):   # the middle of the rise only: fewer frames than prepare's --min-frames (4)
+        mid = onset + job["n_rise"] // 2
+        intensity = intensity[mid - job["cut"] // 2: mid - job["cut"] // 2 + job["cut"]]
+        onset = peak = -1
+        status, reason = "rejected", "too_short"
     motion_spec = job.get("motion")
-    frames, points, motion = render(ident, warper, job["emotion"], intensity, job["amp"], motion_spec)
+    frames, points, motion = render(ident, warper, job.get("render", job["emotion"]), intensity, job["amp"], motion_spec)
     path = os.path.join(root, job["rel"])
     write_mp4(path, frames)
     if motion_spec is not None and motion_spec["kind"] == "strong":
         status, reason = "rejected", "head_motion"
-    else:
-        status, reason = "accepted", ""
+    if job.get("render"):
+        status, reason = "rejected", "unknown_emotion"
     entry = _entry(job, "videos", len(frames), onset, peak, intensity, points, status, reason, motion, 0.0, size)
     truth[job["rel"]] = entry
-    thumbs[job["rel"]] = _thumbs(frames, points, onset, peak)
+    if onset >= 0:
+        thumbs[job["rel"]] = _thumbs(frames, points, onset, peak)
     if job.get("blurred_copy"):
         sigma = blur_sigma_for(ident)
         blurred = [cv2.GaussianBlur(f, (0, 0), sigma) for f in frames]

@@ -98,7 +98,7 @@ def test_ckplus_default_size_is_640x490(tmp_path):
 
 
 def test_truth_onset_peak_conventions(truth):
-    videos = [e for e in truth["clips"].values() if e["layout"] == "videos" and e["n_frames"] > 0]
+    videos = [e for e in truth["clips"].values() if e["layout"] == "videos" and e["onset"] >= 0]
     assert videos
     for e in videos:
         a = np.array(e["intensity"])
@@ -192,7 +192,13 @@ def test_videos_decode_with_truth_frame_counts(sample_root, truth):
 def test_bad_cases(sample_root, truth):
     clips = truth["clips"]
     reasons = {e["expected_reason"] for e in clips.values()}
-    assert {"blurry", "head_motion", "unreadable", "unlabelled"} <= reasons
+    assert {"blurry", "head_motion", "unreadable", "unlabelled", "no_expression", "too_short", "unknown_emotion"} <= reasons
+    still = next(e for e in clips.values() if e["expected_reason"] == "no_expression")
+    assert np.ptp(np.array(still["landmarks"]), axis=0).max() < 1e-6 and still["n_frames"] >= 10
+    short = next(e for e in clips.values() if e["expected_reason"] == "too_short")
+    assert 0 < short["n_frames"] < 4
+    yawn = next(k for k, e in clips.items() if e["expected_reason"] == "unknown_emotion")
+    assert yawn.split("/")[-1].startswith("yawn_") and clips[yawn]["emotion"] == "yawn"
     unreadable = [k for k, e in clips.items() if e["expected_reason"] == "unreadable"]
     assert len(unreadable) == 3
     sizes = {k: os.path.getsize(sample_root / k) for k in unreadable}
