@@ -33,7 +33,9 @@ def preview_image(ds, clip_id: str, n: int = 8):
         for x, y in c.landmarks[t] * scale:
             cv2.circle(img, (int(round(x)), int(round(y))), r, (0, 255, 0), -1, lineType=cv2.LINE_AA)
         label = f"a={c.degree[t]:.2f} src#{int(c.source_index[t])}"
-        cv2.putText(img, label, (4, img.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, img.shape[0] / 600, (255, 255, 0), 1, cv2.LINE_AA)
+        org, fs = (4, img.shape[0] - 6), img.shape[0] / 600
+        cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), 3, cv2.LINE_AA)  # outline: readable on any face
+        cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, fs, (255, 255, 0), 1, cv2.LINE_AA)
         tiles.append(img)
     strip = np.concatenate(tiles, axis=1)
     a = c.attrs
