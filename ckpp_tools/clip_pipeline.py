@@ -155,9 +155,8 @@ def process_clip(
         onset, peak = start, stop - 1
         how = "already trimmed: kept whole"
     else:
-        inten = quality.expression_intensity(lms)
         kw = {} if opt.min_rise is None else {"min_rise": opt.min_rise}
-        trim = quality.find_trim(inten, **kw)
+        trim, inten = quality.trim_landmarks(lms, **kw)
         extra.update(rise=trim.rise, intensity_noise=trim.noise)
         if not trim.found:
             return _reject("no_expression", trim.detail, **common)

@@ -21,16 +21,26 @@ HEAD_MOTION_THRESHOLD = 0.35
 #: head rotation (in-plane roll, or estimated yaw) from the first frame, degrees; above -> head_motion
 HEAD_ROTATION_THRESHOLD = 7.0
 #: smallest expression rise (projected landmark displacement, IOD units) that counts as an expression
-MIN_RISE = 0.08
-#: a rise must also stand this many noise standard deviations above the landmark jitter
-MIN_RISE_SIGMAS = 8.0
-#: onset / peak thresholds as fractions of the rise (below: still neutral; above: at the peak)
-ONSET_FRACTION = 0.05
-PEAK_FRACTION = 0.05
+MIN_RISE = 0.05
+#: a rise must also be this many standard errors (from the ramp fit's residual jitter) ...
+MIN_RISE_SIGMAS = 5.0
+#: ... and the eased ramp must explain this fraction of the intensity curve's variance
+MIN_R2 = 0.5
+#: frames of margin added before the fitted onset and after the fitted peak (the target allows up to 3 of
+#: neutral pre-roll / peak tail, and no visible expression at the onset nor an unfinished one at the peak)
+ONSET_MARGIN = 0
+PEAK_MARGIN = 0
+#: shortest rise that counts as an expression, in frames (~130 ms at 30 fps): faster "rises" are landmark
+#: jumps (the predictor flipping between two fits, e.g. at a video codec's key frame), not muscles
+MIN_RISE_FRAMES = 4.0
+#: longest rise considered by the ramp fit, in frames (4 s at 30 fps)
+MAX_RISE_FRAMES = 120
 
-#: points that move with the head but hardly with expressions: upper face outline, nose bridge, eye corners.
-#: (Jaw 4-12 moves when the mouth opens, brows and lips are the expression itself.)
-STABLE = (0, 1, 2, 3, 13, 14, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
+#: points that move with the head but hardly with expressions: the top of the face outline (temple level),
+#: nose bridge, eye corners. (Jaw 2-14 moves when the mouth opens -- dlib also bends the outline's lower
+#: half with it -- and brows and lips are the expression itself.) Fits on them are robust (IRLS), so one
+#: misplaced point cannot pose as head motion.
+STABLE = (0, 1, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
 #: points whose non-rigid motion is the expression: brows, eyes, nose bottom, mouth, chin
 EXPRESSIVE = tuple(range(4, 13)) + tuple(range(17, 27)) + tuple(range(31, 68))
 #: outer eye corners (IOD)
@@ -59,6 +69,24 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.
     scale = float((sig * np.diag(corr)).sum() / var_s)
     t = mu_d - scale * rot @ mu_s
     return scale, rot, t
+
+
+def robust_similarity(src: np.ndarray, dst: np.ndarray, scale_ref: float, iters: int = 3,
+                      c: float = 0.04) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity fit with Cauchy re-weighting of the residuals (c in units of scale_ref, e.g. IOD): points
+    the predictor misplaced (an outline point bent by an open jaw) lose their say."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    w = np.ones(len(src))
+    for _ in range(iters):
+        sw = np.sqrt(w)[:, None]
+        mu_s = (w[:, None] * src).sum(0) / w.sum()
+        mu_d = (w[:, None] * dst).sum(0) / w.sum()
+        s, r, _ = similarity((src - mu_s) * sw, (dst - mu_d) * sw)
+        t = mu_d - s * r @ mu_s
+        res = np.linalg.norm(src @ (s * r).T + t - dst, axis=1) / max(scale_ref, 1e-9)
+        w = 1.0 / (1.0 + (res / c) ** 2)
+    return s, r, t
 
 
 def smooth_track(landmarks: np.ndarray) -> np.ndarray:
@@ -111,20 +139,42 @@ class HeadMotion:
     worst_frame: int
 
 
-def _yaw_asym(pts: np.ndarray) -> np.ndarray:
-    """Left/right asymmetry of nose-tip-to-outline distances along the eye axis, per frame (N,)."""
+def _yaw_cues(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two per-frame yaw cues (N,), both ~0 for a frontal face and growing with the turn:
+    the left/right asymmetry of the nose-bridge-to-outline distances (temple-level outline points) and the
+    nose tip's sideways offset from the eyes' midpoint in IOD (the nose stands in front of the eyes)."""
     eye_axis = pts[:, 45] - pts[:, 36]
-    eye_axis /= np.linalg.norm(eye_axis, axis=1, keepdims=True) + 1e-9
-    nose = pts[:, 30]
-    right = pts[:, [0, 1, 2, 3]].mean(1)   # image-left side of the face (subject's right)
-    left = pts[:, [13, 14, 15, 16]].mean(1)
+    d = np.linalg.norm(eye_axis, axis=1) + 1e-9
+    eye_axis = eye_axis / d[:, None]
+    nose = pts[:, [27, 28, 29, 30]].mean(1)
+    right = pts[:, [0, 1]].mean(1)   # image-left side of the face (subject's right)
+    left = pts[:, [15, 16]].mean(1)
     dr = ((nose - right) * eye_axis).sum(1)
     dl = ((left - nose) * eye_axis).sum(1)
-    return (dr - dl) / (dr + dl + 1e-9)
+    asym = (dr - dl) / (dr + dl + 1e-9)
+    mid = (pts[:, 39] + pts[:, 42]) / 2
+    tip = ((pts[:, 30] - mid) * eye_axis).sum(1) / d
+    return asym, tip
 
 
-#: asymmetry = YAW_GAIN * tan(yaw) for a face whose nose tip sits ~one half-face-width in front of the outline
-YAW_GAIN = 1.0
+#: outline asymmetry ~ YAW_GAIN_OUTLINE * sin(yaw): the nose bridge sits ~half a face width in front of the
+#: temple-level outline; nose-tip offset ~ YAW_GAIN_TIP * sin(yaw): the tip is ~0.4 IOD in front of the
+#: inner eye corners (average adult anthropometry)
+YAW_GAIN_OUTLINE = 0.8
+YAW_GAIN_TIP = 0.4
+
+
+def yaw_degrees(landmarks: np.ndarray, n_ref: int = 3) -> np.ndarray:
+    """Estimated out-of-plane turn (degrees) of each frame relative to the first frames. Both cues must
+    agree: the smaller in magnitude (0 when they disagree in sign) is kept, so one misplaced outline or nose
+    point cannot fake a turn."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    asym, tip = _yaw_cues(pts)
+    k = min(n_ref, len(pts))
+    y1 = np.degrees(np.arcsin(np.clip((asym - np.median(asym[:k])) / YAW_GAIN_OUTLINE, -1, 1)))
+    y2 = np.degrees(np.arcsin(np.clip((tip - np.median(tip[:k])) / YAW_GAIN_TIP, -1, 1)))
+    agree = np.sign(y1) == np.sign(y2)
+    return np.where(agree, np.sign(y1) * np.minimum(np.abs(y1), np.abs(y2)), 0.0)
 
 
 def head_motion(landmarks: np.ndarray) -> HeadMotion:
@@ -143,20 +193,25 @@ def head_motion(landmarks: np.ndarray) -> HeadMotion:
     roll = np.zeros(n)
     scl = np.zeros(n)
     for t in range(n):
-        s, r, tr = similarity(ref_s, lm[t][list(STABLE)])
+        s, r, tr = robust_similarity(ref_s, lm[t][list(STABLE)], d0)
         moved = ref_s @ (s * r).T + tr
         disp[t] = np.linalg.norm(moved - ref_s, axis=1).mean() / d0
         trans[t] = np.linalg.norm(moved.mean(0) - ref_s.mean(0)) / d0
         roll[t] = abs(np.degrees(np.arctan2(r[1, 0], r[0, 0])))
         scl[t] = abs(s - 1.0)
-    asym = _yaw_asym(lm)
-    yaw = np.degrees(np.abs(np.arctan((asym - np.median(asym[: min(3, n)])) / YAW_GAIN)))
+    yaw = np.abs(yaw_degrees(lm))
     score = np.maximum.reduce([disp / HEAD_MOTION_THRESHOLD, roll / HEAD_ROTATION_THRESHOLD, yaw / HEAD_ROTATION_THRESHOLD])
     return HeadMotion(float(disp.max()), float(trans.max()), float(roll.max()), float(yaw.max()), float(scl.max()),
                       int(score.argmax()))
 
 
 # ---- expression intensity and trimming -----------------------------------------------------------------------
+
+def default_reference_frames(n: int) -> int:
+    """How many leading frames make the neutral reference: a quarter of the clip (at least 3), so a few bad
+    first frames (a video codec's warm-up, a blink) are outvoted by the median."""
+    return max(3, n // 4)
+
 
 def aligned_displacement(landmarks: np.ndarray, n_ref: int = 3) -> np.ndarray:
     """Non-rigid displacement of the EXPRESSIVE points from the neutral reference (median of the first n_ref
@@ -167,29 +222,73 @@ def aligned_displacement(landmarks: np.ndarray, n_ref: int = 3) -> np.ndarray:
     d0 = float(iod(ref)) or 1.0
     stable = list(STABLE)
     expr = list(EXPRESSIVE)
-    out = np.empty((n, 2 * len(expr)))
+    # per-frame similarity (scale, angle, translation), smoothed over time: heads move smoothly, while the
+    # frame-to-frame jitter of the few stable points would otherwise shake every expressive point
+    par = np.empty((n, 4))
     for t in range(n):
-        s, r, tr = similarity(lm[t][stable], ref[stable])
-        aligned = lm[t][expr] @ (s * r).T + tr
-        out[t] = ((aligned - ref[expr]) / d0).ravel()
-    return out
+        s, r, tr = robust_similarity(lm[t][stable], ref[stable], d0)
+        par[t] = (np.log(s), np.arctan2(r[1, 0], r[0, 0]), tr[0], tr[1])
+    if n >= 3:
+        # translation is taken about the reference centroid so smoothing it does not couple with rotation
+        c = ref[stable].mean(0)
+        par[:, 2:] -= c - np.stack([np.exp(par[:, 0]) * (np.cos(par[:, 1]) * c[0] - np.sin(par[:, 1]) * c[1]),
+                                    np.exp(par[:, 0]) * (np.sin(par[:, 1]) * c[0] + np.cos(par[:, 1]) * c[1])], 1)
+        par = gaussian_filter1d(median_filter(par, size=(3, 1), mode="nearest"), 1.0, axis=0, mode="nearest")
+        par[:, 2:] += c - np.stack([np.exp(par[:, 0]) * (np.cos(par[:, 1]) * c[0] - np.sin(par[:, 1]) * c[1]),
+                                    np.exp(par[:, 0]) * (np.sin(par[:, 1]) * c[0] + np.cos(par[:, 1]) * c[1])], 1)
+    aligned = np.empty((n, len(expr), 2))
+    for t in range(n):
+        sc, th = np.exp(par[t, 0]), par[t, 1]
+        m = sc * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        aligned[t] = lm[t][expr] @ m.T + par[t, 2:]
+    k = max(1, min(n_ref, n))
+    zero = np.median(aligned[:k], axis=0)
+    return ((aligned - zero) / d0).reshape(n, 2 * len(expr))
 
 
-def expression_intensity(landmarks: np.ndarray, n_ref: int = 3) -> np.ndarray:
+def expression_intensity(landmarks: np.ndarray, n_ref: int | None = None) -> np.ndarray:
     """Per-frame expression intensity (IOD units): the aligned displacement field projected on the clip's
-    own expression direction (mean field of its strongest frames). A projection, unlike a norm, has no
-    positive bias from landmark jitter, so the neutral level is ~0 and small rises stay visible."""
+    own expression direction (mean field of its strongest frames).
+
+    A projection, unlike a norm, has no positive bias from landmark jitter, so the neutral level is ~0. The
+    direction is cross-fitted (even frames are projected on the direction found from the odd ones and vice
+    versa): a direction fitted to a frame's own jitter would make pure jitter look like a rise.
+    """
+    if n_ref is None:
+        n_ref = default_reference_frames(len(landmarks))
     d = aligned_displacement(landmarks, n_ref)
-    if len(d) < 2:
-        return np.zeros(len(d))
-    ds = gaussian_filter1d(d, 1.0, axis=0, mode="nearest")
-    norms = np.linalg.norm(ds, axis=1)
-    top = norms >= 0.8 * norms.max()
-    u = ds[top].mean(0)
-    nu = np.linalg.norm(u)
-    if nu <= 1e-12:
-        return np.zeros(len(d))
-    return d @ (u / nu)
+    n = len(d)
+    if n < 2:
+        return np.zeros(n)
+    if n >= 6:
+        # whiten: each coordinate in units of its own jitter, so the points the predictor places worst (jaw
+        # outline, brows behind glasses) weigh least. The jitter is what a rank-1 model (one expression
+        # direction, scaled over time) leaves unexplained, so the ramp itself does not count as noise.
+        nrm = np.linalg.norm(gaussian_filter1d(d, 1.0, axis=0, mode="nearest"), axis=1)
+        u0 = d[nrm >= 0.7 * nrm.max()].mean(0)
+        u0 /= np.linalg.norm(u0) + 1e-12
+        resid = d - np.outer(d @ u0, u0)
+        sig = np.median(np.abs(resid - np.median(resid, axis=0)), axis=0) / 0.6745
+        sig = np.maximum(sig, max(0.5 * float(np.median(sig)), 1e-3))
+        d = d / sig * float(np.median(sig))
+    norms = np.linalg.norm(gaussian_filter1d(d, 1.0, axis=0, mode="nearest"), axis=1)
+    top = norms >= 0.7 * norms.max()
+    bottom = norms <= 0.3 * norms.max()
+    bottom[: max(1, min(n_ref, n))] = True
+    idx = np.arange(n)
+    out = np.zeros(n)
+    for part in (0, 1):
+        mine = idx % 2 == part
+        hi, lo = ~mine & top, ~mine & bottom
+        if not hi.any() or not lo.any():
+            hi, lo = top, bottom
+        # direction = difference of means (strongest minus most neutral frames): the reference shape cancels,
+        # so a frame's own jitter never enters the direction it is projected on
+        u = d[hi].mean(0) - d[lo].mean(0)
+        nu = np.linalg.norm(u)
+        if nu > 1e-12:
+            out[mine] = d[mine] @ (u / nu)
+    return out - np.median(out[: max(1, min(n_ref, n))])
 
 
 @dataclass
@@ -211,39 +310,115 @@ def noise_sigma(signal: np.ndarray) -> float:
     return float(np.median(np.abs(d2)) / 0.6745 / np.sqrt(6.0))
 
 
+def _smoothstep(u: np.ndarray) -> np.ndarray:
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * (3.0 - 2.0 * u)
+
+
+def fit_ramp(x: np.ndarray, max_rise: int = MAX_RISE_FRAMES, iters: int = 3) -> tuple[float, float, float, float, float]:
+    """Robust least-squares fit of  b + a * smoothstep((t - t0) / (t1 - t0))  to x (an eased neutral->peak
+    ramp).
+
+    Grid search (1 frame, then 0.25 frame around the best) with b, a solved in closed form, re-weighted
+    (Cauchy) so a few frames of landmark failure cannot bend the fit. Returns (t0, t1, b, a, residual std).
+    The fit uses every frame, so it locates a soft ramp's start and end far more steadily under landmark
+    jitter than any threshold crossing.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    t = np.arange(n, dtype=np.float64)
+
+    def best(t0s, lens, w):
+        t0g, lg = np.meshgrid(t0s, lens, indexing="ij")
+        t0g, lg = t0g.ravel(), lg.ravel()
+        ok = (lg > 0) & (t0g + lg <= n - 1 + 1e-9)
+        t0g, lg = t0g[ok], lg[ok]
+        if len(t0g) == 0:
+            return None
+        S = _smoothstep((t[None, :] - t0g[:, None]) / lg[:, None])
+        sw, swx, swxx = w.sum(), (w * x).sum(), (w * x * x).sum()
+        s1, s2, sxy = S @ w, (S * S) @ w, S @ (w * x)
+        det = sw * s2 - s1 * s1
+        det = np.where(np.abs(det) < 1e-12, np.nan, det)
+        a = (sw * sxy - s1 * swx) / det
+        b = (swx - a * s1) / sw
+        sse = swxx - b * swx - a * sxy
+        sse = np.where((a > 0) & np.isfinite(sse), sse, np.inf)
+        k = int(np.argmin(sse))
+        return t0g[k], lg[k], b[k], a[k], sse[k]
+
+    w = np.ones(n)
+    result = None
+    for _ in range(iters):
+        coarse = best(np.arange(-1.0, n - 1.0), np.arange(1.0, min(max_rise, n) + 1.0), w)
+        if coarse is None or not np.isfinite(coarse[4]):
+            return 0.0, float(n - 1), float(np.median(x)), 0.0, float(np.std(x))
+        t0c, lc = coarse[0], coarse[1]
+        fine = best(np.arange(t0c - 1.0, t0c + 1.01, 0.25), np.arange(max(0.5, lc - 1.5), lc + 1.51, 0.25), w)
+        result = fine if fine is not None and fine[4] <= coarse[4] else coarse
+        t0, ln, b, a, _ = result
+        resid = x - (b + a * _smoothstep((t - t0) / ln))
+        sd = float(np.median(np.abs(resid)) / 0.6745) + 1e-9
+        w = 1.0 / (1.0 + (resid / (2.5 * sd)) ** 2)
+    t0, ln, b, a, _ = result
+    resid = x - (b + a * _smoothstep((t - t0) / ln))
+    sd = float(np.median(np.abs(resid)) / 0.6745) if n > 4 else float(np.std(resid))
+    return float(t0), float(t0 + ln), float(b), float(a), max(sd, 1e-6)
+
+
 def find_trim(intensity: np.ndarray, *, min_rise: float = MIN_RISE, min_sigmas: float = MIN_RISE_SIGMAS,
-              onset_fraction: float = ONSET_FRACTION, peak_fraction: float = PEAK_FRACTION) -> Trim:
+              onset_margin: int = ONSET_MARGIN, peak_margin: int = PEAK_MARGIN) -> Trim:
     """Neutral->peak trim of an intensity curve.
 
-    Soft (ease-in/ease-out) ramps: the onset is the last frame still within a small fraction of the rise
-    (and a few noise sigmas) of the neutral level, walking back from the middle of the rise; the peak is the
-    first frame within that margin of the peak level. The curve is median- then Gaussian-smoothed (sigma 1
-    frame) so single-frame jitter cannot start or end a rise.
+    Real ramps are soft (ease-in/ease-out), so the start of the motion is where an eased ramp fitted to the
+    whole curve leaves the neutral level -- not where a straight line through the steep middle would --
+    and the peak is where it arrives. If the expression is released after its apex, only the frames up to
+    the release are fitted. A rise must be both >= min_rise (IOD units) and >= min_sigmas times its
+    standard error from the fit residuals, or the clip has no expression.
     """
     x = np.asarray(intensity, dtype=np.float64)
     n = len(x)
-    sigma = noise_sigma(x)
     if n < 3:
-        return Trim(0, max(0, n - 1), 0.0, sigma, False, "too few frames to find a rise")
+        return Trim(0, max(0, n - 1), 0.0, 0.0, False, "too few frames to find a rise")
     xs = gaussian_filter1d(median_filter(x, size=3, mode="nearest"), 1.0, mode="nearest")
     base = float(np.median(xs[: min(3, n)]))
     t_max = int(np.argmax(xs))
-    top = float(xs[t_max])
-    rise = top - base
-    need = max(min_rise, min_sigmas * sigma)
-    if rise < need:
-        return Trim(0, n - 1, rise, sigma, False,
-                    f"no expression rise: {rise:.3f} IOD < {need:.3f} (landmark noise {sigma:.4f})")
-    mid = base + 0.5 * rise
-    t_mid = int(np.argmax(xs >= mid))
-    lo = base + max(onset_fraction * rise, 3.0 * sigma * 0.5)
-    below = np.nonzero(xs[:t_mid] <= lo)[0]
-    onset = int(below[-1]) if len(below) else 0
-    # one frame of margin: an ease-in's first moving frames hide under the jitter, and the target allows
-    # a little neutral pre-roll but no visible expression at the onset
-    onset = max(0, onset - 1)
-    hi = top - max(peak_fraction * rise, 3.0 * sigma * 0.5)
-    above = np.nonzero(xs[t_mid:] >= hi)[0]
-    peak = t_mid + int(above[0]) if len(above) else t_max
-    return Trim(onset, peak, rise, sigma, True,
-                f"rise {rise:.3f} IOD (noise {sigma:.4f}), onset {onset}, peak {peak}")
+    # released after the apex: fit only up to where it falls back below half the rise
+    drop = np.nonzero(xs[t_max:] < base + 0.5 * (xs[t_max] - base))[0]
+    end = t_max + int(drop[0]) if len(drop) else n
+    t0, t1, b, a, sd = fit_ramp(x[:end])
+    tt = np.arange(end)
+    fitted = b + a * _smoothstep((tt - t0) / max(t1 - t0, 1e-9))
+    r2 = 1.0 - float(((x[:end] - fitted) ** 2).sum()) / max(float(((x[:end] - x[:end].mean()) ** 2).sum()), 1e-12)
+    n_pre = max(1.0, np.floor(t0) + 1)
+    n_top = max(1.0, end - np.ceil(t1))
+    z = a / max(sd * np.sqrt(1.0 / n_pre + 1.0 / n_top), 1e-9)
+    if t1 - t0 < MIN_RISE_FRAMES and a >= min_rise:
+        return Trim(0, n - 1, a, sd, False,
+                    f"no expression rise: the only change ({a:.3f} IOD over frames {t0:.1f}-{t1:.1f}) is a jump "
+                    f"shorter than {MIN_RISE_FRAMES:g} frames (landmark flip, not an expression)")
+    if a < min_rise or z < min_sigmas or r2 < MIN_R2:
+        return Trim(0, n - 1, a, sd, False,
+                    f"no expression rise: fitted rise {a:.3f} IOD (need >= {min_rise:g}), {z:.1f} standard errors "
+                    f"(need >= {min_sigmas:g}), ramp explains {100 * max(r2, 0):.0f}% of the variation (need >= "
+                    f"{100 * MIN_R2:.0f}%)")
+    onset = int(np.clip(np.floor(t0) - onset_margin, 0, n - 1))
+    peak = int(np.clip(np.ceil(t1 - 1e-9) + peak_margin, onset, end - 1))
+    return Trim(onset, peak, a, sd, True,
+                f"rise {a:.3f} IOD over frames {t0:.1f}-{t1:.1f} (noise {sd:.4f}); kept {onset}..{peak}")
+
+
+def trim_landmarks(landmarks: np.ndarray, **kw) -> tuple[Trim, np.ndarray]:
+    """find_trim on a landmark track, in two passes: the first finds the rise with the first quarter of the
+    clip as neutral reference, the second re-measures the intensity against every frame before that rise
+    (the whole neutral pre-roll) and fits again. Returns (trim, intensity)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    x = expression_intensity(lm)
+    tr = find_trim(x, **kw)
+    if tr.found:
+        n_ref = tr.onset + 1 + kw.get("onset_margin", ONSET_MARGIN)
+        if n_ref >= 3 and n_ref != default_reference_frames(len(lm)):
+            x2 = expression_intensity(lm, n_ref)
+            tr2 = find_trim(x2, **kw)
+            return tr2, x2
+    return tr, x

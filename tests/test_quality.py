@@ -20,11 +20,12 @@ def _stack(n=30, shift_iod=0.0, roll_deg=0.0, scale=1.0, expr=None, jitter=0.0, 
     inten = intensity_curve(n // 3, n // 3, n - 2 * (n // 3))
     c = lm0.mean(0)
     rng = np.random.default_rng(seed)
-    # pseudo depth for yaw: nose tip in front, outline behind (in IOD units)
+    # pseudo depth for yaw (IOD units, adult averages): nose in front of the eyes, outline behind
     z = np.zeros(68)
-    z[27:36] = 0.5 * d
-    z[30] = 0.8 * d
-    z[0:17] = -0.3 * d
+    z[[27, 28, 29, 30]] = np.array([0.1, 0.2, 0.3, 0.4]) * d
+    z[31:36] = 0.3 * d
+    z[[36, 45]] = -0.1 * d
+    z[0:17] = -0.5 * d
     out = []
     for t in range(n):
         a = t / (n - 1)

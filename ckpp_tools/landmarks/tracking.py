@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-#: detector box relative to the stable-point centroid, in IOD units: (dx, dy, width, height). Measured on
+#: detector box relative to the centroid of BOX_POINTS, in IOD units: (dx, dy, width, height). Measured on
 #: dlib's own detections (astronaut, Grace Hopper at several scales); replaced by each actual detection.
-DEFAULT_CALIBRATION = (-0.05, 0.20, 1.80, 1.80)
+DEFAULT_CALIBRATION = (-0.05, 0.35, 1.85, 1.85)
 
-STABLE = (0, 1, 2, 3, 13, 14, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
+#: eye corners and nose bridge/tip: the points dlib places best and that no expression moves (the face
+#: outline is not used: dlib bends it with the jaw when the mouth opens)
+BOX_POINTS = (27, 28, 29, 30, 36, 39, 42, 45)
+STABLE = BOX_POINTS
 
 #: tracking health limits
 JUMP_IOD = 0.25          # mean stable-point move between consecutive frames (IOD)
@@ -31,6 +34,12 @@ SCALE_JUMP = 0.2         # relative IOD change between consecutive frames
 NCC_MIN = 0.5            # face patch correlation with the previous frame at the same box
 OUTSIDE_MAX = 0.1        # fraction of landmarks outside the image that counts as "face leaving"
 SECOND_FACE_RATIO = 0.5  # a second detection counts as another face when its side is >= this x the largest
+#: box hysteresis: keep the previous predictor box until the landmark-derived one moves this far (IOD) or
+#: changes size by this fraction. A box re-derived every frame from the previous frame's landmarks feeds the
+#: predictor's own jitter back into its input and random-walks; a held box pins a still face like the
+#: detector does, and a moving head still re-anchors it within a frame or two.
+BOX_HOLD_SHIFT = 0.06
+BOX_HOLD_SCALE = 0.04
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -54,7 +63,7 @@ def calibrate(box, landmarks: np.ndarray) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = box
     cal = (((x0 + x1) / 2 - c[0]) / d, ((y0 + y1) / 2 - c[1]) / d, (x1 - x0) / d, (y1 - y0) / d)
     # a detection whose predicted shape disagrees wildly with its box is not a good reference
-    if not (1.2 <= cal[2] <= 2.6 and 1.2 <= cal[3] <= 2.6 and abs(cal[0]) < 0.5 and abs(cal[1]) < 0.6):
+    if not (1.2 <= cal[2] <= 2.6 and 1.2 <= cal[3] <= 2.6 and abs(cal[0]) < 0.5 and abs(cal[1] - 0.35) < 0.45):
         return DEFAULT_CALIBRATION
     return cal
 
@@ -172,7 +181,7 @@ class FaceTracker:
             have = np.isfinite(provided).all(axis=(1, 2))[:n]
 
         # start: the first frame (provided, or where the detector finds a face)
-        start, prev, cal = None, None, DEFAULT_CALIBRATION
+        start, prev, cal, first_box = None, None, DEFAULT_CALIBRATION, None
         if have.any() and have[0]:
             start, prev = 0, provided[0]
         else:
@@ -191,6 +200,7 @@ class FaceTracker:
                             return res
                     prev = self.lm.predict(grays[i], boxes[0])
                     cal = calibrate(boxes[0], prev)
+                    first_box = tuple(boxes[0])
                     start = i
                     break
             if start is None and have.any():
@@ -206,17 +216,19 @@ class FaceTracker:
         out[start] = prev
         res.provided_used += int(have[start])
         stop = n
+        box = first_box if (start is not None and not have[start] and first_box is not None) else None
         for t in range(start + 1, n):
             if have[t]:
                 prev = provided[t]
                 out[t] = prev
                 res.provided_used += 1
+                box = None
                 continue
-            lost = self._step(grays, t, prev, cal, res)
-            if lost is None:
+            step = self._step(grays, t, prev, cal, box, res)
+            if step is None:
                 stop = t
                 break
-            prev, cal = lost
+            prev, cal, box = step
             out[t] = prev
         res.start, res.stop = start, stop
         if stop < n:
@@ -224,10 +236,16 @@ class FaceTracker:
         res.detector_calls = self.detector_calls
         return res
 
-    def _step(self, grays, t, prev, cal, res):
-        """Landmarks of frame t tracked from `prev`; (landmarks, calibration), or None when the face is lost."""
+    def _step(self, grays, t, prev, cal, held, res):
+        """Frame t tracked from `prev`: (landmarks, calibration, box), or None when the face is lost."""
         gray = grays[t]
         box = box_for(prev, cal)
+        if held is not None:
+            d = max(_iod(prev), 1e-3)
+            shift = np.hypot((box[0] + box[2] - held[0] - held[2]) / 2, (box[1] + box[3] - held[1] - held[3]) / 2) / d
+            grow = (box[2] - box[0]) / max(held[2] - held[0], 1e-3) - 1.0
+            if shift < BOX_HOLD_SHIFT and abs(grow) < BOX_HOLD_SCALE:
+                box = held
         trouble = []
         if _outside(prev, gray.shape) > OUTSIDE_MAX:
             trouble.append("leaving the picture")
@@ -246,7 +264,7 @@ class FaceTracker:
             if _outside(cur, gray.shape) > OUTSIDE_MAX:
                 trouble.append("landmarks outside the picture")
         if not trouble:
-            return cur, cal
+            return cur, cal, box
         # degraded: ask the detector where the face is now
         res.redetections += 1
         boxes = self.detect(gray)
@@ -259,4 +277,4 @@ class FaceTracker:
             res.events.append((t, "lost: face outside the picture"))
             return None
         res.events.append((t, "re-detected: " + ", ".join(trouble)))
-        return cur, calibrate(best, cur)
+        return cur, calibrate(best, cur), tuple(best)
