@@ -51,6 +51,7 @@ class PrepareOptions:
     min_frames: int = 4
     blur_threshold: float | None = None
     head_motion_threshold: float | None = None
+    head_rotation_threshold: float | None = None
     multiple_faces: str = "largest"
     ck_landmarks: str = "provided"
     shard_size: int = DEFAULT_SHARD_SIZE
@@ -115,6 +116,7 @@ def analyse(clip: dict, opts: dict) -> dict:
         size=int(opts["size"]), landmark_backend=opts["landmarks"], min_frames=min_frames,
         multiple_faces=opts["multiple_faces"], ck_landmarks=opts["ck_landmarks"],
         blur_threshold=opts.get("blur_threshold"), head_motion_threshold=opts.get("head_motion_threshold"),
+        head_rotation_threshold=opts.get("head_rotation_threshold"),
     )
     res = clip_pipeline.process_clip(dec.frames, already_trimmed=bool(clip.get("already_trimmed")),
                                      provided_landmarks=provided, onset_peak=onset_peak, options=copts)

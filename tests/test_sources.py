@@ -104,3 +104,11 @@ def test_clip_id_collisions_are_made_unique(tmp_path):
     write_video(str(raw / "P1" / "happy" / "01.mp4"), 4, shift=3)
     clips = find_clips(str(raw))[0]
     assert [c.clip_id for c in clips] == ["P1_happy_01", "P1_happy_01_2"]
+
+
+def test_raw_may_be_the_ckplus_image_folder_itself(tmp_path):
+    raw = make_raw(tmp_path, n_subjects=1, broken=False)
+    clips = find_clips(os.path.join(raw, "CK+", "cohn-kanade-images"))[0]
+    c = by_id(clips)
+    assert set(c) == {"S005_001", "S010_002"} and c["S005_001"].emotion == "surprise"
+    assert c["S005_001"].source == "S005/001"

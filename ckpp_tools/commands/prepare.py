@@ -35,6 +35,7 @@ def parse_size(text: str) -> int:
 @click.option("--min-frames", type=int, default=4, show_default=True, help="Fewer kept frames -> rejected too_short.")
 @click.option("--blur-threshold", type=float, default=None, help="Face sharpness below this -> blurry [default: analysis default].")
 @click.option("--head-motion-threshold", type=float, default=None, help="Rigid head motion (inter-ocular distances) above this -> head_motion.")
+@click.option("--head-rotation-threshold", type=float, default=None, help="Head rotation (degrees) above this -> head_motion.")
 @click.option("--multiple-faces", type=click.Choice(["largest", "reject"]), default="largest", show_default=True)
 @click.option("--ck-landmarks", type=click.Choice(["provided", "detect"]), default="provided", show_default=True,
               help="CK+: use the shipped Landmarks/ files, or detect.")
@@ -43,7 +44,7 @@ def parse_size(text: str) -> int:
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds per clip before its worker is killed.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_shards, shard_index, resume, overwrite,
-            min_frames, blur_threshold, head_motion_threshold, multiple_faces, ck_landmarks, shard_size, split_, timeout, quiet):
+            min_frames, blur_threshold, head_motion_threshold, head_rotation_threshold, multiple_faces, ck_landmarks, shard_size, split_, timeout, quiet):
     """Turn RAW clips into OUT.h5 (+ OUT-00000.h5 ... shards): one manifest row per clip found.
 
     \b
@@ -58,7 +59,8 @@ def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_s
     opts = PrepareOptions(
         source=source, labels=labels, emotions=emo.parse_list(emotions_), size=size, workers=workers, landmarks=landmarks,
         num_shards=num_shards, shard_index=shard_index, resume=resume, overwrite=overwrite, min_frames=min_frames,
-        blur_threshold=blur_threshold, head_motion_threshold=head_motion_threshold, multiple_faces=multiple_faces,
+        blur_threshold=blur_threshold, head_motion_threshold=head_motion_threshold,
+        head_rotation_threshold=head_rotation_threshold, multiple_faces=multiple_faces,
         ck_landmarks=ck_landmarks, shard_size=parse_size(shard_size), split=split_, timeout=timeout, progress=not quiet,
     )
     if workers is not None and workers < 1:

@@ -132,6 +132,9 @@ def _auto(raw: str, max_depth: int = 4) -> tuple[list[Clip], list[str]]:
     clips: list[Clip] = []
     ignored: list[str] = []
 
+    if os.path.basename(os.path.normpath(raw)).lower() == ckplus.IMAGES_DIR:  # RAW is CK+'s image folder itself
+        return ckplus.find(os.path.dirname(os.path.normpath(raw)), raw), []
+
     def visit(d: str, depth: int):
         if ckplus.is_root(d):
             clips.extend(ckplus.find(d, raw))
