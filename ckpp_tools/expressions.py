@@ -70,8 +70,8 @@ _TABLES: dict[str, dict[int, tuple[float, float]]] = {
         37: (0.0, 0.028), 38: (0.0, 0.03), 40: (0.0, -0.022), 41: (0.0, -0.022),
         31: (0.025, -0.012), 32: (0.01, -0.005),
         48: (-0.05, 0.025), 60: (-0.035, 0.02), 49: (-0.015, 0.018), 50: (0.0, 0.015), 51: (0.0, 0.015),
-        61: (-0.012, 0.012), 62: (0.0, 0.012),
-        59: (-0.015, -0.025), 58: (0.0, -0.04), 57: (0.0, -0.05), 67: (0.0, -0.012), 66: (0.0, -0.015),
+        61: (-0.012, -0.008), 62: (0.0, -0.008),
+        59: (-0.015, -0.025), 58: (0.0, -0.04), 57: (0.0, -0.05), 67: (0.0, -0.008), 66: (0.0, -0.008),
         8: (0.0, -0.035), 7: (0.0, -0.028), 6: (0.0, -0.012),
     },
     "disgust": {
@@ -92,7 +92,7 @@ _TABLES: dict[str, dict[int, tuple[float, float]]] = {
         21: (-0.015, -0.11), 20: (0.0, -0.07), 19: (0.0, -0.03), 18: (0.0, 0.012), 17: (0.0, 0.035),
         37: (0.0, 0.03), 38: (0.0, 0.026),
         48: (-0.012, 0.11), 60: (-0.012, 0.08), 49: (0.0, 0.04), 59: (0.0, 0.045), 51: (0.0, 0.01),
-        58: (0.0, 0.0), 57: (0.0, -0.03), 66: (0.0, -0.012), 67: (0.0, 0.025),
+        58: (0.0, 0.0), 57: (0.0, -0.03), 66: (0.0, 0.0), 67: (0.0, 0.02),
         8: (0.0, -0.03), 7: (0.0, -0.02),
     },
 }
@@ -157,16 +157,18 @@ def mouth_opening(landmarks: np.ndarray) -> float:
     return float(np.mean(np.linalg.norm(p[[61, 62, 63]] - p[[67, 66, 65]], axis=1)))
 
 
-def anchor_ring(landmarks: np.ndarray, n: int = 20, scale: float = 1.75) -> np.ndarray:
-    """Fixed points on an ellipse around the face: the warp is confined inside it (the background, hair and
-    shoulders outside stay put) and the forehead above the brows stretches smoothly."""
+def anchor_ring(landmarks: np.ndarray, n: int = 20, scale: float = 1.75, below: float = 2.3,
+                above: float = 2.0) -> np.ndarray:
+    """Fixed points on an egg-shaped ring around the face: the warp is confined inside it (background, hair
+    and shoulders outside stay put). It reaches `above`/`below` half-heights up/down from the landmark
+    centre, so raised brows and a dropped jaw (0.35 IOD) compress the forehead and neck without folding."""
     p = np.asarray(landmarks, dtype=np.float64)
     lo, hi = p.min(0), p.max(0)
     c = (lo + hi) / 2.0
-    r = (hi - lo) / 2.0 * scale
-    c = c - np.array([0.0, 0.15 * r[1]])
+    half = (hi - lo) / 2.0
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([c[0] + r[0] * np.cos(t), c[1] + r[1] * np.sin(t)], axis=1)
+    ry = np.where(np.sin(t) > 0, below, above) * half[1]
+    return np.stack([c[0] + scale * half[0] * np.cos(t), c[1] + ry * np.sin(t)], axis=1)
 
 
 class PiecewiseAffine:
