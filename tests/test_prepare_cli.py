@@ -208,3 +208,16 @@ def test_missing_face_alignment_weights_stop_before_any_work(tmp_path, raw, monk
     r = CliRunner().invoke(main, ["prepare", raw, str(out), "--landmarks", "face-alignment", "--quiet"])
     assert r.exit_code != 0 and "face-alignment" in r.output and "fix:" in r.output
     assert not [f for f in os.listdir(tmp_path) if f.startswith("o")]  # no output, no lock, no partial shard
+
+
+def test_too_short_and_csv_onset_peak(fake, tmp_path):
+    raw = tmp_path / "raw"
+    write_video(str(raw / "v" / "long.mp4"), 12)
+    write_video(str(raw / "v" / "short.mp4"), 3)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,subject,emotion,onset,peak\nv/long.mp4,A,happy,2,9\nv/short.mp4,B,fear,,\n")
+    res = prepare(str(raw), str(tmp_path / "o.h5"), opts(labels=str(csv)))
+    rows = {r["clip_id"]: r for r in res.rows}
+    assert rows["B_v_short"]["reason"] == "too_short" and "only 3" in rows["B_v_short"]["detail"]
+    assert (rows["A_v_long"]["onset"], rows["A_v_long"]["peak"]) == (2, 9)
+    assert list(open_dataset(str(tmp_path / "o.h5")).clip("A_v_long").source_index) == list(range(2, 10))
