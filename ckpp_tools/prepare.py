@@ -34,6 +34,8 @@ from .sources import Clip, find_clips
 
 DEFAULT_SHARD_SIZE = 1_000_000_000   # bytes of compressed frames per shard (~1 GB)
 DEFAULT_TIMEOUT = 600.0              # seconds per clip (decode + analysis)
+#: frames decoded per clip at most: expression clips last seconds; a stray hour-long video must not eat all memory
+DEFAULT_MAX_FRAMES = 3000
 
 
 @dataclass
@@ -57,6 +59,7 @@ class PrepareOptions:
     shard_size: int = DEFAULT_SHARD_SIZE
     split: str = "0.8,0.1,0.1"
     timeout: float = DEFAULT_TIMEOUT
+    max_frames: int = DEFAULT_MAX_FRAMES
     progress: bool = True
 
     def content_config(self) -> dict:
@@ -91,7 +94,10 @@ def analyse(clip: dict, opts: dict) -> dict:
 
     out = {"status": schema.STATUS_REJECTED, "reason": "", "detail": "", "onset": -1, "peak": -1,
            "n_source_frames": 0, "content_hash": ""}
-    dec = video_io.read_clip(clip["path"])
+    max_frames = int(opts.get("max_frames") or 0) or None
+    dec = video_io.read_clip(clip["path"], max_frames=max_frames)
+    if max_frames and dec.n >= max_frames:
+        dec.error = (dec.error + "; " if dec.error else "") + f"decoded only the first {max_frames} frames (--max-frames)"
     out["n_source_frames"] = dec.n
     if dec.n == 0:
         out.update(reason="unreadable", detail=f"no decodable frame: {dec.error or 'unknown error'}")
@@ -285,6 +291,9 @@ def _check_options(opts: PrepareOptions) -> None:
         raise UsageError("--min-frames must be at least 2", path="--min-frames", fix="use 2 or more (default 4)")
     if opts.shard_size < 1:
         raise UsageError("--shard-size must be positive", path="--shard-size", fix="e.g. 1G, 500M")
+    if opts.max_frames is not None and opts.max_frames < opts.min_frames:
+        raise UsageError(f"--max-frames {opts.max_frames} is below --min-frames {opts.min_frames}", path="--max-frames",
+                         fix="decode at least as many frames as a clip needs (default 3000)")
     if opts.timeout <= 0:
         raise UsageError("--timeout must be positive", path="--timeout", fix="seconds per clip, e.g. 600")
 

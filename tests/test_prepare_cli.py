@@ -221,3 +221,7 @@ def test_too_short_and_csv_onset_peak(fake, tmp_path):
     assert rows["B_v_short"]["reason"] == "too_short" and "only 3" in rows["B_v_short"]["detail"]
     assert (rows["A_v_long"]["onset"], rows["A_v_long"]["peak"]) == (2, 9)
     assert list(open_dataset(str(tmp_path / "o.h5")).clip("A_v_long").source_index) == list(range(2, 10))
+    # --max-frames caps decoding (memory guard) and says so
+    res = prepare(str(raw), str(tmp_path / "m.h5"), opts(labels=str(csv), max_frames=10))
+    row = {r["clip_id"]: r for r in res.rows}["A_v_long"]
+    assert row["n_source_frames"] == 10 and "--max-frames" in row["detail"] and row["peak"] == 9

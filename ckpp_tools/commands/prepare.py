@@ -42,9 +42,10 @@ def parse_size(text: str) -> int:
 @click.option("--shard-size", default="1G", show_default=True, help="Bytes of frames per shard file (500M, 1G, ...).")
 @click.option("--split", "split_", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions (subject-disjoint).")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds per clip before its worker is killed.")
+@click.option("--max-frames", type=int, default=3000, show_default=True, help="Frames decoded per clip at most (memory guard).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_shards, shard_index, resume, overwrite,
-            min_frames, blur_threshold, head_motion_threshold, head_rotation_threshold, multiple_faces, ck_landmarks, shard_size, split_, timeout, quiet):
+            min_frames, blur_threshold, head_motion_threshold, head_rotation_threshold, multiple_faces, ck_landmarks, shard_size, split_, timeout, max_frames, quiet):
     """Turn RAW clips into OUT.h5 (+ OUT-00000.h5 ... shards): one manifest row per clip found.
 
     \b
@@ -61,7 +62,8 @@ def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_s
         num_shards=num_shards, shard_index=shard_index, resume=resume, overwrite=overwrite, min_frames=min_frames,
         blur_threshold=blur_threshold, head_motion_threshold=head_motion_threshold,
         head_rotation_threshold=head_rotation_threshold, multiple_faces=multiple_faces,
-        ck_landmarks=ck_landmarks, shard_size=parse_size(shard_size), split=split_, timeout=timeout, progress=not quiet,
+        ck_landmarks=ck_landmarks, shard_size=parse_size(shard_size), split=split_, timeout=timeout, max_frames=max_frames,
+        progress=not quiet,
     )
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1", path="--workers", fix="e.g. --workers 2")
