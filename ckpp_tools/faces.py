@@ -123,11 +123,12 @@ def _colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (f * 255.0 + 0.5).astype(np.uint8)
 
 
-def make_identity(name: str, index: int, width: int, height: int, rng: np.random.Generator) -> Identity:
+def make_identity(name: str, index: int, width: int, height: int, rng: np.random.Generator,
+                  iod_frac: tuple[float, float] = (0.17, 0.22)) -> Identity:
     """Identity number `index`: base photo alternates, flip every other pair, the rest drawn from `rng`.
 
     The face is placed like in CK+ (frontal, large, a little above the centre), with IOD about a fifth of
-    the image width.
+    the image width (`iod_frac`).
     """
     names = list(PHOTOS)
     photo = names[index % len(names)]
@@ -139,7 +140,7 @@ def make_identity(name: str, index: int, width: int, height: int, rng: np.random
         pts = pts[FLIP_68].copy()
         pts[:, 0] = img.shape[1] - 1 - pts[:, 0]
     origin, rot, iod = face_frame(pts)
-    target_iod = width * rng.uniform(0.17, 0.22)
+    target_iod = width * rng.uniform(*iod_frac)
     scale = target_iod / iod
     roll = np.degrees(np.arctan2(rot[1, 0], rot[0, 0])) + rng.uniform(-3.0, 3.0)
     centre = pts.mean(0)

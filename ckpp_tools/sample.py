@@ -64,6 +64,9 @@ class Sizes:
     tail: tuple[int, int]
     ck_frames: tuple[int, int]
     ck_per_subject: int
+    #: inter-ocular distance as a fraction of the width (CK+-like ~0.2; note dlib's landmarks are whole
+    #: pixels, so at 320 wide each point carries ~1.5% IOD of quantisation noise)
+    iod_frac: tuple[float, float] = (0.17, 0.22)
 
 
 DEFAULT = Sizes(video=(640, 480), ckplus=(640, 490), pre=(8, 12), rise=(12, 16), tail=(8, 12), ck_frames=(12, 18),
@@ -156,14 +159,14 @@ def _video_job(rng, sizes: Sizes, sid: str, ident, emotion: str, take: str) -> d
 _IDENTITIES: dict = {}
 
 
-def _identity(key, seed: int, size: tuple[int, int]) -> tuple[Identity, ex.PiecewiseAffine]:
+def _identity(key, seed: int, size: tuple[int, int], iod_frac=(0.17, 0.22)) -> tuple[Identity, ex.PiecewiseAffine]:
     """Identity + its warper, cached per process (several clips share a subject)."""
-    ck = (key, seed, size)
+    ck = (key, seed, size, tuple(iod_frac))
     if ck not in _IDENTITIES:
         dataset, i = key
         rng = np.random.default_rng([seed, 0x1D, 0 if dataset == "ckplus" else 1, i])
         name = ck_subject_id(i) if dataset == "ckplus" else video_subject_id(i)
-        ident = make_identity(name, i + (1 if dataset == "videos" else 0), size[0], size[1], rng)
+        ident = make_identity(name, i + (1 if dataset == "videos" else 0), size[0], size[1], rng, iod_frac)
         anchors = ex.anchor_ring(ident.landmarks)
         src = np.concatenate([ident.landmarks, anchors])
         # reference for the triangulation: mouth and eyes opened, so no triangle spans the lips or the lids
@@ -292,7 +295,7 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
         truth[job["rel"]] = _entry(job, "videos", 0, -1, -1, [], [], "rejected", "unreadable", no_motion, 0.0, None)
         return truth, thumbs
     size = sizes.ckplus if kind == "ckplus" else sizes.video
-    ident, warper = _identity(job["ident"], seed, size)
+    ident, warper = _identity(job["ident"], seed, size, sizes.iod_frac)
     if kind == "ckplus":
         intensity = ex.ckplus_intensity(job["n_frames"])
         frames, points, motion = render(ident, warper, job["emotion"], intensity, job["amp"])
