@@ -7,7 +7,6 @@ import sys
 import time
 
 import h5py
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

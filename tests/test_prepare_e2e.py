@@ -1,6 +1,5 @@
 """End to end on the sample tree (real analysis): `ckpp prepare raw/ out.h5` finds every clip, decides what
 truth.json expects, and writes a file that validates and that plain h5py reads."""
-import os
 
 import h5py
 import numpy as np
