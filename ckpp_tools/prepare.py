@@ -132,6 +132,7 @@ def analyse(clip: dict, opts: dict) -> dict:
     out.update(status=res.status, reason=res.reason if res.status != schema.STATUS_ACCEPTED else "", detail=detail,
                onset=int(res.onset), peak=int(res.peak))
     if res.status == schema.STATUS_ACCEPTED:
+        _check_result(res, int(opts["size"]))
         h, w = dec.frames[0].shape[:2]
         out["arrays"] = {
             "size": int(opts["size"]),
@@ -150,6 +151,19 @@ def analyse(clip: dict, opts: dict) -> dict:
             "head_motion": float(res.head_motion),
         }
     return out
+
+
+def _check_result(res, S: int) -> None:
+    """An accepted result must fit the contract before it reaches the writer (a malformed one would stop the
+    run there); a violation becomes this clip's row via the worker's exception handler."""
+    T = res.peak - res.onset + 1
+    want = {"frames": (T, S, S, 3), "landmarks": (T, 68, 2), "mouth_mask": (T, S, S), "degree": (T,), "source_index": (T,)}
+    for name, shape in want.items():
+        got = None if getattr(res, name) is None else tuple(np.shape(getattr(res, name)))
+        if got != shape:
+            raise ValueError(f"analysis returned {name} of shape {got}, expected {shape} (onset {res.onset}, peak {res.peak})")
+    if res.crop_box is None or np.size(res.crop_box) != 4:
+        raise ValueError("analysis returned no crop_box")
 
 
 def _worker_main(conn, opts):

@@ -224,3 +224,22 @@ def test_too_short_and_csv_onset_peak(fake, tmp_path):
     res = prepare(str(raw), str(tmp_path / "m.h5"), opts(labels=str(csv), max_frames=10))
     row = {r["clip_id"]: r for r in res.rows}["A_v_long"]
     assert row["n_source_frames"] == 10 and "--max-frames" in row["detail"] and row["peak"] == 9
+
+
+def test_malformed_analysis_result_is_a_row_not_a_crash(tmp_path, raw, monkeypatch):
+    import ckpp_tools.clip_pipeline as cp
+
+    good = install_fake(monkeypatch)
+
+    def bad(frames, **kw):
+        r = good(frames, **kw)
+        if len(frames) == 6:  # the CK+ sequences: wrong frame size
+            r.frames = r.frames[:, :16]
+        return r
+
+    monkeypatch.setattr(cp, "process_clip", bad)
+    res = prepare(raw, str(tmp_path / "o.h5"), opts())
+    rows = {r["clip_id"]: r for r in res.rows}
+    assert rows["S005_001"]["status"] == "rejected" and "shape" in rows["S005_001"]["detail"]
+    assert rows["P001_happy_01"]["status"] == "accepted"
+    assert validate(str(tmp_path / "o.h5")) == []
