@@ -52,9 +52,14 @@ def preload(bases: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
 
 
 def base_photo(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB image, 68 dlib landmarks float64) of a base photo; detected once per process.
+    """(RGB image, 68 landmarks float64) of a base photo; found once per process.
 
-    The astronaut photo has a second 'face' on the flag patch: the largest detection is the face.
+    The landmarks are the median of dlib's predictions at four scales, each also on the mirrored photo
+    (mapped back with FLIP_68): one prediction carries ~1-2 px of box- and scale-dependent bias, and these
+    points become the ground truth of every generated frame (median NME of dlib re-detection on neutral
+    frames drops from 0.032 to 0.023 on Grace Hopper, 0.012 to 0.008 on the astronaut). The astronaut photo
+    has a second 'face' on the flag patch: the largest detection is the face; its box is mapped into each
+    scaled/mirrored copy (and grown/shrunk a little), so no further detection runs.
     """
     if name in _BASES:
         return _BASES[name]
@@ -65,7 +70,25 @@ def base_photo(name: str) -> tuple[np.ndarray, np.ndarray]:
     boxes = lm.detect(img, upsample=1, max_side=None)
     if not boxes:  # pragma: no cover - the photos are fixed
         raise RuntimeError(f"no face found in base photo {name}")
-    pts = lm.predict(img, boxes[0]).astype(np.float64)
+    ref = np.array(boxes[0], dtype=np.float64)
+    centre, half = (ref[:2] + ref[2:]) / 2.0, (ref[2:] - ref[:2]) / 2.0
+    preds = []
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    for scale in (0.8, 1.0, 1.25, 1.5):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        im = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+        for mirrored in (False, True):
+            x = np.ascontiguousarray(im[:, ::-1]) if mirrored else im
+            for grow in (0.94, 1.0, 1.06):   # the detector's box wobbles by about this much
+                box = np.concatenate([centre - half * grow, centre + half * grow]) * scale
+                if mirrored:
+                    box = np.array([x.shape[1] - 1 - box[2], box[1], x.shape[1] - 1 - box[0], box[3]])
+                p = lm.predict(x, box).astype(np.float64)
+                if mirrored:
+                    p = p[FLIP_68]
+                    p[:, 0] = x.shape[1] - 1 - p[:, 0]
+                preds.append(p / scale)
+    pts = np.median(np.array(preds), axis=0)
     img.setflags(write=False)
     _BASES[name] = (img, pts)
     return img, pts

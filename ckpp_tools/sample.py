@@ -216,8 +216,10 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
 
 
 def blur_sigma_for(ident: Identity) -> float:
-    """Gaussian sigma of the blurred take: ~IOD/20 (5-7 px at 640 wide), far beyond focus or motion softness."""
-    return round(ident.iod / 20.0, 3)
+    """Gaussian sigma of the blurred take: IOD/12 (9-12 px at 640 wide, 5 px at 320): far beyond focus or
+    motion softness, so the take is unambiguously blurry at any size (IOD/20 sat right at prepare's
+    threshold on the small set)."""
+    return round(ident.iod / 12.0, 3)
 
 
 def _fmt(v: float) -> str:
