@@ -6,6 +6,8 @@
 - ours (workers 1): `ckpp prepare RAW out.h5 --workers 1` as a subprocess, wall clock from launch to exit
   (start-up, decoding, detect-once-then-track landmarks, quality checks, crop, masks, compression, writing).
 - ours (workers 2): the same with `--workers 2`.
+- driver only: `--workers 1` with the analysis replaced by a plain resize (every frame kept and written):
+  what decoding, hashing, transfer and writing cost, i.e. the driver's share.
 - naive: one process; decode every frame; dlib's HOG detector upsampled once (dlib's standard usage) on
   every frame; the 68-point predictor on the largest face. Timed on the first --naive-clips clips (a rate,
   so a subset is enough; the naive way costs ~100x more per frame).
@@ -50,6 +52,41 @@ def run_prepare(raw: str, out: str, workers: int, size: int) -> dict:
     frames = int(m["n_source_frames"].clip(lower=0).sum())
     return {"seconds": sec, "source_frames": frames, "frames_per_s": frames / sec,
             "accepted": int((m["status"] == "accepted").sum()), "clips": int(len(m))}
+
+
+_DRIVER_ONLY = r"""
+import sys, numpy as np, cv2
+import ckpp_tools.clip_pipeline as cp
+from ckpp_tools.clip_pipeline import ClipResult
+
+def passthrough(frames, *, already_trimmed=False, provided_landmarks=None, onset_peak=None, options=None):
+    # the cheapest valid analysis: keep every frame, resize it; isolates decode + hash + transfer + write
+    S, n = options.size, len(frames)
+    fr = np.stack([cv2.resize(np.dstack([f] * 3) if f.ndim == 2 else f, (S, S), interpolation=cv2.INTER_AREA) for f in frames])
+    h, w = frames[0].shape[:2]
+    return ClipResult("accepted", onset=0, peak=n - 1, frames=fr, landmarks=np.zeros((n, 68, 2), np.float32),
+                      mouth_mask=np.zeros((n, S, S), np.uint8), degree=np.linspace(0, 1, n).astype(np.float32),
+                      source_index=np.arange(n, dtype=np.int32), crop_box=np.array([0, 0, max(w, h), max(w, h)], float),
+                      original_size=(w, h), blur_score=0.0, head_motion=0.0)
+
+cp.process_clip = passthrough
+from ckpp_tools.cli import main
+main(sys.argv[1:])
+"""
+
+
+def run_driver_only(raw: str, out: str, size: int) -> dict:
+    """`ckpp prepare --workers 1` with the analysis replaced by a resize: what the driver itself costs."""
+    cmd = [sys.executable, "-c", _DRIVER_ONLY, "prepare", raw, out, "--workers", "1", "--size", str(size), "--quiet", "--overwrite"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    sec = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"driver-only prepare failed:\n{r.stdout}\n{r.stderr}")
+    from ckpp_tools.reader import open_dataset
+
+    frames = int(open_dataset(out).manifest["n_source_frames"].clip(lower=0).sum())
+    return {"seconds": sec, "source_frames": frames, "frames_per_s": frames / sec}
 
 
 def ours_accuracy(out: str, truth: dict) -> dict:
@@ -137,6 +174,9 @@ def main():
     print("ckpp prepare --workers 2 ...", flush=True)
     res["ours_workers2"] = run_prepare(raw, os.path.join(tmp, "w2.h5"), 2, args.size)
 
+    print("driver only (analysis replaced by a resize, --workers 1) ...", flush=True)
+    res["driver_only_workers1"] = run_driver_only(raw, os.path.join(tmp, "drv.h5"), args.size)
+
     from ckpp_tools.sources import find_clips
 
     clips = [c for c in find_clips(raw)[0] if os.path.isfile(c.path) and not c.reason][: args.naive_clips]
@@ -168,6 +208,9 @@ def main():
           f"({w1['source_frames']} frames in {w1['seconds']:.1f}s, median NME {w1['median_nme']:.4f})  x{r1:.1f} vs naive")
     print(f"ckpp prepare --workers 2 (whole command):             {w2['frames_per_s']:8.1f} frames/s  "
           f"({w2['source_frames']} frames in {w2['seconds']:.1f}s)  x{r2:.1f} vs naive")
+    dv = res["driver_only_workers1"]
+    print(f"driver only (decode+hash+resize+write, all frames kept):{dv['frames_per_s']:8.1f} frames/s  "
+          f"({dv['source_frames']} frames in {dv['seconds']:.1f}s; the rest of ours is the analysis)")
     print(f"landmark NME (median, same {res['accuracy']['frames_compared']} stored frames): ours "
           f"{res['accuracy']['ours_median_nme']:.4f} vs naive {res['accuracy']['naive_median_nme']:.4f}")
     print(f"wrote {args.out}")
