@@ -427,9 +427,13 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         if not os.path.isfile(os.path.join(partial, _PARTIAL_MARK)):
             raise CkppError("exists and was not made by an interrupted `ckpp sample`", path=partial,
                             fix="move it away or choose another OUT_DIR")
-        shutil.rmtree(partial)
-    os.makedirs(partial)
-    open(os.path.join(partial, _PARTIAL_MARK), "w").close()
+        shutil.rmtree(partial)  # left by an interrupted run of ours (it carries our marker file)
+    try:
+        os.makedirs(partial)
+        open(os.path.join(partial, _PARTIAL_MARK), "w").close()
+    except OSError as exc:
+        raise CkppError(f"cannot create the output folder ({exc.strerror})", path=partial,
+                        fix="choose an OUT_DIR in a folder you can write to") from None
 
     sizes = SMALL if small else DEFAULT
     jobs = plan(subjects, seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases)

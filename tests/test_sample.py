@@ -271,6 +271,24 @@ def test_cli_refuses_existing_file_and_nonempty_dir(tmp_path):
     assert res.exit_code != 0 and "--subjects" in res.output
 
 
+def test_leftover_partial_folder(tmp_path):
+    """A killed run leaves OUT.partial (with our marker): the next run replaces it. A foreign OUT.partial is
+    never deleted."""
+    stale = tmp_path / "raw.partial"
+    stale.mkdir()
+    (stale / ".ckpp-sample-partial").touch()
+    (stale / "half_written.png").write_bytes(b"x")
+    make_sample(tmp_path / "raw", subjects=1, small=True, videos=False, progress=False)
+    assert not stale.exists() and (tmp_path / "raw" / "truth.json").is_file()
+
+    foreign = tmp_path / "other.partial"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("x")
+    res = CliRunner().invoke(main, ["sample", str(tmp_path / "other"), "--small", "--subjects", "1"])
+    assert res.exit_code != 0 and str(foreign) in res.output and "fix:" in res.output
+    assert (foreign / "precious.txt").read_text() == "x" and not (tmp_path / "other").exists()
+
+
 def test_cli_writes_and_overwrites_a_previous_sample(tmp_path):
     out = tmp_path / "raw"
     out.mkdir()  # an existing empty folder is fine
