@@ -15,7 +15,7 @@ from scipy.ndimage import gaussian_filter1d, median_filter
 
 # ---- defaults (see docs/prepare-analysis.md for the measured distributions behind them) -------------------
 #: blur: variance of the Laplacian of the contrast-normalised 128x128 grayscale face crop; below -> blurry
-BLUR_THRESHOLD = 0.012
+BLUR_THRESHOLD = 0.016
 #: head motion: mean rigid displacement of the stable points from the first frame, in IOD; above -> head_motion
 HEAD_MOTION_THRESHOLD = 0.35
 #: head rotation (in-plane roll, or estimated yaw) from the first frame, degrees; above -> head_motion

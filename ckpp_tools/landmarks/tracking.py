@@ -1,9 +1,14 @@
 """Landmarks for every frame of a clip without running the face detector on every frame.
 
 The HOG detector costs ~10-80 ms a frame, the 68-point predictor ~1 ms. So: detect once (on a downscaled
-frame), then track: each frame's predictor box comes from the previous frame's landmarks, placed the way the
-detector placed it (a box/landmark calibration taken at the last detection, in inter-ocular units, so
-mouth opening cannot inflate the box). The detector runs again only when tracking degrades:
+frame), then track. Each frame's predictor box is the detector's box moved with the head: the image motion
+of the face region relative to the detection frame (phase correlation of a 64x64 patch, ~0.1 ms), not the
+previous frame's landmarks -- a box re-derived from landmarks feeds the predictor's own errors back into
+its input and can run away (an open, toothy smile dragging the whole shape off the face). When the image
+motion is not available (CK+ frames between provided landmark files) the box comes from the previous
+landmarks, placed the way the detector would (a box/landmark calibration in inter-ocular units, from
+eyes and nose only, so mouth opening cannot inflate it). The detector runs again only when tracking
+degrades:
 
 - the face patch changed abruptly (normalised cross-correlation with the previous frame at the same place),
 - the landmarks jumped or changed scale between frames (stable points, in IOD),
@@ -38,8 +43,12 @@ SECOND_FACE_RATIO = 0.5  # a second detection counts as another face when its si
 #: changes size by this fraction. A box re-derived every frame from the previous frame's landmarks feeds the
 #: predictor's own jitter back into its input and random-walks; a held box pins a still face like the
 #: detector does, and a moving head still re-anchors it within a frame or two.
-BOX_HOLD_SHIFT = 0.06
-BOX_HOLD_SCALE = 0.04
+BOX_HOLD_SHIFT = 0.12
+BOX_HOLD_SCALE = 0.06
+#: image-motion box: ignore moves below this fraction of the box side (keeps a still face's box pinned) and
+#: re-take the reference patch after moves beyond RE_ANCHOR of the side (keeps the patches overlapping)
+MOVE_MIN = 0.015
+RE_ANCHOR = 0.25
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -75,6 +84,32 @@ def box_for(landmarks: np.ndarray, cal) -> tuple[float, float, float, float]:
     cx, cy = c[0] + cal[0] * d, c[1] + cal[1] * d
     w, h = cal[2] * d, cal[3] * d
     return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+_PATCH = 64
+_GROW = 1.6
+_WINDOW: np.ndarray | None = None
+
+
+def _region(gray: np.ndarray, box) -> tuple[np.ndarray, float]:
+    """The square region around `box` (grown by _GROW) resampled to _PATCH x _PATCH float32, and its scale."""
+    x0, y0, x1, y1 = box
+    cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1.0) * _GROW
+    sc = _PATCH / side
+    m = np.array([[sc, 0, _PATCH / 2 - sc * cx], [0, sc, _PATCH / 2 - sc * cy]], dtype=np.float64)
+    p = cv2.warpAffine(gray, m, (_PATCH, _PATCH), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return p.astype(np.float32), sc
+
+
+def image_shift(ref_patch: np.ndarray, gray: np.ndarray, box) -> tuple[float, float, float]:
+    """How far (source px) the content of `box` moved since `ref_patch` was taken there, and the phase
+    correlation's peak response (near 0: the region no longer looks like it did)."""
+    global _WINDOW
+    if _WINDOW is None:
+        _WINDOW = cv2.createHanningWindow((_PATCH, _PATCH), cv2.CV_32F)
+    cur, sc = _region(gray, box)
+    (dx, dy), resp = cv2.phaseCorrelate(ref_patch, cur, _WINDOW)
+    return dx / sc, dy / sc, float(resp)
 
 
 def _iou(a, b) -> float:
@@ -130,6 +165,7 @@ class FaceTracker:
         self.multiple_faces = multiple_faces
         self.max_side = max_side
         self.detector_calls = 0
+        self.anchor = None  # (box, reference patch): the image-motion reference of the current track
 
     # detection ------------------------------------------------------------------------------------------
     def detect(self, gray: np.ndarray) -> list:
@@ -216,13 +252,14 @@ class FaceTracker:
         out[start] = prev
         res.provided_used += int(have[start])
         stop = n
-        box = first_box if (start is not None and not have[start] and first_box is not None) else None
+        box = first_box if (not have[start] and first_box is not None) else None
+        self.anchor = (box, _region(grays[start], box)[0]) if box is not None else None
         for t in range(start + 1, n):
             if have[t]:
                 prev = provided[t]
                 out[t] = prev
                 res.provided_used += 1
-                box = None
+                box, self.anchor = None, None
                 continue
             step = self._step(grays, t, prev, cal, box, res)
             if step is None:
@@ -239,14 +276,26 @@ class FaceTracker:
     def _step(self, grays, t, prev, cal, held, res):
         """Frame t tracked from `prev`: (landmarks, calibration, box), or None when the face is lost."""
         gray = grays[t]
-        box = box_for(prev, cal)
-        if held is not None:
+        trouble = []
+        if self.anchor is not None:
+            abox, ref = self.anchor
+            dx, dy, resp = image_shift(ref, gray, abox)
+            side = abox[2] - abox[0]
+            box = (abox[0] + dx, abox[1] + dy, abox[2] + dx, abox[3] + dy)
+            if held is not None and np.hypot(box[0] - held[0], box[1] - held[1]) < MOVE_MIN * side:
+                box = held
+            if np.hypot(dx, dy) > RE_ANCHOR * side:
+                self.anchor = (box, _region(gray, box)[0])
+            if resp < 0.05:
+                trouble.append(f"face region changed (phase correlation {resp:.2f})")
+        else:
+            box = box_for(prev, cal)
+        if held is not None and self.anchor is None:
             d = max(_iod(prev), 1e-3)
             shift = np.hypot((box[0] + box[2] - held[0] - held[2]) / 2, (box[1] + box[3] - held[1] - held[3]) / 2) / d
             grow = (box[2] - box[0]) / max(held[2] - held[0], 1e-3) - 1.0
             if shift < BOX_HOLD_SHIFT and abs(grow) < BOX_HOLD_SCALE:
                 box = held
-        trouble = []
         if _outside(prev, gray.shape) > OUTSIDE_MAX:
             trouble.append("leaving the picture")
         ncc = _ncc(_patch(grays[t - 1], box), _patch(gray, box))
@@ -277,4 +326,5 @@ class FaceTracker:
             res.events.append((t, "lost: face outside the picture"))
             return None
         res.events.append((t, "re-detected: " + ", ".join(trouble)))
+        self.anchor = (tuple(best), _region(gray, best)[0])
         return cur, calibrate(best, cur), tuple(best)
