@@ -25,7 +25,7 @@ CK+ sequences), take, n_frames (0 for undecodable files), fps, onset, peak (-1 w
 and too-short takes), intensity [T],
 landmarks [T][68][2] (source pixels, after head motion), expected_status, expected_reason (DESIGN §5 name or
 ""), head_motion {max_translation_iod, max_rotation_deg} (relative to the first frame), blur_sigma (0 if
-sharp), size [W,H] (null for undecodable files); the blurred take adds "twin" (its sharp source take), the
+sharp), size [W,H] (null for undecodable files), color (CK+ only: true for the colour sequence); the blurred take adds "twin" (its sharp source take), the
 truncated file adds "truncated_from".
 """
 from __future__ import annotations
@@ -100,7 +100,9 @@ def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bo
                 serial = i * sizes.ck_per_subject + k
                 jobs.append(dict(kind="ckplus", subject=sid, ident=("ckplus", i), emotion=emotion, take=f"{k + 1:03d}",
                                  n_frames=n, amp=float(rng.uniform(0.85, 1.1)), labelled=(serial % 5 != 4),
-                                 seed=int(rng.integers(2**31))))
+                                 seed=int(rng.integers(2**31)),
+                                 # like CK+, a few sequences are colour: the last subject's last one
+                                 color=(subjects >= 2 and i == subjects - 1 and k == sizes.ck_per_subject - 1)))
     if videos:
         for i in range(subjects):
             sid = video_subject_id(i)
@@ -232,13 +234,15 @@ _PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRI
 
 def write_ckplus(root: str, subject: str, take: str, frames_gray: list[np.ndarray], points: np.ndarray,
                  emotion_code: int | None) -> None:
-    """One CK+ sequence in the exact CK+ file formats."""
+    """One CK+ sequence in the exact CK+ file formats (frames: 8-bit grayscale, or RGB for a colour one)."""
     img_dir = os.path.join(root, "CK+", "cohn-kanade-images", subject, take)
     lm_dir = os.path.join(root, "CK+", "Landmarks", subject, take)
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(lm_dir, exist_ok=True)
     for t, (img, pts) in enumerate(zip(frames_gray, points), start=1):
         stem = f"{subject}_{take}_{t:08d}"
+        if img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
         cv2.imwrite(os.path.join(img_dir, stem + ".png"), img, _PNG_FAST)
         with open(os.path.join(lm_dir, stem + "_landmarks.txt"), "w") as fh:
             fh.write("".join(_fmt(x) + _fmt(y) + "\n" for x, y in pts))
@@ -301,11 +305,12 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
     if kind == "ckplus":
         intensity = ex.ckplus_intensity(job["n_frames"])
         frames, points, motion = render(ident, warper, job["emotion"], intensity, job["amp"])
-        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        gray = frames if job.get("color") else [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
         write_ckplus(root, job["subject"], job["take"], gray, points, CODES[job["emotion"]] if job["labelled"] else None)
         n = len(frames)
         status, reason = ("accepted", "") if job["labelled"] else ("rejected", "unlabelled")
         truth[job["rel"]] = _entry(job, "ckplus", n, 0, n - 1, intensity, points, status, reason, motion, 0.0, size)
+        truth[job["rel"]]["color"] = bool(job.get("color"))
         thumbs[job["rel"]] = _thumbs(gray, points, 0, n - 1)
         return truth, thumbs
     intensity = ex.video_intensity(job["n_pre"], job["n_rise"], job["n_tail"])

@@ -58,7 +58,10 @@ def check_ckplus_tree(root, truth, size):
         assert names == [f"{subj}_{take}_{i:08d}.png" for i in range(1, n + 1)]
         for name in (names[0], names[-1]):
             img = cv2.imread(os.path.join(root, rel, name), cv2.IMREAD_UNCHANGED)
-            assert img.ndim == 2 and img.dtype == np.uint8, "CK+ frames are 8-bit grayscale"
+            if e["color"]:
+                assert img.ndim == 3 and img.shape[2] == 3 and np.abs(img[..., 0].astype(int) - img[..., 2]).mean() > 5
+            else:
+                assert img.ndim == 2 and img.dtype == np.uint8, "CK+ frames are 8-bit grayscale"
             assert (img.shape[1], img.shape[0]) == size
         lm_dir = os.path.join(root, "CK+", "Landmarks", subj, take)
         lm_names = sorted(os.listdir(lm_dir))
@@ -87,6 +90,7 @@ def test_ckplus_small_tree_formats(sample_root, truth):
     seqs = check_ckplus_tree(sample_root, truth, (320, 245))
     assert any(e["expected_reason"] == "unlabelled" for e in seqs.values()), "some sequences have no Emotion file"
     assert any(e["expected_status"] == "accepted" for e in seqs.values())
+    assert sum(e["color"] for e in seqs.values()) == 1, "one colour sequence, as CK+ has some"
 
 
 def test_ckplus_default_size_is_640x490(tmp_path):
