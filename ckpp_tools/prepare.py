@@ -541,6 +541,14 @@ def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) 
     return result
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (a container or job scheduler may allow fewer than the machine has)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _preflight_backend(name: str) -> None:
     """Fail once, clearly, before any work when the landmark models are missing (not once per clip in workers).
     dlib models are loaded here, before forking, so workers share them copy-on-write; face-alignment is only
@@ -571,7 +579,7 @@ def _run_pending(pending: list[Clip], opts: PrepareOptions, write_row, echo) -> 
     """Analyse `pending` in worker processes and hand results to write_row in clip order. Returns frames decoded."""
     from tqdm import tqdm
 
-    n_workers = max(1, int(opts.workers or os.cpu_count() or 1))
+    n_workers = max(1, int(opts.workers or _usable_cores()))
     wopts = dataclasses.asdict(opts)
     todo = [c for c in pending if not c.reason]
     n_workers = min(n_workers, max(1, len(todo)))
