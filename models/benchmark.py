@@ -469,7 +469,7 @@ def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emoti
                 rec, videos = _evaluate_clip(clip, models, measurer, device, latency, warmed)
                 per_clip.append(rec)
                 for key, r in rec["series"].items():
-                    rows_by_series[key].append({k: v for k, v in r.items() if k not in ("t", "curve")})
+                    rows_by_series[key].append({k: v for k, v in r.items() if k not in ("t", "curve", "undetected_frames")})
                     curves_by_series[key].append((r["t"], r["curve"]))
                 if ci < n_gifs:
                     compare.append(_write_compare(out_dir, clip, videos))
@@ -575,8 +575,10 @@ def _evaluate_clip(clip: Clip, models, measurer: Measurer, device, latency, warm
                                   gt_frames=v["frames"][idx], gt_landmarks=v["file_lm"][idx],
                                   gt_mouth_mask=v["masks"][idx], gt_times=gt_t, gt_curve=gt_curve_file,
                                   descriptors=descs if measurer.enc is not None else None, input_descriptor=in_desc)
-        m["n_undetected"] = float(np.sum(~ev.detected(lms)))
-        rec["series"][key] = dict(m, t=[float(x) for x in times], curve=[float(x) for x in curve])
+        missing = np.flatnonzero(~ev.detected(lms))
+        m["n_undetected"] = float(missing.size)
+        rec["series"][key] = dict(m, t=[float(x) for x in times], curve=[float(x) for x in curve],
+                                  undetected_frames=[int(i) for i in missing])
 
     first_model = next(iter(next(iter(models.values())).values()))
     v0 = gt_view(first_model)

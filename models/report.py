@@ -324,6 +324,8 @@ def _blocks(results: dict) -> list[tuple]:
 
     for gk, g in results.get("groups", {}).items():
         B.append(("h", 2, f"{g['emotion']} — {g['split']} split ({g['n_clips']} clips)"))
+        if g.get("clips"):
+            B.append(("p", "clips: " + ", ".join(g["clips"])))
         if g.get("fig3"):
             B.append(("img", g["fig3"], f"Fig. 3 curves for {gk}"))
         B.append(("p", "Fig. 3 curve: mean over clips of the landmark distance to the input face (inter-ocular "

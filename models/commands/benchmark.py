@@ -25,14 +25,15 @@ import click
               help="emotion(s) to evaluate, repeatable  [default: those the main run was trained on]")
 @click.option("-o", "--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False),
               help="report folder (written as OUT.partial, then swapped in; an old report survives a failed run)")
-@click.option("--max-clips", type=click.IntRange(min=1), help="at most N clips per emotion and split")
-@click.option("--gifs", type=click.IntRange(min=0), default=3, show_default=True,
+@click.option("--max-clips", type=click.IntRange(min=1), metavar="N", help="at most N clips per emotion and split")
+@click.option("--gifs", type=click.IntRange(min=0), default=3, show_default=True, metavar="N",
               help="compare_<clip>.gif strips per emotion and split")
 @click.option("--identity/--no-identity", default=True, show_default=True,
               help="dlib face-descriptor identity distances (the slowest measurement)")
 @click.option("--identity-frames", type=click.IntRange(min=1), metavar="N",
               help="descriptors on at most N evenly spaced frames per video (~0.1 s each on a CPU)  [default: all]")
-@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True)
+@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
+              help="where the models run (latency is measured there)")
 def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device):
     """Evaluate the main model (and baselines) on held-out clips: paper Fig. 3 and more, as a report.
 
@@ -42,8 +43,9 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
       ckpp train --emotion surprise
       ckpp train --model convlstm --emotion surprise
       ckpp train --model hp --emotion surprise
-    this compares all three on the test clips and writes report/ (report.md, index.html, report.json,
-    Fig. 3 curves, metric charts, compare_<clip>.gif):
+    this compares all three on the test clips (an emotion without test clips falls back to val, then
+    train, with a warning) and writes report/ (report.md, index.html, report.json, Fig. 3 curves,
+    metric charts, compare_<clip>.gif):
       ckpp benchmark --baselines convlstm,hp
     Metrics are explained in docs/evaluation.md.
     """
