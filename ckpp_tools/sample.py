@@ -361,13 +361,24 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
 
 def contact_sheet(thumbs: dict, truth: dict, path: str, max_rows: int = 12) -> None:
     """One row per clip (onset .. peak, 5 frames): one video take per emotion, a CK+ sequence, the bad takes."""
-    rows, seen = [], set()
-    for rel, e in truth.items():
-        if rel in thumbs and e["layout"] == "videos" and e["expected_status"] == "accepted" and e["emotion"] not in seen \
-                and e["head_motion"]["max_translation_iod"] == 0:
+    from collections import Counter
+
+    used: Counter = Counter()
+    rows = []
+
+    def pick(cands):
+        if cands:
+            rel = min(cands, key=lambda r: (used[truth[r]["subject"]], r))
+            used[truth[rel]["subject"]] += 1
             rows.append(rel)
-            seen.add(e["emotion"])
-    rows += [rel for rel, e in truth.items() if rel in thumbs and e["layout"] == "ckplus"][:2]
+
+    # one accepted, still-headed video take per expression, spread over as many subjects as possible
+    for emotion in EXPRESSIONS:
+        pick([r for r, e in truth.items() if r in thumbs and e["layout"] == "videos" and e["emotion"] == emotion
+              and e["expected_status"] == "accepted" and e["head_motion"]["max_translation_iod"] == 0])
+    ck = [r for r, e in truth.items() if r in thumbs and e["layout"] == "ckplus"]
+    pick([r for r in ck if truth[r].get("color")] or ck[:1])
+    pick([r for r in ck if r not in rows and not truth[r].get("color")])
     rows += [rel for rel, e in truth.items() if rel in thumbs and e["expected_reason"] in ("blurry", "head_motion")]
     rows = rows[:max_rows]
     if not rows:
