@@ -31,19 +31,25 @@ from models.family import Runtime  # noqa: E402
 from models.registry import get_family  # noqa: E402
 
 
-def timed(fn, repeats: int, device: torch.device, warmup: int = 2) -> list[float]:
+def timed(cases: dict, repeats: dict, device: torch.device, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each case. Cases are interleaved round by round, so a load change on a shared
+    machine hits all of them alike instead of whichever ran at that moment."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
-    for _ in range(warmup):
-        fn()
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
     sync()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        out.append(time.perf_counter() - t0)
+    out = {name: [] for name in cases}
+    for r in range(max(repeats.values())):
+        for name, fn in cases.items():
+            if r >= repeats[name]:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            out[name].append(time.perf_counter() - t0)
     return out
 
 
@@ -75,7 +81,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1, help="videos per call")
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 gives steadier numbers on a shared CPU)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
@@ -104,11 +110,10 @@ def main(argv=None):
         "hp (landmarks given)": lambda: fams["hp"].generate(first, w, n, landmarks=lms),
         "hp (+ dlib on the crop)": lambda: fams["hp"].generate(first, w, n),
     }
-    results = {}
     with torch.inference_mode():
-        for name, fn in cases.items():
-            ts = timed(fn, args.repeats if "dlib" not in name else max(3, args.repeats // 3), device)
-            results[name] = {"median_s": statistics.median(ts), "min_s": min(ts), "repeats": len(ts)}
+        times = timed(cases, {name: args.repeats for name in cases}, device)
+    results = {name: {"median_s": statistics.median(ts), "min_s": min(ts), "repeats": len(ts)}
+               for name, ts in times.items()}
     base = results["ours (one batched pass)"]["median_s"]
     print(f"generation of {n} frames x {args.batch} video(s), config {args.config} ({cfg.image_size}²), "
           f"{device.type}, amp {args.amp}")
