@@ -89,6 +89,39 @@ def robust_similarity(src: np.ndarray, dst: np.ndarray, scale_ref: float, iters:
     return s, r, t
 
 
+def similarity_batch(src: np.ndarray, dst: np.ndarray, w: np.ndarray | None = None):
+    """Weighted least-squares similarities mapping src (K,2) or (N,K,2) onto each dst (N,K,2), all frames at
+    once (2-D closed form, no SVD). Returns scale (N,), angle (N,) radians, translation (N,2)."""
+    dst = np.asarray(dst, dtype=np.float64)
+    src = np.broadcast_to(np.asarray(src, dtype=np.float64), dst.shape)
+    w = np.ones(dst.shape[:2]) if w is None else w
+    sw = w.sum(1, keepdims=True)
+    ms = (w[..., None] * src).sum(1) / sw
+    md = (w[..., None] * dst).sum(1) / sw
+    a, b = src - ms[:, None], dst - md[:, None]
+    den = (w * (a ** 2).sum(-1)).sum(1) + 1e-12
+    c = (w * (a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1])).sum(1) / den
+    d = (w * (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0])).sum(1) / den
+    scale, ang = np.hypot(c, d), np.arctan2(d, c)
+    rot_ms = np.stack([c * ms[:, 0] - d * ms[:, 1], d * ms[:, 0] + c * ms[:, 1]], 1)
+    return scale, ang, md - rot_ms
+
+
+def robust_similarity_batch(src: np.ndarray, dst: np.ndarray, scale_ref: float, iters: int = 3, c: float = 0.04):
+    """similarity_batch with Cauchy re-weighting (see robust_similarity), for a whole track at once."""
+    dst = np.asarray(dst, dtype=np.float64)
+    src = np.broadcast_to(np.asarray(src, dtype=np.float64), dst.shape)
+    w = np.ones(dst.shape[:2])
+    for _ in range(iters):
+        sc, ang, tr = similarity_batch(src, dst, w)
+        cs, sn = sc * np.cos(ang), sc * np.sin(ang)
+        moved = np.stack([cs[:, None] * src[..., 0] - sn[:, None] * src[..., 1],
+                          sn[:, None] * src[..., 0] + cs[:, None] * src[..., 1]], -1) + tr[:, None]
+        res = np.linalg.norm(moved - dst, axis=-1) / max(scale_ref, 1e-9)
+        w = 1.0 / (1.0 + (res / c) ** 2)
+    return similarity_batch(src, dst, w)
+
+
 def smooth_track(landmarks: np.ndarray) -> np.ndarray:
     """Temporal median over 3 frames: removes single-frame predictor glitches, keeps ramps."""
     lm = np.asarray(landmarks, dtype=np.float64)
@@ -188,17 +221,14 @@ def head_motion(landmarks: np.ndarray) -> HeadMotion:
     ref = np.median(lm[: min(3, n)], axis=0)
     ref_s = ref[list(STABLE)]
     d0 = float(iod(ref)) or 1.0
-    disp = np.zeros(n)
-    trans = np.zeros(n)
-    roll = np.zeros(n)
-    scl = np.zeros(n)
-    for t in range(n):
-        s, r, tr = robust_similarity(ref_s, lm[t][list(STABLE)], d0)
-        moved = ref_s @ (s * r).T + tr
-        disp[t] = np.linalg.norm(moved - ref_s, axis=1).mean() / d0
-        trans[t] = np.linalg.norm(moved.mean(0) - ref_s.mean(0)) / d0
-        roll[t] = abs(np.degrees(np.arctan2(r[1, 0], r[0, 0])))
-        scl[t] = abs(s - 1.0)
+    sc, ang, tr = robust_similarity_batch(ref_s, lm[:, list(STABLE)], d0)
+    cs, sn = sc * np.cos(ang), sc * np.sin(ang)
+    moved = np.stack([cs[:, None] * ref_s[:, 0] - sn[:, None] * ref_s[:, 1],
+                      sn[:, None] * ref_s[:, 0] + cs[:, None] * ref_s[:, 1]], -1) + tr[:, None]
+    disp = np.linalg.norm(moved - ref_s, axis=-1).mean(1) / d0
+    trans = np.linalg.norm(moved.mean(1) - ref_s.mean(0), axis=-1) / d0
+    roll = np.abs(np.degrees(ang))
+    scl = np.abs(sc - 1.0)
     yaw = np.abs(yaw_degrees(lm))
     score = np.maximum.reduce([disp / HEAD_MOTION_THRESHOLD, roll / HEAD_ROTATION_THRESHOLD, yaw / HEAD_ROTATION_THRESHOLD])
     return HeadMotion(float(disp.max()), float(trans.max()), float(roll.max()), float(yaw.max()), float(scl.max()),
@@ -224,10 +254,8 @@ def aligned_displacement(landmarks: np.ndarray, n_ref: int = 3) -> np.ndarray:
     expr = list(EXPRESSIVE)
     # per-frame similarity (scale, angle, translation), smoothed over time: heads move smoothly, while the
     # frame-to-frame jitter of the few stable points would otherwise shake every expressive point
-    par = np.empty((n, 4))
-    for t in range(n):
-        s, r, tr = robust_similarity(lm[t][stable], ref[stable], d0)
-        par[t] = (np.log(s), np.arctan2(r[1, 0], r[0, 0]), tr[0], tr[1])
+    sc, ang, tr = robust_similarity_batch(lm[:, stable], np.broadcast_to(ref[stable], (n, len(stable), 2)), d0)
+    par = np.column_stack([np.log(np.maximum(sc, 1e-9)), ang, tr])
     if n >= 3:
         # translation is taken about the reference centroid so smoothing it does not couple with rotation
         c = ref[stable].mean(0)
