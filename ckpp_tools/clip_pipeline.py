@@ -33,6 +33,7 @@ class ClipOptions:
     head_motion_threshold: float | None = None  # None: module default (inter-ocular distances)
     head_rotation_threshold: float | None = None  # None: module default (degrees)
     min_rise: float | None = None               # None: module default (smallest expression rise, IOD units)
+    head_yaw_threshold: float | None = None     # None: module default (degrees, estimated out-of-plane turn)
 
 
 @dataclass
@@ -131,16 +132,18 @@ def process_clip(
     hm = quality.head_motion(lms)
     mot_thr = quality.HEAD_MOTION_THRESHOLD if opt.head_motion_threshold is None else opt.head_motion_threshold
     rot_thr = quality.HEAD_ROTATION_THRESHOLD if opt.head_rotation_threshold is None else opt.head_rotation_threshold
+    yaw_thr = quality.HEAD_YAW_THRESHOLD if opt.head_yaw_threshold is None else opt.head_yaw_threshold
     extra.update(blur=blur, head_displacement=hm.displacement, head_translation=hm.translation, head_roll=hm.roll,
                  head_yaw=hm.yaw, head_scale=hm.scale)
     common = dict(original_size=size_wh, blur_score=blur, head_motion=hm.displacement, extra=extra)
     if blur < blur_thr:
         return _reject("blurry", f"face sharpness {blur:.4f} < {blur_thr:g} (variance of Laplacian, normalised face crop)",
                        **common)
-    if hm.displacement > mot_thr or hm.roll > rot_thr or hm.yaw > rot_thr:
+    if hm.displacement > mot_thr or hm.roll > rot_thr or hm.yaw > yaw_thr:
         return _reject("head_motion",
-                       f"head moved {hm.displacement:.2f} IOD (limit {mot_thr:g}), rolled {hm.roll:.1f} deg, "
-                       f"turned ~{hm.yaw:.1f} deg (limit {rot_thr:g}) by frame {start + hm.worst_frame}", **common)
+                       f"head moved {hm.displacement:.2f} IOD (limit {mot_thr:g}), rolled {hm.roll:.1f} deg "
+                       f"(limit {rot_thr:g}), turned ~{hm.yaw:.1f} deg (limit {yaw_thr:g}) by frame "
+                       f"{start + hm.worst_frame}", **common)
 
     # trim
     if onset_peak is not None:

@@ -18,8 +18,11 @@ from scipy.ndimage import gaussian_filter1d, median_filter
 BLUR_THRESHOLD = 0.016
 #: head motion: mean rigid displacement of the stable points from the first frame, in IOD; above -> head_motion
 HEAD_MOTION_THRESHOLD = 0.35
-#: head rotation (in-plane roll, or estimated yaw) from the first frame, degrees; above -> head_motion
+#: in-plane head rotation (roll) from the first frame, degrees; above -> head_motion
 HEAD_ROTATION_THRESHOLD = 7.0
+#: estimated out-of-plane turn (yaw) from the first frame, degrees; above -> head_motion. Looser than roll:
+#: the estimate rests on average face depth and reads up to ~7 deg on still faces behind glasses
+HEAD_YAW_THRESHOLD = 9.0
 #: smallest expression rise (projected landmark displacement, IOD units) that counts as an expression
 MIN_RISE = 0.05
 #: a rise must also be this many standard errors (from the ramp fit's residual jitter) ...
@@ -230,7 +233,7 @@ def head_motion(landmarks: np.ndarray) -> HeadMotion:
     roll = np.abs(np.degrees(ang))
     scl = np.abs(sc - 1.0)
     yaw = np.abs(yaw_degrees(lm))
-    score = np.maximum.reduce([disp / HEAD_MOTION_THRESHOLD, roll / HEAD_ROTATION_THRESHOLD, yaw / HEAD_ROTATION_THRESHOLD])
+    score = np.maximum.reduce([disp / HEAD_MOTION_THRESHOLD, roll / HEAD_ROTATION_THRESHOLD, yaw / HEAD_YAW_THRESHOLD])
     return HeadMotion(float(disp.max()), float(trans.max()), float(roll.max()), float(yaw.max()), float(scl.max()),
                       int(score.argmax()))
 

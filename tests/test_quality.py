@@ -68,8 +68,10 @@ def test_mild_drift_accepted_clear_motion_rejected():
 
 
 def test_yaw_is_caught_and_small_yaw_is_not():
-    assert quality.head_motion(_stack(yaw_deg=12, jitter=0.8)[0]).yaw > quality.HEAD_ROTATION_THRESHOLD
-    assert quality.head_motion(_stack(yaw_deg=3, jitter=0.8)[0]).yaw < quality.HEAD_ROTATION_THRESHOLD
+    assert quality.head_motion(_stack(yaw_deg=10, jitter=0.8)[0]).yaw > quality.HEAD_YAW_THRESHOLD
+    assert quality.head_motion(_stack(yaw_deg=3, jitter=0.8)[0]).yaw < quality.HEAD_YAW_THRESHOLD
+    # expressions do not read as a turn
+    assert quality.head_motion(_stack(expr="smile", jitter=0.8)[0]).yaw < 3
 
 
 @pytest.mark.parametrize("n_rise", [6, 10, 20])
