@@ -112,6 +112,29 @@ DISPLACEMENTS["contempt"] = _contempt
 TEETH_FRACTION = {"happy": 0.75, "disgust": 0.8, "fear": 0.45, "surprise": 0.3, "anger": 0.6, "sadness": 0.6, "contempt": 0.6}
 
 
+#: rough depth of each iBUG point towards the camera, in IOD units, outer eye corners at 0 (from the
+#: proportions of an average adult face): enough to turn a frontal face by ~20 degrees convincingly
+_DEPTH_LEFT = {0: -0.75, 1: -0.7, 2: -0.6, 3: -0.45, 4: -0.3, 5: -0.15, 6: 0.0, 7: 0.1, 8: 0.15,
+               17: -0.1, 18: 0.05, 19: 0.12, 20: 0.15, 21: 0.15, 27: 0.15, 28: 0.3, 29: 0.42, 30: 0.55,
+               31: 0.3, 32: 0.38, 33: 0.42, 36: 0.0, 37: 0.06, 38: 0.06, 39: 0.03, 40: 0.06, 41: 0.05,
+               48: 0.15, 49: 0.28, 50: 0.33, 51: 0.35, 59: 0.25, 58: 0.3, 57: 0.32,
+               60: 0.18, 61: 0.3, 62: 0.32, 67: 0.28, 66: 0.3}
+DEPTH = np.zeros(68)
+for _i, _z in _DEPTH_LEFT.items():
+    DEPTH[_i] = DEPTH[FLIP_68[_i]] = _z
+def yaw(landmarks: np.ndarray, degrees: float, frame_of: np.ndarray | None = None) -> np.ndarray:
+    """Landmarks after the head turns by `degrees` about the vertical axis through the eyes (orthographic
+    camera): the nose sweeps towards the turn, the near cheek widens and the far one compresses. The axis
+    sits at the eyes rather than the neck so the face stays inside the warp's fixed anchor ring (a neck
+    axis would also slide the whole face sideways). `frame_of` gives the face frame (default: the points)."""
+    p = np.asarray(landmarks, dtype=np.float64)
+    origin, rot, iod = face_frame(p if frame_of is None else frame_of)
+    local = (p - origin) @ rot / iod                  # face-frame coordinates, IOD units
+    phi = np.radians(degrees)
+    x = local[:, 0] * np.cos(phi) + DEPTH * np.sin(phi)
+    return origin + (np.stack([x, local[:, 1]], axis=1) * iod) @ rot.T
+
+
 def smoothstep(x):
     """Ease-in-out 3x²-2x³ on [0,1]: real expressions accelerate then settle, they do not rise linearly."""
     x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)

@@ -24,7 +24,8 @@ videos), and each entry has: layout ("ckplus"|"videos"), subject, emotion (canon
 CK+ sequences), take, n_frames (0 for undecodable files), fps, onset, peak (-1 where there is no rise: undecodable, still
 and too-short takes), intensity [T],
 landmarks [T][68][2] (source pixels, after head motion), expected_status, expected_reason (DESIGN §5 name or
-""), head_motion {max_translation_iod, max_rotation_deg} (relative to the first frame), blur_sigma (0 if
+""), head_motion {max_translation_iod (eye-corner centroid), max_rotation_deg (= max of roll and yaw),
+max_roll_deg (in-plane), max_yaw_deg (head turn)} (relative to the first frame), blur_sigma (0 if
 sharp), size [W,H] (null for undecodable files), color (CK+ only: true for the colour sequence); the blurred take adds "twin" (its sharp source take), the
 truncated file adds "truncated_from".
 """
@@ -128,7 +129,10 @@ def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bo
             drift = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "anger", "02")
             drift["motion"] = dict(kind="drift", angle=float(rng.uniform(-1.0, 1.0)), shift_iod=0.2,
                                    direction=float(rng.uniform(0, 2 * np.pi)))
-            jobs += [strong, drift]
+            # a head turn (yaw) with no roll or slide, on an astronaut subject as well
+            turn = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "surprise", "03")
+            turn["motion"] = dict(kind="turn", yaw=float(rng.choice([-1, 1]) * rng.uniform(12.0, 14.0)))
+            jobs += [strong, drift, turn]
             # a real take under a name that is no emotion (a yawn looks like a surprise jaw drop)
             yawn = _video_job(rng, sizes, video_subject_id(subj(0)), ("videos", subj(0)), "yawn", "01")
             yawn["render"] = "surprise"
@@ -190,31 +194,39 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
     centre = neutral.mean(0)
     T = len(intensity)
     frames, points = [], []
-    max_shift, max_angle = 0.0, 0.0
-    cache: dict[float, np.ndarray] = {}   # pre-roll and peak tail repeat one shape: warp it once
+    max_roll, max_yaw = 0.0, 0.0
+    cache: dict = {}   # pre-roll and peak tail repeat one shape: warp it once
     for t, a in enumerate(intensity):
+        u = float(ex.smoothstep(t / max(T - 1, 1)))     # head-motion progress over the whole take
+        turn = motion["yaw"] * u if motion is not None and "yaw" in motion else 0.0
         target = ex.displace(ident.landmarks, ident.shape + a * field)
-        key = float(a)
+        if turn:
+            target = ex.yaw(target, turn, frame_of=ident.landmarks)
+        key = (float(a), turn)
         if key not in cache:
             frame = warper.warp(np.concatenate([target, anchors]))
             alpha = (ex.mouth_opening(target) - open0) / (0.035 * iod)
             ex.paint_mouth_cavity(frame, target, alpha, ex.TEETH_FRACTION.get(emotion, 0.5))
             cache = {key: frame}
         frame = cache[key]
-        if motion is not None:
-            u = float(ex.smoothstep(t / max(T - 1, 1)))
-            angle = motion["angle"] * u
-            shift = motion["shift_iod"] * iod * u * np.array([np.cos(motion["direction"]), np.sin(motion["direction"])])
+        if motion is not None and ("angle" in motion or "shift_iod" in motion):
+            angle = motion.get("angle", 0.0) * u
+            shift = motion.get("shift_iod", 0.0) * iod * u * np.array([np.cos(motion["direction"]), np.sin(motion["direction"])])
             m = ex.similarity(centre, angle, shift)
             frame = cv2.warpAffine(frame, m, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REFLECT101)
             target = ex.apply_affine(target, m)
-            max_shift = max(max_shift, float(np.hypot(*shift)) / iod)
-            max_angle = max(max_angle, abs(angle))
+            max_roll = max(max_roll, abs(angle))
+        max_yaw = max(max_yaw, abs(turn))
         frames.append(frame)
         points.append(target)
-    stats = {"max_translation_iod": round(max_shift, 4), "max_rotation_deg": round(max_angle, 4)}
-    return frames, np.round(np.array(points), 3), stats
+    points = np.round(np.array(points), 3)
+    # translation as a tracker would see it: the eye-corner centroid, relative to the first frame
+    eyes = points[:, [36, 39, 42, 45]].mean(1)
+    max_shift = float(np.linalg.norm(eyes - eyes[0], axis=1).max()) / iod
+    stats = {"max_translation_iod": round(max_shift, 4), "max_rotation_deg": round(max(max_roll, max_yaw), 4),
+             "max_roll_deg": round(max_roll, 4), "max_yaw_deg": round(max_yaw, 4)}
+    return frames, points, stats
 
 
 def blur_sigma_for(ident: Identity) -> float:
@@ -290,7 +302,7 @@ def _entry(job: dict, layout: str, n_frames: int, onset: int, peak: int, intensi
 def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
     """Render and write one clip (and the bad copies made from it). Returns ({rel: truth}, {rel: thumbnails})."""
     truth, thumbs = {}, {}
-    no_motion = {"max_translation_iod": 0.0, "max_rotation_deg": 0.0}
+    no_motion = {"max_translation_iod": 0.0, "max_rotation_deg": 0.0, "max_roll_deg": 0.0, "max_yaw_deg": 0.0}
     kind = job["kind"]
     if kind in ("empty", "notvideo"):
         path = os.path.join(root, job["rel"])
@@ -329,7 +341,7 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
     frames, points, motion = render(ident, warper, job.get("render", job["emotion"]), intensity, job["amp"], motion_spec)
     path = os.path.join(root, job["rel"])
     write_mp4(path, frames)
-    if motion_spec is not None and motion_spec["kind"] == "strong":
+    if motion_spec is not None and motion_spec["kind"] in ("strong", "turn"):
         status, reason = "rejected", "head_motion"
     if job.get("render"):
         status, reason = "rejected", "unknown_emotion"
@@ -375,7 +387,7 @@ def contact_sheet(thumbs: dict, truth: dict, path: str, max_rows: int = 12) -> N
     # one accepted, still-headed video take per expression, spread over as many subjects as possible
     for emotion in EXPRESSIONS:
         pick([r for r, e in truth.items() if r in thumbs and e["layout"] == "videos" and e["emotion"] == emotion
-              and e["expected_status"] == "accepted" and e["head_motion"]["max_translation_iod"] == 0])
+              and e["expected_status"] == "accepted" and not any(e["head_motion"].values())])
     ck = [r for r, e in truth.items() if r in thumbs and e["layout"] == "ckplus"]
     pick([r for r in ck if truth[r].get("color")] or ck[:1])
     pick([r for r in ck if r not in rows and not truth[r].get("color")])

@@ -115,7 +115,7 @@ def test_truth_onset_peak_conventions(truth):
         steps = np.diff(a[on:pk + 1])
         assert steps[0] < steps[len(steps) // 2] and steps[-1] < steps[len(steps) // 2], "eased, not linear"
         lm = np.array(e["landmarks"])
-        if e["head_motion"]["max_translation_iod"] == 0:
+        if not any(e["head_motion"].values()):
             assert np.abs(lm[pk:] - lm[pk]).max() < 1e-6, "the peak tail is stationary"
             assert np.abs(lm[: on + 1] - lm[0]).max() < 1e-6
         assert np.abs(lm[pk] - lm[on]).max() > 0.03 * iod(lm[on]), "the expression moves landmarks"
@@ -128,7 +128,7 @@ def test_truth_landmarks_agree_with_dlib(sample_root, truth):
     picks = []
     for emotion in ("surprise", "happy", "anger"):
         picks.append(next(k for k, e in truth["clips"].items() if e["emotion"] == emotion and e["layout"] == "videos"
-                          and e["expected_status"] == "accepted" and e["head_motion"]["max_translation_iod"] == 0))
+                          and e["expected_status"] == "accepted" and not any(e["head_motion"].values())))
     picks.append(next(k for k, e in truth["clips"].items() if e["layout"] == "ckplus"))
     picks.append(next(k for k, e in truth["clips"].items() if e["expected_reason"] == "head_motion"))
     nmes = []
@@ -214,15 +214,24 @@ def test_bad_cases(sample_root, truth):
             full = os.path.getsize(sample_root / clips[k]["truncated_from"])
             assert sizes[k] == full // 3
             assert decode(sample_root / clips[k]["truncated_from"]), "its source decodes"
-    strong = next(e for e in clips.values() if e["expected_reason"] == "head_motion")
-    hm = strong["head_motion"]
-    assert hm["max_rotation_deg"] >= 10 or hm["max_translation_iod"] >= 0.5
-    lm = np.array(strong["landmarks"])
-    eye = lm[:, 45] - lm[:, 36]
-    angle = np.degrees(np.arctan2(eye[:, 1], eye[:, 0]))
-    moved = np.linalg.norm(lm[:, 27:36].mean(1) - lm[0, 27:36].mean(0), axis=1) / iod(lm[0])
-    assert np.abs(angle - angle[0]).max() >= 10 or moved.max() >= 0.5, "the truth landmarks really move"
-    drift = [e for e in clips.values() if 0 < e["head_motion"]["max_translation_iod"] < 0.5]
+    moving = [e for e in clips.values() if e["expected_reason"] == "head_motion"]
+    assert {e["head_motion"]["max_yaw_deg"] >= 10 for e in moving} == {True, False}, "a turn and a roll/slide take"
+    for e in moving:
+        hm = e["head_motion"]
+        assert hm["max_rotation_deg"] >= 10 or hm["max_translation_iod"] >= 0.5
+        # the truth landmarks really move that way: roll of the eye line, slide of the eyes, or the nose tip
+        # sweeping sideways against the eye corners (a turn)
+        lm = np.array(e["landmarks"])
+        eye = lm[:, 45] - lm[:, 36]
+        roll = np.degrees(np.arctan2(eye[:, 1], eye[:, 0]))
+        eyes = lm[:, [36, 39, 42, 45]].mean(1)
+        slide = np.linalg.norm(eyes - eyes[0], axis=1) / iod(lm[0])
+        nose = (lm[:, 30, 0] - (lm[:, 36, 0] + lm[:, 45, 0]) / 2) / np.linalg.norm(eye, axis=1)
+        if hm["max_yaw_deg"] >= 10:
+            assert np.abs(nose - nose[0]).max() >= 0.08 and np.abs(roll - roll[0]).max() < 1
+        else:
+            assert np.abs(roll - roll[0]).max() >= 10 or slide.max() >= 0.5
+    drift = [e for e in clips.values() if e["expected_reason"] != "head_motion" and any(e["head_motion"].values())]
     assert drift and all(e["expected_status"] == "accepted" for e in drift)
     assert all(0.15 <= e["head_motion"]["max_translation_iod"] <= 0.3 for e in drift)
 
