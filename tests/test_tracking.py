@@ -82,3 +82,21 @@ def test_provided_landmarks_skip_the_detector():
     tr = _track(frames, provided=prov)
     assert tr.detector_calls == 0 and tr.provided_used == len(frames) - 4
     assert np.median(_nme(tr.landmarks[5:9], truth["landmarks"][5:9], truth["iod"])) < 0.06
+
+
+def test_face_alignment_backend_without_package_or_weights_says_how(monkeypatch, tmp_path):
+    import subprocess
+
+    import pytest
+
+    from ckpp_tools.errors import MissingWeightsError
+    from ckpp_tools.landmarks import fa_backend
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: never the user's real one
+    with pytest.raises(MissingWeightsError) as exc:
+        fa_backend.FaceAlignmentLandmarker()
+    text = str(exc.value)
+    assert "ckpp[fa]" in text and ("not installed" in text or str(tmp_path) in text)
+    code = "import sys, ckpp_tools.landmarks.fa_backend, ckpp_tools.clip_pipeline; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
