@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import MissingWeightsError
-from .expressions import face_frame, _sym
+from .expressions import DISPLACEMENTS, face_frame, _sym
 from .schema import FLIP_68
 
 #: base photo name -> loader returning RGB uint8
@@ -37,6 +37,18 @@ def _grace_hopper() -> np.ndarray:
 
 
 PHOTOS = {"astronaut": _astronaut, "grace_hopper": _grace_hopper}
+
+
+def _rest_fields() -> dict[str, np.ndarray]:
+    """Per-photo correction towards a neutral face: the astronaut smiles in her portrait, so half of the
+    happy displacement is taken back (mouth corners and upper lip only: the lower lip stays, the lips are
+    not pulled shut over her visible teeth)."""
+    relax = -0.5 * DISPLACEMENTS["happy"]
+    relax[[55, 56, 57, 58, 59, 65, 66, 67]] = 0.0
+    return {"astronaut": relax}
+
+
+REST = _rest_fields()
 
 
 _BASES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -174,4 +186,5 @@ def make_identity(name: str, index: int, width: int, height: int, rng: np.random
                             borderMode=cv2.BORDER_REFLECT101)
     canvas = _colour_jitter(canvas, rng)
     lm = pts @ m[:, :2].T + m[:, 2]
-    return Identity(name=name, photo=photo, flip=flip, image=canvas, landmarks=lm, shape=_shape_field(rng))
+    shape = _shape_field(rng) + REST.get(photo, 0.0)
+    return Identity(name=name, photo=photo, flip=flip, image=canvas, landmarks=lm, shape=shape)
