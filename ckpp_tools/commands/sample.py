@@ -22,8 +22,10 @@ def sample(out_dir, subjects, seed, small, workers, overwrite):
     OUT_DIR/ours/<subject>/<emotion>_<take>.mp4             colour takes: neutral pre-roll, rise, peak tail
     OUT_DIR/truth.json                                      onset/peak/landmarks/expected status per clip
     OUT_DIR/contact_sheet.png                               a few clips at a glance
-    Includes bad cases prepare must reject: blurred, strong head motion, empty, not a video, truncated,
-    unlabelled CK+ sequences. Faces are real photos shipped with scikit-image and matplotlib.
+    Includes bad cases prepare must reject (blurred, rolling/sliding head, turning head, still face,
+    3 frames, unknown emotion name, empty, not a video, truncated, unlabelled CK+ sequences) and a mild
+    head drift it must accept. Faces are real photos shipped with scikit-image and matplotlib.
+    See docs/sample-data.md.
     Next: ckpp prepare OUT_DIR out.h5
     """
     from ..sample import make_sample
