@@ -1,6 +1,7 @@
 """`ckpp sample OUT_DIR`: sample raw data (CK+ tree + CK++-style videos + truth) made from real photos."""
 from __future__ import annotations
 
+import os
 import time
 
 import click
@@ -38,4 +39,5 @@ def sample(out_dir, subjects, seed, small, workers, overwrite):
     click.echo(f"wrote {len(clips)} clips ({n_ck} CK+ sequences, {len(clips) - n_ck} video files; "
                f"{n_acc} should be accepted, {len(clips) - n_acc} rejected) to {out_dir} "
                f"in {time.perf_counter() - t0:.1f} s")
-    click.echo(f"look: {out_dir}/contact_sheet.png   next: ckpp prepare {out_dir} out.h5")
+    sheet = os.path.join(out_dir, "contact_sheet.png")
+    click.echo(f"look: {sheet}   next: ckpp prepare {out_dir} out.h5")
