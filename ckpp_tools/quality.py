@@ -36,6 +36,9 @@ PEAK_MARGIN = 0
 #: shortest rise that counts as an expression, in frames (~130 ms at 30 fps): faster "rises" are landmark
 #: jumps (the predictor flipping between two fits, e.g. at a video codec's key frame), not muscles
 MIN_RISE_FRAMES = 4.0
+#: neutral frames a take must show before its rise (CK++-style videos start neutral; a "rise" already under
+#: way in the first frame is a slow landmark drift -- e.g. a drifting head's pose bias -- or a cut-in take)
+MIN_NEUTRAL_FRAMES = 2
 #: longest rise considered by the ramp fit, in frames (4 s at 30 fps)
 MAX_RISE_FRAMES = 120
 
@@ -428,6 +431,10 @@ def find_trim(intensity: np.ndarray, *, min_rise: float = MIN_RISE, min_sigmas: 
         return Trim(0, n - 1, a, sd, False,
                     f"no expression rise: the only change ({a:.3f} IOD over frames {t0:.1f}-{t1:.1f}) is a jump "
                     f"shorter than {MIN_RISE_FRAMES:g} frames (landmark flip, not an expression)")
+    if np.floor(t0) < MIN_NEUTRAL_FRAMES - 1 and a >= min_rise:
+        return Trim(0, n - 1, a, sd, False,
+                    f"no expression rise from a neutral start: the change ({a:.3f} IOD) is already under way in "
+                    f"the first frames (fitted start {t0:.1f}; a take needs >= {MIN_NEUTRAL_FRAMES} neutral frames)")
     if a < min_rise or z < min_sigmas or r2 < MIN_R2:
         return Trim(0, n - 1, a, sd, False,
                     f"no expression rise: fitted rise {a:.3f} IOD (need >= {min_rise:g}), {z:.1f} standard errors "
