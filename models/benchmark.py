@@ -488,6 +488,8 @@ def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emoti
         ns = sorted({n for n, _ in calls})
         lat_summary[key] = {"n_frames": ns[0] if len(ns) == 1 else f"{ns[0]}–{ns[-1]}",
                             "ms_per_clip": ev.bootstrap_ci([s * 1000 for _, s in calls]),
+                            "ms_median": float(np.median([s * 1000 for _, s in calls])),
+                            "frames_per_s_median": float(np.median([n / s for n, s in calls if s > 0] or [np.nan])),
                             "frames_per_s": ev.bootstrap_ci([n / s for n, s in calls if s > 0])}
     model_info = {}
     for key, per_e in models.items():

@@ -317,10 +317,15 @@ def _blocks(results: dict) -> list[tuple]:
     if lat:
         B.append(("h", 2, "Speed (warm, same device)"))
         rows = []
+        labels = {x["key"]: x["label"] for x in results.get("series", [])}
         for key, L in lat.items():
-            rows.append([results["models"].get(key, {}).get("label", key), str(L.get("n_frames", "")),
-                         fmt_ci(L.get("ms_per_clip")), fmt_ci(L.get("frames_per_s"))])
-        B.append(("table", ["model", "frames per call", "latency ms per clip", "frames/s"], rows))
+            rows.append([labels.get(key, results["models"].get(key, {}).get("label", key)), str(L.get("n_frames", "")),
+                         _fmt(L.get("ms_median")), fmt_ci(L.get("ms_per_clip")),
+                         _fmt(L.get("frames_per_s_median")), fmt_ci(L.get("frames_per_s"))])
+        B.append(("table", ["model", "frames per call", "median ms per clip", "ms per clip, mean [95%]",
+                            "median frames/s", "frames/s, mean [95%]"], rows))
+        B.append(("p", "Warm calls (two untimed calls first), device synchronised; medians resist other load on "
+                       "the machine. Compare rows of the same report only."))
 
     for gk, g in results.get("groups", {}).items():
         B.append(("h", 2, f"{g['emotion']} — {g['split']} split ({g['n_clips']} clips)"))
