@@ -184,12 +184,15 @@ def test_missing_baseline_run_names_the_train_command(tmp_path, monkeypatch, dat
     monkeypatch.chdir(tmp_path)
     fake_run(tmp_path, "ours-surprise", "ours", ["surprise"], data_file, "2026-01-01T10:00:00+00:00")
     fake_run(tmp_path, "hp-surprise", "hp", ["surprise"], data_file, "2026-01-01T10:05:00+00:00")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.md").write_text("the previous report")
     res = CliRunner().invoke(main, ["benchmark", "--baselines", "convlstm,hp"])
     assert res.exit_code != 0
     assert "no convlstm run for emotion 'surprise' under runs/" in res.output
     assert "ckpp train --model convlstm --emotion surprise" in res.output
     assert "Traceback" not in res.output
-    assert not (tmp_path / "report").exists() and not (tmp_path / "report.partial").exists()
+    assert (tmp_path / "report" / "report.md").read_text() == "the previous report"   # untouched
+    assert not (tmp_path / "report.partial").exists()
 
 
 def test_run_discovery_picks_newest_runs(tmp_path, data_file):
@@ -248,7 +251,8 @@ def test_end_to_end_train_then_benchmark(tmp_path, monkeypatch):
     assert set(rep["latency"]) == {"ours", "ours@10", "convlstm", "hp"}
     assert {m["family"] for m in rep["models"].values()} == {"ours", "convlstm", "hp"}
     assert all(len(m["sha256"]) == 64 for m in rep["models"].values())
-    assert rep["data"]["schema_version"] == 1 and rep["command"].startswith("ckpp ")
+    assert rep["data"]["schema_version"] == 1
+    assert rep["command"] == "ckpp benchmark --baselines convlstm,hp --identity-frames 2"
     assert (tmp_path / "report" / rep["compare"][0]["gif"]).exists()
     md = (tmp_path / "report" / "report.md").read_text()
     for label in ("ConvLSTM", "HP", "ours a=0.1…1", "ground truth"):

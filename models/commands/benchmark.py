@@ -89,8 +89,7 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     if os.path.exists(partial):
         shutil.rmtree(partial)
     os.makedirs(partial)
-    command = "ckpp benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] \
-        else "ckpp " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line(click.get_current_context())
     try:
         results = bm.run_benchmark(
             data=sel.data, models=models, emotions=sel.emotions, splits=list(splits) or ["test"], out_dir=partial,
@@ -107,3 +106,25 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     click.echo(f"Fig. 3: {os.path.join(out_dir, 'fig3_curves.png')}")
     for c in results["compare"][:3]:
         click.echo(f"GIF:    {os.path.join(out_dir, c['gif'])}")
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as typed (from sys.argv when run as `ckpp benchmark ...`), else an equivalent one rebuilt
+    from the options that differ from their defaults (e.g. when called from `ckpp demo` or a test)."""
+    if os.path.basename(sys.argv[0]).startswith("ckpp") and sys.argv[1:2] == ["benchmark"]:
+        return "ckpp " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    parts = ["ckpp", "benchmark"]
+    for p in ctx.command.params:
+        v = ctx.params.get(p.name)
+        if v in (None, (), "") or v == p.default or (isinstance(v, tuple) and p.default is None and not v):
+            continue
+        if isinstance(p, click.Argument):
+            parts.append(str(v))
+        elif isinstance(v, bool):
+            parts.append(p.opts[0] if v else p.secondary_opts[0])
+        elif isinstance(v, tuple):
+            for x in v:
+                parts += [p.opts[-1], str(x)]
+        else:
+            parts += [p.opts[-1], str(v)]
+    return " ".join(shlex.quote(x) for x in parts)
