@@ -421,14 +421,18 @@ def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emoti
                 ids = select_clips(rows, e, sp)
                 if not ids:
                     have = ", ".join(f"{s}: {n}" for s, n in counts.items() if n) or "none"
-                    if split_explicit or not any(counts.values()):
+                    if not any(counts.values()):
+                        raise UsageError(f"no accepted {e!r} clips in any split of {data}", path=data,
+                                         fix=f"check with `ckpp inspect {data}`; prepare clips of {e}, or pick "
+                                             "another --emotion")
+                    if split_explicit:
                         raise UsageError(f"no accepted {e!r} clips in the {sp!r} split of {data} (clips per split: {have})",
                                          path="--split", fix="choose a split that has clips, e.g. --split "
-                                         + (max(counts, key=counts.get) if any(counts.values()) else "test")
-                                         + (", or prepare more data" if True else ""))
+                                         + max(counts, key=counts.get))
                     alt = next(s for s in ("val", "train", "test") if counts[s])
                     warn_(f"no {e!r} clips in the {sp!r} split of {os.path.basename(data)} (clips per split: {have}); "
-                          f"using the {alt!r} split instead — numbers on training clips flatter the models")
+                          f"using the {alt!r} split instead"
+                          + (" — numbers on training clips flatter the models" if alt == "train" else ""))
                     sp, ids = alt, select_clips(rows, e, alt)
                 if max_clips:
                     ids = ids[:max_clips]
