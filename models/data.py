@@ -43,30 +43,14 @@ def _strs(ds) -> list[str]:
 
 
 def read_manifest(path: str) -> dict[str, list]:
-    """The manifest columns of a master file (strings decoded); DataFormatError when it is not a ckpp file."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataFormatError(f"cannot open as HDF5 ({exc})", path=path,
-                              fix="pass a file written by `ckpp prepare` (a half-written *.partial is not one)")
-    with f:
-        if f.attrs.get("format") != schema.FORMAT:
-            raise DataFormatError(f"not a ckpp data file (root attribute format={f.attrs.get('format')!r})", path=path,
-                                  fix="pass the master .h5 written by `ckpp prepare`")
-        version = int(f.attrs.get("schema_version", -1))
-        if version != schema.SCHEMA_VERSION:
-            raise DataFormatError(f"schema_version {version}, this ckpp reads {schema.SCHEMA_VERSION}", path=path,
-                                  fix="re-run `ckpp prepare` with this ckpp version")
-        if schema.MANIFEST not in f:
-            raise DataFormatError("no /manifest group", path=path, fix="re-run `ckpp prepare`; the file is incomplete")
-        m = f[schema.MANIFEST]
-        out = {}
-        for col in ("clip_id", "emotion", "status", "split"):
-            if col not in m:
-                raise DataFormatError(f"manifest lacks column {col!r}", path=path, fix="re-run `ckpp prepare`")
-            out[col] = _strs(m[col])
-        out["image_size"] = int(f.attrs.get("image_size", 0))
-        return out
+    """The manifest columns of a master file via ckpp_tools.reader (format, schema version checked)."""
+    from ckpp_tools.reader import open_dataset
+
+    ds = open_dataset(path)
+    m = ds.manifest_dict()
+    out = {col: [str(v) for v in m[col]] for col in ("clip_id", "emotion", "status", "split")}
+    out["image_size"] = ds.image_size
+    return out
 
 
 def emotion_counts(path: str, split: str | None = "train") -> Counter:
@@ -98,22 +82,25 @@ class ClipDataset(torch.utils.data.Dataset):
         self.degrees: list[np.ndarray] = []
         self.stored_size: list[int] = []
         found: Counter = Counter()
+        from ckpp_tools.reader import open_dataset
+
+        self._readers = []
         for fi, path in enumerate(self.paths):
-            m = read_manifest(path)
-            self.stored_size.append(m["image_size"])
-            wanted = [(cid, e) for cid, e, s, sp in zip(m["clip_id"], m["emotion"], m["status"], m["split"])
-                      if s == schema.STATUS_ACCEPTED and sp == split and e in self.emotions]
-            with h5py.File(path, "r") as f:
-                for cid, e in wanted:
-                    try:
-                        deg = np.asarray(f[schema.CLIPS][cid][schema.DEGREE][()], np.float32)
-                    except KeyError as exc:
-                        raise DataFormatError(f"manifest lists accepted clip {cid!r} but /clips/{cid} cannot be read ({exc})",
-                                              path=path, fix="keep the shard files (<name>-NNNNN.h5) next to the master file, "
-                                              "or re-run `ckpp prepare`")
-                    self.clips.append((fi, cid, self.emotions.index(e), len(deg)))
-                    self.degrees.append(deg)
-                    found[e] += 1
+            reader = open_dataset(path)
+            self._readers.append(reader)
+            self.stored_size.append(reader.image_size)
+            for cid in reader.clip_ids(emotion=self.emotions, split=split):
+                e = reader.row(cid)["emotion"]
+                try:
+                    deg = np.asarray(reader.group(cid)[schema.DEGREE][()], np.float32)
+                except KeyError as exc:
+                    raise DataFormatError(f"manifest lists accepted clip {cid!r} but it cannot be read ({exc})",
+                                          path=path, fix="keep the shard files (<name>-NNNNN.h5) next to the master "
+                                          "file, or re-run `ckpp prepare`")
+                self.clips.append((fi, cid, self.emotions.index(e), len(deg)))
+                self.degrees.append(deg)
+                found[e] += 1
+            reader.close()
         missing = [e for e in self.emotions if found[e] == 0]
         if missing and require_all:
             have = Counter()
@@ -126,7 +113,6 @@ class ClipDataset(torch.utils.data.Dataset):
                                 + ", ".join(missing))
         self.counts = found
         self._pid = None
-        self._files: dict[int, h5py.File] = {}
         self._handles: dict[int, tuple] = {}
 
     def __len__(self):
@@ -134,21 +120,18 @@ class ClipDataset(torch.utils.data.Dataset):
 
     # ---- lazy, per-process h5py handles -------------------------------------------------------
     def _clip(self, i: int):
-        if self._pid != os.getpid():            # first use in this process (or a forked worker): reopen
-            self._pid, self._files, self._handles = os.getpid(), {}, {}
+        if self._pid != os.getpid():            # first use in this process (or a forked worker): fresh handles
+            self._pid, self._handles = os.getpid(), {}
         h = self._handles.get(i)
         if h is None:
             fi, cid, _, _ = self.clips[i]
-            f = self._files.get(fi)
-            if f is None:
-                f = self._files[fi] = h5py.File(self.paths[fi], "r")
-            g = f[schema.CLIPS][cid]
+            g = self._readers[fi].group(cid)    # the reader opens shards per process and checks run ids
             h = self._handles[i] = (g[schema.FRAMES], g[schema.LANDMARKS], g[schema.MOUTH_MASK])
         return h
 
     def __getstate__(self):                     # h5py objects never travel to workers (spawn) or pickles
         d = dict(self.__dict__)
-        d["_pid"], d["_files"], d["_handles"] = None, {}, {}
+        d["_pid"], d["_handles"] = None, {}
         return d
 
     # ---- sampling -----------------------------------------------------------------------------
@@ -249,12 +232,17 @@ class DrawSampler(torch.utils.data.Sampler):
 def _worker_init(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     np.random.seed((info.seed if info else worker_id) % 2 ** 32)   # only for code that uses the global RNG
-    cv2.setNumThreads(1)
 
 
 def make_loader(ds: ClipDataset, batch_size: int, num_workers: int = 2, *, seed: int = 0, rank: int = 0,
                 world_size: int = 1, start_draw: int = 0, pin_memory: bool = False):
-    """An endless DataLoader over ds (drop-free: every batch is full)."""
+    """An endless DataLoader over ds (drop-free: every batch is full).
+
+    Workers are forked. OpenCV's thread pool does not survive fork (a forked worker touching it hangs,
+    e.g. in cv2.setNumThreads or a parallel resize), so the parent drops to one OpenCV thread first:
+    the workers are the parallelism."""
+    if num_workers > 0:
+        cv2.setNumThreads(1)
     sampler = DrawSampler(len(ds), seed=seed, rank=rank, world_size=world_size, start=start_draw)
     return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
@@ -301,13 +289,16 @@ _SHARD_RE = __import__("re").compile(r"-\d{5}\.h5$")
 
 
 def is_ckpp_master(path: str) -> bool:
-    """True for a readable HDF5 file with root attribute format == "ckpp" that is not a shard."""
+    """True for a readable ckpp master .h5 (format "ckpp", not a shard, with a manifest)."""
+    from ckpp_tools.reader import check_header
+
     if _SHARD_RE.search(os.path.basename(path)):
         return False
     try:
         with h5py.File(path, "r") as f:
-            return f.attrs.get("format") == schema.FORMAT and schema.MANIFEST in f
-    except OSError:
+            check_header(f, path)
+            return schema.MANIFEST in f
+    except (OSError, CkppError):
         return False
 
 

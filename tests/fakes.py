@@ -72,9 +72,10 @@ def mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 
 def make_fake_dataset(path, emotions=("surprise",), n_clips: int = 4, T: int = 8, size: int = 64, seed: int = 0,
-                      shard: bool = False) -> str:
+                      shard: bool = False, compression: str | None = None) -> str:
     """Write a contract-conforming master file at `path` (clips inside it, or in `<stem>-00000.h5` reached by
-    an ExternalLink when shard=True) and return its path as str."""
+    an ExternalLink when shard=True) and return its path as str. compression="gzip" stores frames and
+    masks deflated, as `ckpp prepare` does (for loader benchmarks)."""
     path = os.fspath(path)
     rng = np.random.default_rng(seed)
     img, lm = astronaut_face()
@@ -123,9 +124,9 @@ def make_fake_dataset(path, emotions=("surprise",), n_clips: int = 4, T: int = 8
         g = f.require_group(schema.CLIPS)
         for cid, c in clips.items():
             cg = g.create_group(cid)
-            cg.create_dataset(schema.FRAMES, data=c["frames"], chunks=(1, size, size, 3))
+            cg.create_dataset(schema.FRAMES, data=c["frames"], chunks=(1, size, size, 3), compression=compression)
             cg.create_dataset(schema.LANDMARKS, data=c["landmarks"])
-            cg.create_dataset(schema.MOUTH_MASK, data=c["mouth_mask"], chunks=(1, size, size))
+            cg.create_dataset(schema.MOUTH_MASK, data=c["mouth_mask"], chunks=(1, size, size), compression=compression)
             cg.create_dataset(schema.DEGREE, data=c["degree"])
             cg.create_dataset(schema.SOURCE_INDEX, data=c["source_index"])
             for k, v in c["attrs"].items():
