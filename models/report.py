@@ -271,8 +271,9 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], n_frames: int = 10, panel:
     lines = []
     for label, v in rows:
         v = v if np.ndim(v) == 4 else np.asarray(v)[None]
-        picked = _pick(v, n_frames) if len(v) > 1 else np.repeat(v, n_frames, axis=0)
+        picked = _pick(v, n_frames) if len(v) > 1 else v      # a still (the input) is shown once
         cells = [np.pad(_fit(f, panel), ((1, 1), (1, 1), (0, 0)), constant_values=255) for f in picked]
+        cells += [np.full_like(cells[0], 255)] * (n_frames - len(cells))
         strip = np.concatenate(cells, axis=1)
         tag = np.full((strip.shape[0], lab_w, 3), 255, np.uint8)
         cv2.putText(tag, label[:16], (4, strip.shape[0] // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
