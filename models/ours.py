@@ -20,7 +20,8 @@ class OursFamily(ModelFamily):
 
     def __init__(self, cfg, emotions):
         super().__init__(cfg, emotions)
-        self.G = Generator(cfg.widths(), len(self.emotions), landmark_head=cfg.landmark_head)
+        # no head when L_k is off: an unused head would also break DDP (parameters without gradients)
+        self.G = Generator(cfg.widths(), len(self.emotions), landmark_head=cfg.weight("lmk") > 0)
         self.D_g = PatchDiscriminator(cfg.d_width) if cfg.weight("gan_g") > 0 else None
         self.D_l = PatchDiscriminator(cfg.d_width) if cfg.weight("gan_l") > 0 else None
 

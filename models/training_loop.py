@@ -17,6 +17,7 @@ import datetime
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -85,6 +86,19 @@ def make_runtime(cfg: Config, device: torch.device, world: int, rank: int, local
 
 
 # ---- small helpers -------------------------------------------------------------------------------
+
+def _sigterm_to_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt (main thread only); returns the previous handler or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
 
 def _write_json(path, obj) -> None:
     ck.atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
@@ -238,6 +252,7 @@ def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir
     n_acc, t_win, last = 0, time.perf_counter(), {}
     step = start
     it = iter(loader)
+    old_term = _sigterm_to_interrupt()      # cluster pre-emption (SIGTERM) saves a checkpoint like Ctrl-C
     try:
         while step < max_steps:
             raw = next(it)
@@ -281,6 +296,8 @@ def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir
     finally:
         bar.close()
         del it
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     if start == max_steps and is_main and not ck.list_checkpoints(out_dir):
         save(step, last)
     if world > 1:
