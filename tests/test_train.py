@@ -159,11 +159,12 @@ def test_cli_errors(folder, tmp_path_factory):
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_ddp_two_cpu_processes(folder):
     proc = subprocess.run(["torchrun", "--standalone", "--nproc_per_node=2", "-m", "ckpp_tools.cli", "train", "out.h5",
-                           "--emotion", "surprise", "--config", "small.json", "--steps", "3", "--quiet", "--out", "runs/ddp"],
+                           "--emotion", "surprise", "--config", "small.json", "--steps", "3", "--quiet"],
                           env=ENV, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = json.loads((folder / "runs/ddp/run.json").read_text())
+    assert os.listdir(folder / "runs") == ["ours-surprise"]        # both ranks agreed on the default --out
+    run = json.loads((folder / "runs/ours-surprise/run.json").read_text())
     assert run["world_size"] == 2 and run["per_rank_batch"] == 2
-    assert [r["step"] for r in metrics(folder / "runs/ddp")] == [1, 2, 3]
-    fam, meta = load_run(folder / "runs/ddp")
+    assert [r["step"] for r in metrics(folder / "runs/ours-surprise")] == [1, 2, 3]
+    fam, meta = load_run(folder / "runs/ours-surprise")
     assert meta["step"] == 3

@@ -76,8 +76,18 @@ def train(data, emotions, model, config_spec, out, resume, steps, epochs, device
         overrides["epochs"] = 0          # --steps wins over an epochs count from the config
     cfg = cfg.replace(**overrides)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    out = out or default_out(model, wanted, resume)
-    if os.path.isdir(out) and os.listdir(out) and not resume and os.environ.get("RANK", "0") == "0":
+    from ..training_loop import init_distributed
+
+    _, rank, world, _ = init_distributed(device)     # no-op without torchrun
+    if out is None:
+        out = default_out(model, wanted, resume)
+        if world > 1:                                 # every rank must use rank 0's choice of runs/...-N
+            import torch.distributed as dist
+
+            box = [out]
+            dist.broadcast_object_list(box, src=0)
+            out = box[0]
+    if os.path.isdir(out) and os.listdir(out) and not resume and rank == 0:
         from ckpp_tools.errors import UsageError
 
         from ..checkpoint import list_checkpoints
@@ -86,7 +96,7 @@ def train(data, emotions, model, config_spec, out, resume, steps, epochs, device
                              fix="add --resume to continue it, or choose another --out")
     result = run(cfg, model, wanted, paths, out, resume=resume, device=str(dev), overrides=overrides,
                  command="ckpp " + " ".join(sys.argv[1:]), progress=not quiet)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank == 0:
         m = result["metrics"]
         click.echo(f"run folder: {result['run_dir']}  (step {result['step']}"
                    + (f", L_r {m['rec']:.4f}" if "rec" in m else "") + ")")
