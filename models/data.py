@@ -65,6 +65,10 @@ class ClipDataset(torch.utils.data.Dataset):
 
     Index with an int (clip i, deterministic draw i) or with (clip, draw) pairs from `DrawSampler`."""
 
+    #: open clip datasets kept per process (LRU). Each keeps HDF5's chunk cache of decompressed frames
+    #: (up to the reader's rdcc_nbytes), so revisited clips skip inflating; the cap bounds the memory.
+    MAX_OPEN_CLIPS = 64
+
     def __init__(self, paths, emotions: list[str], split: str = "train", *, image_size: int = 64,
                  crop_fraction: float = CROP_FRACTION, clip_frames: int | None = None, augment: bool = True,
                  flip: bool = True, target: str = "random", seed: int = 0, require_all: bool = True):
@@ -122,11 +126,14 @@ class ClipDataset(torch.utils.data.Dataset):
     def _clip(self, i: int):
         if self._pid != os.getpid():            # first use in this process (or a forked worker): fresh handles
             self._pid, self._handles = os.getpid(), {}
-        h = self._handles.get(i)
+        h = self._handles.pop(i, None)
         if h is None:
             fi, cid, _, _ = self.clips[i]
             g = self._readers[fi].group(cid)    # the reader opens shards per process and checks run ids
-            h = self._handles[i] = (g[schema.FRAMES], g[schema.LANDMARKS], g[schema.MOUTH_MASK])
+            h = (g[schema.FRAMES], g[schema.LANDMARKS], g[schema.MOUTH_MASK])
+            while len(self._handles) >= self.MAX_OPEN_CLIPS:
+                self._handles.pop(next(iter(self._handles)))   # least recently used
+        self._handles[i] = h                    # (re)insert as most recently used
         return h
 
     def __getstate__(self):                     # h5py objects never travel to workers (spawn) or pickles

@@ -116,3 +116,14 @@ def test_discover_data(tmp_path, monkeypatch):
     monkeypatch.setenv("CKPP_DATA", str(tmp_path / "gone.h5"))
     with pytest.raises(CkppError, match="CKPP_DATA"):
         discover_data(None, tmp_path)
+
+
+def test_open_clip_handles_are_bounded(data):
+    ds = ClipDataset([data], ["surprise", "happy"], "train", image_size=64)
+    ds.MAX_OPEN_CLIPS = 2
+    for i in (0, 1, 2, 3, 1):
+        ds[i]
+    assert list(ds._handles) == [3, 1]                 # least recently used dropped first
+    import pickle
+    clone = pickle.loads(pickle.dumps(ds))             # spawn-safe: no h5py objects travel
+    assert clone._handles == {} and np.array_equal(clone[(2, 7)]["input"], ds[(2, 7)]["input"])
