@@ -134,7 +134,8 @@ class ModelFamily:
         """The module to call in train_step: DDP-wrapped / compiled when the runtime says so. Call each
         wrapped module's forward once per backward (DDP); for frozen use (e.g. D inside the G step) call
         the raw module from modules() instead."""
-        return self._wrapped.get(name) or self.modules()[name]
+        w = self._wrapped.get(name)           # (no `or`: a compiled module's truth value calls len())
+        return w if w is not None else self.modules()[name]
 
     def autocast(self):
         """Context for forward passes: bf16/fp16 autocast when enabled, else a no-op."""

@@ -148,3 +148,15 @@ def test_checkpoint_roundtrip_and_mismatch_report(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CkppError, match="holds no checkpoint"):
         read_checkpoint(tmp_path / "empty")
+
+
+def test_runtime_wrapping_is_used_by_train_step():
+    """attach() hands DDP/compile wrappers to net(); a compiled module must come back as is (no truth test)."""
+    from models.family import Runtime
+
+    fam = OursFamily(small_cfg(), ["surprise"]).attach(Runtime(compile=True, channels_last=True))
+    assert type(fam.net("G")).__name__ == "OptimizedModule" and fam.net("G")._orig_mod is fam.G
+    assert fam.G.e0.layers[1].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    fam2 = OursFamily(small_cfg(), ["surprise"]).attach(Runtime(wrap=lambda m: seen.append(m) or m))
+    assert set(map(id, seen)) == {id(m) for m in fam2.modules().values()} and set(fam2.optimizers) == {"G", "D"}
