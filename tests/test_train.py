@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from ckpp_tools.cli import main
+from ckpp_tools.errors import UsageError
 from models.checkpoint import list_checkpoints, load_run
 from models.commands.train import default_out
 from models.config import load_config
@@ -77,6 +78,8 @@ def test_stop_and_resume_reproduces_uninterrupted_run(folder):
     train(cfg.replace(max_steps=3), "ours", ["surprise"], ["out.h5"], "runs/part", progress=False)
     res = train(cfg, "ours", ["surprise"], ["out.h5"], "runs/part", resume=True, overrides={"max_steps": 6}, progress=False)
     assert res["step"] == full["step"] == 6
+    with pytest.raises(UsageError, match="is ours on surprise, not ours on happy"):
+        train(cfg, "ours", ["happy"], ["out.h5"], "runs/part", resume=True, progress=False)
     a, b = metrics("runs/full"), metrics("runs/part")
     assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
     for ra, rb in zip(a, b):
