@@ -159,13 +159,13 @@ def _colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_identity(name: str, index: int, width: int, height: int, rng: np.random.Generator,
-                  iod_frac: tuple[float, float] = (0.17, 0.22)) -> Identity:
+                  iod_frac: tuple[float, float] = (0.17, 0.22), photos: tuple[str, ...] | None = None) -> Identity:
     """Identity number `index`: base photo alternates, flip every other pair, the rest drawn from `rng`.
 
     The face is placed like in CK+ (frontal, large, a little above the centre), with IOD about a fifth of
-    the image width (`iod_frac`).
+    the image width (`iod_frac`). `photos` restricts the base photos (e.g. to hold one out of training).
     """
-    names = list(PHOTOS)
+    names = list(photos) if photos else list(PHOTOS)
     photo = names[index % len(names)]
     flip = (index // len(names)) % 2 == 1
     img, pts = base_photo(photo)

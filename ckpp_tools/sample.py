@@ -165,14 +165,15 @@ def _video_job(rng, sizes: Sizes, sid: str, ident, emotion: str, take: str) -> d
 _IDENTITIES: dict = {}
 
 
-def _identity(key, seed: int, size: tuple[int, int], iod_frac=(0.17, 0.22)) -> tuple[Identity, ex.PiecewiseAffine]:
+def _identity(key, seed: int, size: tuple[int, int], iod_frac=(0.17, 0.22),
+              photos: tuple[str, ...] | None = None) -> tuple[Identity, ex.PiecewiseAffine]:
     """Identity + its warper, cached per process (several clips share a subject)."""
-    ck = (key, seed, size, tuple(iod_frac))
+    ck = (key, seed, size, tuple(iod_frac), photos)
     if ck not in _IDENTITIES:
         dataset, i = key
         rng = np.random.default_rng([seed, 0x1D, 0 if dataset == "ckplus" else 1, i])
         name = ck_subject_id(i) if dataset == "ckplus" else video_subject_id(i)
-        ident = make_identity(name, i + (1 if dataset == "videos" else 0), size[0], size[1], rng, iod_frac)
+        ident = make_identity(name, i + (1 if dataset == "videos" else 0), size[0], size[1], rng, iod_frac, photos)
         anchors = ex.anchor_ring(ident.landmarks)
         src = np.concatenate([ident.landmarks, anchors])
         # reference for the triangulation: mouth and eyes opened, so no triangle spans the lips or the lids
@@ -313,7 +314,7 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
         truth[job["rel"]] = _entry(job, "videos", 0, -1, -1, [], [], "rejected", "unreadable", no_motion, 0.0, None)
         return truth, thumbs
     size = sizes.ckplus if kind == "ckplus" else sizes.video
-    ident, warper = _identity(job["ident"], seed, size, sizes.iod_frac)
+    ident, warper = _identity(job["ident"], seed, size, sizes.iod_frac, job.get("photos"))
     if kind == "ckplus":
         intensity = ex.ckplus_intensity(job["n_frames"])
         frames, points, motion = render(ident, warper, job["emotion"], intensity, job["amp"])
@@ -435,7 +436,7 @@ def _job_worker(args):
 
 def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool = False, workers: int | None = None,
                 overwrite: bool = False, ckplus: bool = True, videos: bool = True, bad_cases: bool = True,
-                progress: bool = True) -> dict:
+                progress: bool = True, photos: list[str] | tuple[str, ...] | None = None) -> dict:
     """Write the sample tree into `out_dir` and return the truth (also saved as out_dir/truth.json).
 
     `subjects` per layout defaults to 6 (3 with small=True). Deterministic for a given (subjects, seed, small, ...). Written into `out_dir.partial/` and renamed at the
@@ -449,6 +450,14 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         subjects = 3 if small else 6
     if subjects < 1:
         raise CkppError(f"--subjects must be at least 1 (got {subjects})", path="--subjects", fix="e.g. --subjects 6")
+    if photos:
+        from .faces import PHOTOS
+
+        unknown = [p for p in photos if p not in PHOTOS]
+        if unknown:
+            raise CkppError(f"unknown base photo(s) {', '.join(unknown)}", path="--photos",
+                            fix="use some of: " + ", ".join(PHOTOS))
+        photos = tuple(photos)
     _check_out_dir(out_dir, overwrite)
     partial = out_dir.rstrip(os.sep) + ".partial"
     if os.path.exists(partial):
@@ -465,6 +474,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
 
     sizes = SMALL if small else DEFAULT
     jobs = plan(subjects, seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases)
+    for job in jobs:
+        job["photos"] = photos or None
     bases = base_photos()  # detected once here and handed to workers, so they never load dlib
     if workers is None:  # a spawned worker costs ~1 s to start: not worth it for the small set
         workers = 1 if small else min(2, os.cpu_count() or 1)
@@ -493,7 +504,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     # stable order: as planned (copies right after their source)
     order = {j["rel"]: k for k, j in enumerate(jobs)}
     clips = dict(sorted(truth_clips.items(), key=lambda kv: (order.get(kv[0], order.get(kv[1].get("twin") or kv[1].get("truncated_from"), 0) + 0.5), kv[0])))
-    truth = {"version": TRUTH_VERSION, "seed": int(seed), "subjects": int(subjects), "small": bool(small), "clips": clips}
+    truth = {"version": TRUTH_VERSION, "seed": int(seed), "subjects": int(subjects), "small": bool(small),
+             "photos": list(photos) if photos else None, "clips": clips}
     contact_sheet(thumbs, clips, os.path.join(partial, "contact_sheet.png"))
     tpath = os.path.join(partial, "truth.json")
     with open(tpath, "w") as fh:

@@ -15,7 +15,10 @@ import click
 @click.option("--small", is_flag=True, help="Tiny set for tests: 320-wide frames, short clips (a few seconds to make).")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Render processes [default: up to 2; 1 with --small].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds a previous `ckpp sample` output.")
-def sample(out_dir, subjects, seed, small, workers, overwrite):
+@click.option("--photos", default=None, metavar="NAMES",
+              help="Base photos to make subjects from, comma-separated (astronaut,grace_hopper) [default: all]; "
+                   "leave one out to keep an unseen face for `ckpp generate`.")
+def sample(out_dir, subjects, seed, small, workers, overwrite, photos):
     """Write sample raw data into OUT_DIR (a new or empty folder).
 
     \b
@@ -32,7 +35,9 @@ def sample(out_dir, subjects, seed, small, workers, overwrite):
     from ..sample import make_sample
 
     t0 = time.perf_counter()
-    truth = make_sample(out_dir, subjects=subjects, seed=seed, small=small, workers=workers, overwrite=overwrite)
+    photos = [p.strip() for p in photos.split(",") if p.strip()] if photos else None
+    truth = make_sample(out_dir, subjects=subjects, seed=seed, small=small, workers=workers, overwrite=overwrite,
+                        photos=photos)
     clips = truth["clips"]
     n_acc = sum(c["expected_status"] == "accepted" for c in clips.values())
     n_ck = sum(c["layout"] == "ckplus" for c in clips.values())
