@@ -17,7 +17,8 @@ def render_markdown() -> str:
         "| verb | what it does |",
         "| --- | --- |",
     ]
-    ctx = click.Context(main, info_name="ckpp")
+    # the same contexts the real CLI builds (context_settings, -h), at a fixed width so output is stable
+    ctx = main.make_context("ckpp", ["--help"], resilient_parsing=True, terminal_width=100, max_content_width=100)
     verbs = main.list_commands(ctx)
     for verb in verbs:
         cmd = main.get_command(ctx, verb)
@@ -25,7 +26,7 @@ def render_markdown() -> str:
     parts.append("")
     for verb in verbs:
         cmd = main.get_command(ctx, verb)
-        sub = click.Context(cmd, info_name=verb, parent=ctx, max_content_width=100, terminal_width=100)
+        sub = cmd.make_context(verb, ["--help"], parent=ctx, resilient_parsing=True)
         parts += [f"## ckpp {verb}", "", "```text", cmd.get_help(sub).rstrip(), "```", ""]
     return "\n".join(parts)
 
