@@ -120,14 +120,19 @@ def process_clip(
         return _reject(tr.status, tr.detail, original_size=size_wh, extra=extra)
     start, stop = tr.start, tr.stop
     lms = tr.landmarks[start:stop].astype(np.float64)
-    if stop - start < opt.min_frames:
-        why = f"only {stop - start} frame(s) with a tracked face" + (f" ({tr.detail})" if tr.detail else "")
-        return _reject("too_short", why, original_size=size_wh, extra=extra)
-
     # blur: median over a few frames of the usable part
     bidx = _blur_frames(start, stop)
     blur = float(np.median([quality.blur_score(grays[i], tr.landmarks[i]) for i in bidx]))
     blur_thr = quality.BLUR_THRESHOLD if opt.blur_threshold is None else opt.blur_threshold
+    if stop - start < opt.min_frames:
+        # a blurred face is what the detector misses most: if the few frames where it was found are blurry,
+        # that is the reason (the face was there all along), not the clip's length
+        if blur < blur_thr:
+            return _reject("blurry", f"face sharpness {blur:.4f} < {blur_thr:g} (variance of Laplacian, normalised "
+                           f"face crop); the face was found in only {stop - start} frame(s)",
+                           original_size=size_wh, blur_score=blur, extra=extra)
+        why = f"only {stop - start} frame(s) with a tracked face" + (f" ({tr.detail})" if tr.detail else "")
+        return _reject("too_short", why, original_size=size_wh, extra=extra)
     # head motion over the whole usable part, relative to its first frames
     hm = quality.head_motion(lms)
     mot_thr = quality.HEAD_MOTION_THRESHOLD if opt.head_motion_threshold is None else opt.head_motion_threshold

@@ -145,6 +145,6 @@ def test_sample_accuracy(sample_root):
     assert not wrong, wrong
     assert len(trims) >= 8
     assert np.median(nmes) <= 0.08 and np.median(ious) >= 0.70, (np.median(nmes), np.median(ious))
-    # every trim within the targets is the goal; dlib's landmarks on the glasses-and-hat identity lag or
-    # creep on some takes (docs/prepare-analysis.md), so the test holds the measured rate
-    assert np.mean(trims) >= 0.75, trims
+    # every trim within the targets (onset <= 10 %, peak >= 90 % of the true intensity, <= 3 frames extra);
+    # measured 111 of 114 over small and default samples of seeds 0-2 (docs/prepare-analysis.md)
+    assert all(trims), trims
