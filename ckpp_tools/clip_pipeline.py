@@ -177,7 +177,9 @@ def process_clip(
 
     # crop, resize, landmarks and masks in stored pixels
     t1 = time.perf_counter()
-    kept = tr.landmarks[onset:peak + 1]
+    # store the predictor's fit on the unsmoothed image (closer to the face: median NME 0.0227 -> 0.0202 IOD
+    # on the default sample); the smoothed-image fit, steadier over time, drove the checks and the trim above
+    kept = (tr.raw if tr.raw is not None else tr.landmarks)[onset:peak + 1]
     box = crop_box(kept)
     S = int(opt.size)
     colour = any(np.asarray(frames[i]).ndim == 3 and np.asarray(frames[i]).shape[2] >= 3 and
