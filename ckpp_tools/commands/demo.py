@@ -38,9 +38,9 @@ def _run(args: list[str]) -> float:
 @click.command()
 @click.option("--out", "out", default="demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for everything the demo makes (raw/, data.h5, runs/, report/, GIF).")
-@click.option("--steps", default=1500, show_default=True, type=click.IntRange(1),
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1),
               help="Training steps of the main model (tiny config).")
-@click.option("--baseline-steps", default=400, show_default=True, type=click.IntRange(1),
+@click.option("--baseline-steps", default=300, show_default=True, type=click.IntRange(1),
               help="Training steps of each baseline (they cost more per step: 10 frames per sample).")
 @click.option("--subjects", default=6, show_default=True, type=click.IntRange(2), help="Sample subjects to make.")
 @click.option("--emotion", default="surprise", show_default=True, help="Expression to train and evaluate.")
