@@ -37,6 +37,11 @@ MIN_R2 = 0.5
 #: a frame of pre-roll did not help (the ramp's start is located well) and is left at 0.
 ONSET_MARGIN = 0
 PEAK_MARGIN = 1
+#: at most this many frames the onset may move earlier when the full displacement field left neutral before
+#: the projected intensity did (refine_onset)
+MAX_ONSET_REFINE = 3
+PEAK_CROSS = 0.95
+PEAK_CROSS_K = 2
 #: shortest rise that counts as an expression, in frames (~130 ms at 30 fps): faster "rises" are landmark
 #: jumps (the predictor flipping between two fits, e.g. at a video codec's key frame), not muscles
 MIN_RISE_FRAMES = 4.0
@@ -290,7 +295,7 @@ def aligned_displacement(landmarks: np.ndarray, n_ref: int = 3) -> np.ndarray:
     return ((aligned - zero) / d0).reshape(n, 2 * len(expr))
 
 
-def expression_intensity(landmarks: np.ndarray, n_ref: int | None = None) -> np.ndarray:
+def expression_intensity(landmarks: np.ndarray, n_ref: int | None = None, field_out: list | None = None) -> np.ndarray:
     """Per-frame expression intensity (IOD units): the aligned displacement field projected on the clip's
     own expression direction (mean field of its strongest frames).
 
@@ -315,6 +320,8 @@ def expression_intensity(landmarks: np.ndarray, n_ref: int | None = None) -> np.
         sig = np.median(np.abs(resid - np.median(resid, axis=0)), axis=0) / 0.6745
         sig = np.maximum(sig, max(0.5 * float(np.median(sig)), 1e-3))
         d = d / sig * float(np.median(sig))
+    if field_out is not None:
+        field_out.append(d)
     norms = np.linalg.norm(gaussian_filter1d(d, 1.0, axis=0, mode="nearest"), axis=1)
     top = norms >= 0.7 * norms.max()
     bottom = norms <= 0.3 * norms.max()
@@ -343,6 +350,7 @@ class Trim:
     noise: float          # landmark-jitter noise of the intensity (IOD units)
     found: bool           # False: no rise (-> no_expression)
     detail: str = ""
+    jump: bool = False    # not found because the only change was a jump (onset/peak: the jump's frames)
 
 
 def noise_sigma(signal: np.ndarray) -> float:
@@ -440,9 +448,9 @@ def find_trim(intensity: np.ndarray, *, min_rise: float = MIN_RISE, min_sigmas: 
     n_top = max(1.0, end - np.ceil(t1))
     z = a / max(sd * np.sqrt(1.0 / n_pre + 1.0 / n_top), 1e-9)
     if t1 - t0 < MIN_RISE_FRAMES and a >= min_rise:
-        return Trim(0, n - 1, a, sd, False,
+        return Trim(int(np.clip(np.floor(t0), 0, n - 1)), int(np.clip(np.ceil(t1 - 1e-9), 0, n - 1)), a, sd, False,
                     f"no expression rise: the only change ({a:.3f} IOD over frames {t0:.1f}-{t1:.1f}) is a jump "
-                    f"shorter than {MIN_RISE_FRAMES:g} frames (landmark flip, not an expression)")
+                    f"shorter than {MIN_RISE_FRAMES:g} frames (landmark flip, not an expression)", jump=True)
     if np.floor(t0) < MIN_NEUTRAL_FRAMES - 1 and a >= min_rise:
         return Trim(0, n - 1, a, sd, False,
                     f"no expression rise from a neutral start: the change ({a:.3f} IOD) is already under way in "
@@ -454,6 +462,13 @@ def find_trim(intensity: np.ndarray, *, min_rise: float = MIN_RISE, min_sigmas: 
                     f"{100 * MIN_R2:.0f}%)")
     onset = int(np.clip(np.floor(t0) - onset_margin, 0, n - 1))
     peak = int(np.clip(np.ceil(t1 - 1e-9) + peak_margin, onset, end - 1))
+    if PEAK_CROSS:
+        top = float(np.median(xs[int(np.clip(np.ceil(t1), 0, end - 1)):end]))
+        lvl = (xs[:end] - b) / max(top - b, 1e-9)
+        mid = int(np.clip(np.floor((t0 + t1) / 2), 0, end - 1))
+        hit = np.nonzero(lvl[mid:] >= PEAK_CROSS)[0]
+        if len(hit):
+            peak = int(np.clip(min(peak, mid + int(hit[0]) + PEAK_CROSS_K), onset, end - 1))
     return Trim(onset, peak, a, sd, True,
                 f"rise {a:.3f} IOD over frames {t0:.1f}-{t1:.1f} (noise {sd:.4f}); kept {onset}..{peak}")
 
@@ -463,12 +478,80 @@ def trim_landmarks(landmarks: np.ndarray, **kw) -> tuple[Trim, np.ndarray]:
     clip as neutral reference, the second re-measures the intensity against every frame before that rise
     (the whole neutral pre-roll) and fits again. Returns (trim, intensity)."""
     lm = np.asarray(landmarks, dtype=np.float64)
-    x = expression_intensity(lm)
+    fld = []
+    x = expression_intensity(lm, None, fld)
     tr = find_trim(x, **kw)
+    if tr.jump and fld:
+        return _stuck_then_jump(fld[0], tr, default_reference_frames(len(lm))), x
     if tr.found:
         n_ref = tr.onset + 1 + (kw.get("onset_margin") or ONSET_MARGIN)
         if n_ref >= 3 and n_ref != default_reference_frames(len(lm)):
-            x2 = expression_intensity(lm, n_ref)
+            fld = []
+            x2 = expression_intensity(lm, n_ref, fld)
             tr2 = find_trim(x2, **kw)
+            if tr2.found and fld:
+                tr2 = refine_onset(fld[0], tr2)
             return tr2, x2
     return tr, x
+
+
+def _departure_threshold(ref: np.ndarray) -> float:
+    """Distance from the neutral shape beyond which a frame has left it: the neutral frames' own median + 4
+    robust sigmas, and at least twice their median (they are closer to their own median than any other
+    frame is, so their spread alone underestimates it)."""
+    med = float(np.median(ref))
+    return max(med + 4 * 1.4826 * float(np.median(np.abs(ref - med))), 2.0 * med)
+
+
+def _stuck_then_jump(field: np.ndarray, tr: Trim, n_ref: int) -> Trim:
+    """A jump in the intensity is a landmark flip (no expression) only if the face was still before it.
+
+    dlib sometimes holds a shape while a subtle expression starts (brows lowering behind glasses) and then
+    snaps to the new one: the projected intensity jumps, but the full displacement field has been leaving
+    the neutral shape for several frames before. Then it is an expression: onset = the frame before that
+    departure, peak = the jump's end (+ PEAK_MARGIN). A codec's flip on a still face has no such lead-in.
+    """
+    n = len(field)
+    j0, j1 = tr.onset, tr.peak
+    if n_ref >= j0 or n < 6:
+        return tr
+    f = median_filter(field, size=(3, 1), mode="nearest")
+    dist = np.linalg.norm(f - np.median(f[:n_ref], axis=0), axis=1)
+    thr = _departure_threshold(dist[:n_ref])
+    dep = j0
+    while dep - 1 >= n_ref and dist[dep - 1] > thr:
+        dep -= 1
+    if j0 - dep < MIN_RISE_FRAMES - 1:
+        return tr
+    onset, peak = dep - 1, int(min(j1 + PEAK_MARGIN, n - 1))
+    return Trim(onset, peak, tr.rise, tr.noise, True,
+                f"rise {tr.rise:.3f} IOD: the landmarks held their shape from frame {dep} and snapped at frames "
+                f"{j0}-{j1} (the whole field left neutral {j0 - dep} frames before the snap); kept {onset}..{peak}")
+
+
+def refine_onset(field: np.ndarray, tr: Trim) -> Trim:
+    """Move the onset earlier to where the whole displacement field (every expressive coordinate, in units of
+    its own jitter) leaves the neutral shape.
+
+    The 1-D intensity is a projection on one expression direction; dlib's points do not all follow a face
+    alike -- some lag the start of a subtle expression, some move against the direction for a few frames
+    (the projection then dips below neutral while the face is already moving) -- which the projection hides
+    but the full field shows. Only ever moves the onset earlier, by at most MAX_ONSET_REFINE frames (the
+    target allows 3 of neutral pre-roll): the ramp fit stays the judge of whether there is a rise at all.
+    (The same test at the peak end does not work: after a video codec the held-peak frames are nearly
+    identical, so their spread says nothing about how close a frame is to the peak.)
+    """
+    n = len(field)
+    if tr.onset < 2:
+        return tr
+    f = median_filter(field, size=(3, 1), mode="nearest") if n >= 3 else field
+    neutral = np.arange(n) <= tr.onset
+    dist = np.linalg.norm(f - np.median(f[neutral], axis=0), axis=1)
+    thr = _departure_threshold(dist[neutral])
+    on = tr.onset
+    while on > 0 and tr.onset - on < MAX_ONSET_REFINE and dist[on] > thr:
+        on -= 1
+    if on == tr.onset:
+        return tr
+    return Trim(on, tr.peak, tr.rise, tr.noise, True,
+                tr.detail + f"; onset moved to {on} (the full displacement field leaves neutral there)")

@@ -110,3 +110,43 @@ def test_blur_score_separates_and_is_invariant():
     assert sharp > 2 * quality.BLUR_THRESHOLD
     blurred = cv2.GaussianBlur(gray, (0, 0), 3)
     assert quality.blur_score(blurred, lm) < quality.BLUR_THRESHOLD
+
+
+def _stuck_then_snap(lead, seed=0):
+    """A smile whose mouth corners dlib holds while the rest of the face starts moving (`lead` frames), then
+    snaps in one frame -- or, with lead=0, a pure one-frame flip on a still face."""
+    _, lm0 = base_face()
+    field = expression_field(lm0, "smile")
+    rng = np.random.default_rng(seed)
+    n, snap = 36, 18
+    out = []
+    for t in range(n):
+        p = lm0.copy()
+        if t >= snap:
+            p = p + field
+        elif lead and t >= snap - lead:
+            # the brows and eyes creep (a small part of the field, in another direction) before the snap
+            p[17:27, 1] += 0.02 * quality.iod(lm0) * (t - (snap - lead) + 1)
+        out.append(p + rng.normal(0, 0.3, p.shape))
+    return np.array(out), snap
+
+
+def test_snap_after_a_lead_in_is_an_expression_but_a_bare_flip_is_not():
+    lm, snap = _stuck_then_snap(lead=5)
+    tr, _ = quality.trim_landmarks(lm)
+    assert tr.found and snap - 6 <= tr.onset <= snap - 3 and tr.peak >= snap, tr
+    lm, _ = _stuck_then_snap(lead=0)
+    tr, _ = quality.trim_landmarks(lm)
+    assert not tr.found and "jump" in tr.detail, tr
+
+
+def test_yaw_needs_persistence():
+    lm, _ = _stack(jitter=0.5)
+    _, lm0 = base_face()
+    d = quality.iod(lm0)
+    glitch = lm.copy()
+    glitch[14:16, 27:36, 0] += 0.15 * d   # nose points jump sideways for two frames (a flip between fits)
+    glitch[14:16, [15, 16], 0] += 0.1 * d
+    assert quality.head_motion(glitch).yaw < 3
+    turn = _stack(yaw_deg=12, jitter=0.5)[0]
+    assert quality.head_motion(turn).yaw > quality.HEAD_YAW_THRESHOLD
