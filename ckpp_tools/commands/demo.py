@@ -45,7 +45,8 @@ def _run(args: list[str]) -> float:
 @click.option("--subjects", default=6, show_default=True, type=click.IntRange(2), help="Sample subjects to make.")
 @click.option("--emotion", default="surprise", show_default=True, help="Expression to train and evaluate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing demo folder.")
-def demo(out, steps, baseline_steps, subjects, emotion, overwrite):
+@click.option("--small", is_flag=True, help="Tiny sample data (320-wide): a smoke test of the chain in about a minute.")
+def demo(out, steps, baseline_steps, subjects, emotion, overwrite, small):
     """Run sample -> prepare -> train (ours, convlstm, hp) -> generate -> benchmark on sample data."""
     from ..emotions import require
 
@@ -60,7 +61,8 @@ def demo(out, steps, baseline_steps, subjects, emotion, overwrite):
     raw, data, runs, report = out / "raw", out / "data.h5", out / "runs", out / "report"
     times = {}
     # subjects are made from the astronaut photo only; Grace Hopper stays unseen for `ckpp generate`
-    times["sample"] = _run(["sample", str(raw), "--subjects", str(subjects), "--seed", "0", "--photos", "astronaut"])
+    times["sample"] = _run(["sample", str(raw), "--subjects", str(subjects), "--seed", "0", "--photos", "astronaut"]
+                           + (["--small"] if small else []))
     times["prepare"] = _run(["prepare", str(raw), str(data), "--size", str(DEMO_SIZE)])
     for model in ("ours", "convlstm", "hp"):
         times[f"train {model}"] = _run(["train", str(data), "--emotion", emotion, "--model", model, "--config", "tiny",
@@ -73,7 +75,8 @@ def demo(out, steps, baseline_steps, subjects, emotion, overwrite):
     times["generate"] = _run(["generate", str(runs / f"ours-{emotion}"), str(photo), "--emotion", f"{emotion}=1.0",
                               "-o", str(gif)])
     times["benchmark"] = _run(["benchmark", str(data), "--model", str(runs / f"ours-{emotion}"), "--baselines",
-                               "convlstm,hp", "--runs", str(runs), "-o", str(report)])
+                               "convlstm,hp", "--runs", str(runs), "-o", str(report)]
+                              + (["--identity-frames", "3"] if small else []))
     total = sum(times.values())
     click.secho("\nckpp demo finished in %.0f s" % total, fg="green", bold=True)
     for k, v in times.items():
