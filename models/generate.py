@@ -138,7 +138,17 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if paste and max(photo.shape[:2]) > 1280:
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
-    crop, box = crop_face(photo, cfg.image_size, cfg.crop_fraction, where)
+    box, pts = face_box(photo, where)
+    box = shrink_box(box, cfg.crop_fraction)
+    crop = crop_image(photo, box, cfg.image_size)
+    extra = {}
+    if family.name == "hp":
+        # HP starts from the first frame's landmarks: hand it the photo's own (found at full resolution)
+        # instead of letting it re-detect on the small crop
+        from ckpp_tools.crop import to_crop
+
+        lm = to_crop(pts, box, cfg.image_size) / float(cfg.image_size)
+        extra["landmarks"] = torch.from_numpy(lm).float().unsqueeze(0)
     w = torch.zeros(1, len(family.emotions))
     for e, v in weights.items():
         w[0, family.emotions.index(e)] = v
@@ -146,7 +156,7 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     first = torch.from_numpy(crop).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0).to(dev)
     family.train_mode(False)
     with torch.no_grad():
-        video = family.generate(first, w.to(dev), n_frames)[0]
+        video = family.generate(first, w.to(dev), n_frames, **extra)[0]
     from .family import to_uint8
 
     frames = to_uint8(video)
