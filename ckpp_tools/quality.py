@@ -175,6 +175,14 @@ def blur_score(gray: np.ndarray, landmarks: np.ndarray) -> float:
     return float(cv2.Laplacian(p, cv2.CV_32F, ksize=1).var())
 
 
+def frame_blur_score(gray: np.ndarray) -> float:
+    """blur_score of the central square (60 % of the short side) of a frame, for when no face was found:
+    a strongly blurred face is what the detector misses, and then the blur, not the face, is the problem."""
+    h, w = gray.shape[:2]
+    s = 0.6 * min(h, w)
+    return blur_score(gray, np.array([[w / 2 - s / 2, h / 2 - s / 2], [w / 2 + s / 2, h / 2 + s / 2]]))
+
+
 # ---- head motion ---------------------------------------------------------------------------------------------
 
 @dataclass

@@ -87,6 +87,16 @@ def test_no_face_and_empty():
     assert process_clip([]).reason == "too_short"
 
 
+def test_face_hidden_by_blur_is_blurry():
+    import cv2
+
+    # blurred so strongly that the detector finds no face at all (the sample's blurred take at some seeds)
+    frames, truth = make_clip("smile", crop=CROP)
+    iod = np.linalg.norm(truth["landmarks"][0][36] - truth["landmarks"][0][45])
+    res = process_clip([cv2.GaussianBlur(f, (0, 0), iod / 6) for f in frames], options=ClipOptions(size=S))
+    assert res.reason == "blurry" and "no face" in res.detail, (res.reason, res.detail)
+
+
 # ---- accuracy on the sample clips (truth.json from `ckpp sample`) ---------------------------------------
 
 def _load_sample_clip(root, rel):
