@@ -88,7 +88,7 @@ def process_clip(
     (no_expression, too_short). Timings and detector calls are in result.extra.
     """
     from .landmarks import get_backend
-    from .landmarks.tracking import FaceTracker, to_gray
+    from .landmarks.tracking import FaceTracker, to_gray, unsmoothed_landmarks
 
     opt = options or ClipOptions()
     t0 = time.perf_counter()
@@ -188,7 +188,7 @@ def process_clip(
     t1 = time.perf_counter()
     # store the predictor's fit on the unsmoothed image (closer to the face: median NME 0.0227 -> 0.0202 IOD
     # on the default sample); the smoothed-image fit, steadier over time, drove the checks and the trim above
-    kept = (tr.raw if tr.raw is not None else tr.landmarks)[onset:peak + 1]
+    kept = unsmoothed_landmarks(lm_backend, grays, tr, range(onset, peak + 1))
     box = crop_box(kept)
     S = int(opt.size)
     colour = any(np.asarray(frames[i]).ndim == 3 and np.asarray(frames[i]).shape[2] >= 3 and

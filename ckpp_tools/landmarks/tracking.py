@@ -53,9 +53,9 @@ RE_ANCHOR = 0.25
 #: pixel-difference features otherwise lock onto compression noise and fine texture (glasses rims, hat
 #: embroidery) and jump between fits from frame to frame. Measured on the sample videos with the detector's
 #: box held fixed: trims within the target 32/38 -> 36/38, median NME +0.005 IOD. That NME cost is why the
-#: predictor also runs on the unsmoothed image in the same box (TrackResult.raw, ~1 ms a frame): the stored
-#: landmarks come from it (default sample: median NME 0.0227 -> 0.0202), the steadier smoothed fit drives
-#: tracking, head motion and the trim.
+#: frames that are finally kept get the predictor once more on the unsmoothed image in the same box
+#: (unsmoothed_landmarks, ~1 ms a kept frame): the stored landmarks come from it (default sample: median
+#: NME 0.0227 -> 0.0202), the steadier smoothed fit drives tracking, head motion and the trim.
 PREDICT_SMOOTH = 0.02
 
 
@@ -167,9 +167,22 @@ class TrackResult:
     redetections: int = 0
     provided_used: int = 0
     events: list = field(default_factory=list)  # (frame, what) of tracking incidents, for diagnostics
-    #: the predictor on the unsmoothed image, same boxes (store these: closer to the face, see PREDICT_SMOOTH);
-    #: `landmarks` (smoothed image) are steadier over time and drive tracking, head motion and the trim
-    raw: np.ndarray | None = None
+    #: (N,4) predictor box [x0,y0,x1,y1] of each tracked frame; NaN where landmarks were provided / no face
+    boxes: np.ndarray | None = None
+
+
+def unsmoothed_landmarks(landmarker, grays, track: TrackResult, idx) -> np.ndarray:
+    """(len(idx),68,2) landmarks of frames `idx` from the predictor on the unsmoothed image, in the boxes the
+    tracker used (see PREDICT_SMOOTH): closer to the face than the tracked (smoothed-image) fit. Frames
+    without a box (provided landmarks) keep the tracked ones."""
+    out = np.array(track.landmarks[list(idx)], dtype=np.float32)
+    if track.boxes is None:
+        return out
+    for k, i in enumerate(idx):
+        b = track.boxes[i]
+        if np.isfinite(b).all():
+            out[k] = landmarker.predict(grays[i], tuple(float(v) for v in b))
+    return out
 
 
 class FaceTracker:
@@ -181,8 +194,6 @@ class FaceTracker:
         self.max_side = max_side
         self.detector_calls = 0
         self.anchor = None  # (box, reference patch): the image-motion reference of the current track
-        self.store_raw = True
-        self.last_raw = None
 
     # detection ------------------------------------------------------------------------------------------
     def detect(self, gray: np.ndarray) -> list:
@@ -224,7 +235,6 @@ class FaceTracker:
 
     def predict(self, gray: np.ndarray, box) -> np.ndarray:
         """Landmarks for `box`, predicted on a lightly smoothed copy of the face region (PREDICT_SMOOTH)."""
-        self.last_raw = None
         if not PREDICT_SMOOTH:
             return self.lm.predict(gray, box)
         x0, y0, x1, y1 = box
@@ -240,16 +250,14 @@ class FaceTracker:
             return self.lm.predict(gray, box)
         roi = cv2.GaussianBlur(gray[ry0:ry1, rx0:rx1], (0, 0), sigma)
         pts = self.lm.predict(roi, (x0 - rx0, y0 - ry0, x1 - rx0, y1 - ry0))
-        if self.store_raw:
-            self.last_raw = self.lm.predict(gray, box)
         return pts + np.array([rx0, ry0], dtype=np.float32)
 
     # tracking -------------------------------------------------------------------------------------------
     def run(self, grays, provided: np.ndarray | None = None, init_tries: int = 3) -> TrackResult:
         n = len(grays)
         out = np.full((n, 68, 2), np.nan, dtype=np.float32)
-        raw = np.full((n, 68, 2), np.nan, dtype=np.float32)
-        res = TrackResult(out, 0, 0, raw=raw)
+        pboxes = np.full((n, 4), np.nan)
+        res = TrackResult(out, 0, 0, boxes=pboxes)
         self.detector_calls = 0
         have = np.zeros(n, dtype=bool)
         if provided is not None:
@@ -290,7 +298,8 @@ class FaceTracker:
             # the face appeared late: nothing before it is usable (the driver keeps a contiguous run)
             res.events.append((start, "first face found here"))
         out[start] = prev
-        raw[start] = prev if have[start] or self.last_raw is None else self.last_raw
+        if not have[start] and first_box is not None:
+            pboxes[start] = first_box
         res.provided_used += int(have[start])
         stop = n
         box = first_box if (not have[start] and first_box is not None) else None
@@ -298,7 +307,7 @@ class FaceTracker:
         for t in range(start + 1, n):
             if have[t]:
                 prev = provided[t]
-                out[t] = raw[t] = prev
+                out[t] = prev
                 res.provided_used += 1
                 box, self.anchor = None, None
                 continue
@@ -308,7 +317,7 @@ class FaceTracker:
                 break
             prev, cal, box = step
             out[t] = prev
-            raw[t] = prev if self.last_raw is None else self.last_raw
+            pboxes[t] = box
         res.start, res.stop = start, stop
         if stop < n:
             res.detail = f"face lost at frame {stop} of {n}"
