@@ -33,13 +33,17 @@ MIN_R2 = 0.5
 #: frames of neutral pre-roll / peak tail are harmless, an unfinished peak is not -- and dlib's landmarks
 #: approach an apex unevenly (a jaw drop overshoots, then settles; brows behind glasses creep), so the eased
 #: ramp's end can land a frame before the face is at its peak. One frame of tail costs nothing and fixed
-#: every early peak on the sample sets (trims within target 108 -> 111 of 114 over 6 sample trees, 3 seeds);
+#: every early peak on the sample sets (trims within target 108 -> 111 of 114 over 6 sample trees, seeds 0-2);
 #: a frame of pre-roll did not help (the ramp's start is located well) and is left at 0.
 ONSET_MARGIN = 0
 PEAK_MARGIN = 1
 #: at most this many frames the onset may move earlier when the full displacement field left neutral before
 #: the projected intensity did (refine_onset)
 MAX_ONSET_REFINE = 3
+#: peak cap: the peak is at most PEAK_CROSS_K frames after the smoothed intensity first reaches PEAK_CROSS of
+#: its held level (the median after the fitted ramp). Where the landmarks stall mid-rise and then catch up,
+#: the eased fit stretches its end past the face's peak; the crossing does not. Chosen on sample seeds 0-4
+#: (182 -> 185 of 190 trims within target), checked on seeds 5-6 (69 -> 70 of 74); 0 disables it
 PEAK_CROSS = 0.95
 PEAK_CROSS_K = 2
 #: shortest rise that counts as an expression, in frames (~130 ms at 30 fps): faster "rises" are landmark
