@@ -160,19 +160,20 @@ def reference_motion(data: str | None, emotions: list[str], max_clips: int = 400
 
 
 # ================================================================ measuring
-def _measure_video(measurer, frames: np.ndarray, want_peak_descriptor: bool):
-    """(landmarks (T,68,2) NaN where no face, descriptor of the peak frame or None)."""
+def _measure_video(measurer, frames: np.ndarray, encoder=None):
+    """(landmarks (T,68,2) NaN where no face, descriptor of the last (peak) frame or None). `measurer` is a
+    benchmark.Measurer without identity (landmarks only); the one descriptor comes from `encoder`."""
     import cv2
 
     from .benchmark import DETECT_SIZE
 
     lms, _ = measurer.measure(frames)
     desc = None
-    if want_peak_descriptor and measurer.enc is not None and np.all(np.isfinite(lms[-1])):
+    if encoder is not None and np.all(np.isfinite(lms[-1])):
         s = frames.shape[1]
         k = max(1.0, DETECT_SIZE / s)
         big = frames[-1] if k == 1 else cv2.resize(frames[-1], (round(s * k), round(s * k)), interpolation=cv2.INTER_CUBIC)
-        desc = measurer.enc.descriptor_from_landmarks(big, (lms[-1] + 0.5) * k - 0.5)
+        desc = encoder.descriptor_from_landmarks(big, (lms[-1] + 0.5) * k - 0.5)
     return lms, desc
 
 
@@ -271,7 +272,12 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         if not r["n_clips"]:
             warn_(f"{e}: no training clips to take the reference motion from ({data or 'no data file'}); "
                   "direction cosines use the synthetic expression table")
-    measurer = Measurer(identity=identity)
+    measurer = Measurer(identity=False)            # landmarks of every frame; descriptors only where asked
+    encoder = None
+    if identity:
+        from ckpp_tools.identity import FaceEncoder
+
+        encoder = FaceEncoder.shared()
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     all_models = [m for per_e in models.values() for m in per_e.values()]
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})
@@ -279,7 +285,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         for size, frac in view_keys:
             fc = face_crop(ph.image, size, frac, landmarks=ph.landmarks, where=ph.path)
             ph.angle = fc.angle
-            lm, desc = _measure_video(measurer, fc.crop[None], identity)
+            lm, desc = _measure_video(measurer, fc.crop[None], encoder)
             ph.views[(size, frac)] = {"crop": fc.crop, "crop_lm": fc.crop_landmarks, "lm": lm[0], "desc": desc}
     # ---- generate (batched) and measure
     rows: list[dict] = []
@@ -294,7 +300,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             vids = _generate_batch(m, [p.views[vk]["crop"] for p in chunk],
                                    [p.views[vk]["crop_lm"] / float(m.size) for p in chunk], e, n, device)
             for ph, vid in zip(chunk, vids):
-                lms, desc = _measure_video(measurer, vid, identity)
+                lms, desc = _measure_video(measurer, vid, encoder)
                 met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
                 rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, n_frames=int(len(vid)),
                                  undetected_frames=[int(i) for i in np.flatnonzero(~ev.detected(lms))], **met))
