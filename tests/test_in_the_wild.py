@@ -123,6 +123,9 @@ def test_stand_ins_with_known_motion_give_known_gains(tmp_path, photo_dir):
     # the reference motion came from the data file's training clips
     assert res["reference"]["surprise"]["n_clips"] >= 1
     assert res["reference"]["surprise"]["gains"]["mouth_open"] > 0.2
+    measured = res["reference"]["surprise"]["measured_gains"]
+    assert measured["n_clips"] >= 1 and measured["mouth_open"] > 0.1
+    assert res["headline"]["all"]["surprise"]["training_mouth_open_gain_measured"] == measured["mouth_open"]
     h = res["headline"]["all"]["surprise"]
     assert h["n_faces"] == 2 and h["face_found"] == 1.0 and h["mouth_open_gain_median"] == pytest.approx(OPEN, abs=0.06)
     back = json.loads((out / "report.json").read_text())
