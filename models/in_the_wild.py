@@ -444,14 +444,15 @@ def contact_sheet(members, models, emotion, videos, labels, panel: int = 72) -> 
     for i, p in members:
         if p.landmarks is None:
             thumb = p.image if p.image is not None else np.full((panel, panel, 3), 200, np.uint8)
-            first = cell(thumb, p.name[-18:])
+            first = cell(thumb, os.path.basename(p.name)[:20])
             blank = np.full((first.shape[0], first.shape[1] * (n_cols - 1), 3), 255, np.uint8)
-            cv2.putText(blank, ("no face: " + p.reason)[:90], (6, blank.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX,
+            why = p.reason if p.reason.startswith("no face") else "no face: " + p.reason
+            cv2.putText(blank, why[:90], (6, blank.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX,
                         0.45, (160, 0, 0), 1, cv2.LINE_AA)
             lines.append(np.concatenate([first, blank], axis=1))
             continue
         vk = next(iter(p.views))
-        row = [cell(p.views[vk]["crop"], p.name[-18:])]
+        row = [cell(p.views[vk]["crop"], os.path.basename(p.name)[:20])]
         for k in keys:
             v = videos.get((i, k, emotion))
             for a in SHEET_DEGREES:

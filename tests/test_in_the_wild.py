@@ -157,6 +157,14 @@ def test_cli_photos_with_a_trained_run_and_no_baselines(tmp_path, photo_dir, mon
     rep = json.loads((tmp_path / "wild" / "report.json").read_text())
     assert set(rep["groups"]) == {"unlike", "heldout", "all"} and list(rep["models"]) == ["ours"]
     assert not os.path.exists(tmp_path / "wild.partial")
+    # ckpp generate on a tilted photo: levelled and pasted back (default) or as it is (--no-align)
+    tilted, _ = _rotate(iio.imread(photo_dir / "heldout" / "astronaut.png"), 20.0)
+    iio.imwrite(tmp_path / "tilted.png", tilted)
+    for extra in ([], ["--no-align"]):
+        res = CliRunner().invoke(main, ["generate", "runs/ours-surprise", "tilted.png", "--emotion", "surprise",
+                                        "--frames", "2", "--paste-back", "-o", "t.gif", *extra])
+        assert res.exit_code == 0, res.output
+        assert iio.imread(tmp_path / "t.gif", index=None).shape[1:3] == tilted.shape[:2]
     res = CliRunner().invoke(main, ["benchmark", "--photos", str(tmp_path / "nothing"), "-o", "wild"])
     assert res.exit_code != 0 and "not a folder of photos" in res.output
     assert (tmp_path / "wild" / "report.json").exists()       # a failed run leaves the old report
