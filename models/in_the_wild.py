@@ -36,6 +36,10 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SHEET_DEGREES = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: photos generated per model call
 BATCH = 16
+#: photos per group shown in a contact sheet (the tables cover all of them)
+SHEET_PHOTOS = 40
+#: side of a contact-sheet cell
+PANEL = 72
 
 #: metric -> (column title, unit, which way is better, meaning); order = table order
 WILD_METRICS: dict[str, tuple[str, str, str, str]] = {
@@ -315,9 +319,21 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             ph.angle = fc.angle
             lm, desc = _measure_video(measurer, fc.crop[None], encoder)
             ph.views[(size, frac)] = {"crop": fc.crop, "crop_lm": fc.crop_landmarks, "lm": lm[0], "desc": desc}
-    # ---- generate (batched) and measure
+        ph.image = None                            # memory stays bounded on big folders: crops only
+    for ph in photos:
+        if ph.image is not None:                   # no face: a thumbnail for the sheet
+            ph.image = rp._fit(ph.image, PANEL)
+    # ---- generate (batched) and measure; keep whole videos only for the GIFs, sheet frames for the sheets
+    index = {id(p): i for i, p in enumerate(photos)}
+    gif_photos, sheet_photos = set(), set()
+    for g in dict.fromkeys(p.group for p in photos):
+        in_g = [index[id(p)] for p in photos if p.group == g]
+        sheet_photos.update(in_g[:SHEET_PHOTOS])
+        gif_photos.update([i for i in in_g if photos[i].landmarks is not None][:n_gifs])
+    sheet_idx = lambda n: [int(round(a * (n - 1))) for a in SHEET_DEGREES]   # noqa: E731
     rows: list[dict] = []
-    videos: dict[tuple, np.ndarray] = {}           # (photo index, model key, emotion) -> video
+    videos: dict[tuple, np.ndarray] = {}           # (photo index, model key, emotion) -> video (GIF photos)
+    stills: dict[tuple, np.ndarray] = {}           # the same -> frames at SHEET_DEGREES (sheet photos)
     jobs = [(key, e, per_e[e]) for key, per_e in models.items() for e in emotions if e in per_e]
     bar = tqdm(total=len(jobs) * len(faces), desc="generate+measure", unit="video", disable=not progress)
     for key, e, m in jobs:
@@ -332,7 +348,11 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                 met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
                 rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, n_frames=int(len(vid)),
                                  undetected_frames=[int(i) for i in np.flatnonzero(~ev.detected(lms))], **met))
-                videos[(photos.index(ph), key, e)] = vid
+                i = index[id(ph)]
+                if i in gif_photos:
+                    videos[(i, key, e)] = vid
+                if i in sheet_photos:
+                    stills[(i, key, e)] = np.stack([rp._fit(vid[j], PANEL) for j in sheet_idx(len(vid))])
                 bar.update(1)
     bar.close()
     # ---- summaries per group (and over all photos when there are several groups)
@@ -370,11 +390,11 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         members = [(i, p) for i, p in enumerate(photos) if p.group == g]
         for e in emotions:
             name = f"sheet_{_safe(g)}_{e}.png"
-            rp.write_png(os.path.join(out_dir, name), contact_sheet(members, models, e, videos, labels))
+            rp.write_png(os.path.join(out_dir, name),
+                         contact_sheet([x for x in members if x[0] in sheet_photos], models, e, stills, labels))
             sheets[f"{g}/{e}"] = name
-            done = 0
             for i, p in members:
-                if p.landmarks is None or done >= n_gifs:
+                if i not in gif_photos:
                     continue
                 ref_vk = first_vk.get("ours") or next(iter(first_vk.values()))
                 cols = [("input", p.views[ref_vk]["crop"])]
@@ -382,7 +402,6 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                 gif = f"wild_{_safe(p.name)}_{e}.gif"
                 rp.write_gif(os.path.join(out_dir, gif), rp.compare_frames(cols, n_frames=n_frames, panel=128))
                 compare.append({"photo": p.name, "group": g, "emotion": e, "gif": gif})
-                done += 1
     model_info = {}
     for key, per_e in models.items():
         for e, m in per_e.items():
@@ -426,9 +445,9 @@ def _safe(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
 
 
-def contact_sheet(members, models, emotion, videos, labels, panel: int = 72) -> np.ndarray:
-    """One line per photo: the input, then each model's frames at SHEET_DEGREES; a photo without a face
-    shows the photo and its reason."""
+def contact_sheet(members, models, emotion, stills, labels, panel: int = PANEL) -> np.ndarray:
+    """One line per photo: the input, then each model's frames at SHEET_DEGREES (`stills`: (photo index,
+    model, emotion) -> those frames); a photo without a face shows the photo and its reason."""
     import cv2
 
     def cell(img, text=""):
@@ -454,10 +473,9 @@ def contact_sheet(members, models, emotion, videos, labels, panel: int = 72) -> 
         vk = next(iter(p.views))
         row = [cell(p.views[vk]["crop"], os.path.basename(p.name)[:20])]
         for k in keys:
-            v = videos.get((i, k, emotion))
-            for a in SHEET_DEGREES:
-                row.append(cell(v[int(round(a * (len(v) - 1)))], "") if v is not None
-                           else cell(np.full((panel, panel, 3), 255, np.uint8), ""))
+            v = stills.get((i, k, emotion))
+            for j in range(len(SHEET_DEGREES)):
+                row.append(cell(v[j], "") if v is not None else cell(np.full((panel, panel, 3), 255, np.uint8), ""))
         lines.append(np.concatenate(row, axis=1))
     w = max(x.shape[1] for x in lines)
     return np.concatenate([np.pad(x, ((0, 0), (0, w - x.shape[1]), (0, 0)), constant_values=255) for x in lines], axis=0)
