@@ -362,7 +362,8 @@ def sec_generate(ctx) -> dict:
             "ckpp_generate_command_s": round(cli, 2),
             "median_ms": res, "repeats": s["gen_repeats"], "warmup_calls": s["gen_warmup"],
             "note": "the command's time includes Python start-up, imports, reading the checkpoint (with its "
-                    "optimiser state), dlib and writing the .mp4; median_ms are in-process, after a warm-up"}
+                    f"optimiser state), dlib and writing the .mp4; median_ms are in-process, after "
+                    f"{s['gen_warmup']} warm-up call(s) per case"}
 
 
 def sec_ddp(ctx) -> dict:
