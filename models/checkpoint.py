@@ -21,30 +21,11 @@ import re
 
 from ckpp_tools.errors import CkppError
 
+from .atomic import atomic_write_bytes  # noqa: F401  (also re-exported: ck.atomic_write_bytes)
+
 CKPT_FORMAT = "ckpp-checkpoint"
 CKPT_VERSION = 1
 _CKPT_RE = re.compile(r"ckpt-(\d+)\.pt$")
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one, never a torn one:
-    temp file in the same folder, fsync, os.replace, fsync the folder."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.partial.{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def atomic_torch_save(obj, path) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from ckpp_tools.errors import UsageError
 
+from .atomic import atomic_write_bytes
+
 #: the paper's crop: 289² stored frames, random 256² crops (DESIGN §7); other stored sizes keep the ratio
 CROP_FRACTION = 256 / 289
 
@@ -177,6 +179,4 @@ def load_config(spec: str | os.PathLike) -> Config:
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    from .checkpoint import atomic_write_bytes  # torch-free helper
-
     atomic_write_bytes(path, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())

@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
 
 from ..errors import CkppError, UsageError
+from .clip import Clip, safe_id  # noqa: F401  (public here: `from ckpp_tools.sources import Clip`)
 
 SOURCES = ("auto", "ckplus", "videos", "csv")
 
@@ -22,35 +21,6 @@ LAYOUTS_HELP = (
     "    CK++ nested:  <root>/<subject>/<emotion>/<take>.mp4  (or <take>/ frame folders)\n"
     "    CSV:          --labels labels.csv with columns path,subject,emotion[,onset,peak]"
 )
-
-
-@dataclass
-class Clip:
-    """One clip found in RAW (one manifest row)."""
-
-    clip_id: str
-    source: str               # path relative to RAW, '/'-separated
-    path: str                 # absolute path: a video file or a folder of frames
-    subject: str
-    emotion: str              # canonical name, or the raw label when unknown ("" when unlabelled)
-    take: str
-    layout: str               # "ckplus" | "videos" | "csv"
-    reason: str = ""          # pre-decided reject reason: "unlabelled" | "unknown_emotion" | ""
-    detail: str = ""
-    already_trimmed: bool = False            # CK+ sequences run neutral -> peak already
-    landmark_files: list = field(default_factory=list)  # CK+: per-frame Landmarks/ files ("" where absent)
-    onset_peak: tuple | None = None          # CSV onset,peak (source frame indices)
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_id(text: str) -> str:
-    """An HDF5-group-safe id ('/' and spaces become '_')."""
-    return _SAFE.sub("_", text).strip("_") or "clip"
 
 
 def assign_unique_ids(clips: list[Clip]) -> list[Clip]:

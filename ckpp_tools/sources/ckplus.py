@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import emotions
 from ..video_io import list_frame_files, natural_key
-from . import Clip, safe_id
+from .clip import Clip, safe_id
 
 IMAGES_DIR = "cohn-kanade-images"
 

@@ -10,7 +10,7 @@ import os
 
 from .. import emotions
 from ..errors import DataFormatError
-from . import Clip, safe_id
+from .clip import Clip, safe_id
 from .videos import split_name
 
 REQUIRED = ("path", "subject", "emotion")

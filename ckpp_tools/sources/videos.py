@@ -10,7 +10,7 @@ import os
 
 from .. import emotions
 from ..video_io import VIDEO_EXTS, is_frame_folder, natural_key
-from . import Clip, safe_id
+from .clip import Clip, safe_id
 
 
 def split_name(stem: str) -> tuple[str, str]:
