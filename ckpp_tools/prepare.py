@@ -166,10 +166,30 @@ def _check_result(res, S: int) -> None:
         raise ValueError("analysis returned no crop_box")
 
 
+def _worker_init(opts: dict) -> None:
+    """Start-up of every analysis worker (the one place a worker is set up, before its first clip). The dlib
+    models are already loaded: the parent loaded them before forking (_preflight_backend)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)  # the parallelism is across workers; OpenCV's own threads only oversubscribe
+    except Exception:  # noqa: BLE001
+        pass
+    if opts.get("landmarks") == "dlib":
+        # huge pages under the shape predictor (hugepages.py); in a thread (the GIL is released in madvise) so
+        # the first clips do not wait: the copy runs beside them
+        import threading
+
+        from .hugepages import collapse_heap
+
+        threading.Thread(target=collapse_heap, name="ckpp-hugepages", daemon=True).start()
+
+
 def _worker_main(conn, opts):
     """Worker loop: receive (key, clip), send (key, result). Exceptions become rows; crashes and hangs are
     seen by the parent (sentinel / timeout)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _worker_init(opts)
     while True:
         try:
             msg = conn.recv()
