@@ -120,3 +120,21 @@ def test_shipped_detector_file_is_dlibs_frontal_face_detector(tmp_path):
         assert [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in fast(g, up)] == \
                [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in builtin(g, up)]
     assert len(fast(g, 0)) == 1
+
+
+def test_shape_to_array_matches_dlibs_points():
+    """The fast text parse of the predictor's points equals walking dlib's point objects (negative too)."""
+    import dlib
+
+    from ckpp_tools.landmarks.dlib_backend import shape_to_array
+
+    frames, _ = make_clip("smile", crop=CROP, n_pre=1, n_rise=1, n_tail=0)
+    lm = DlibLandmarker.shared()
+    g = to_gray(frames[0])
+    box = lm.detect(g)[0]
+    for dx in (0, -int(box[2]) - 40):  # the second box lies left of the image: negative x
+        shape = lm.predictor(g, dlib.rectangle(int(box[0]) + dx, int(box[1]), int(box[2]) + dx, int(box[3])))
+        walked = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        got = shape_to_array(shape)
+        assert got.dtype == np.float32 and got.shape == (68, 2) and np.array_equal(got, walked)
+    assert (shape_to_array(shape)[:, 0] < 0).any()

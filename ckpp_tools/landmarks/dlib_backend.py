@@ -105,7 +105,7 @@ class DlibLandmarker:
         gray = image if getattr(image, "dtype", None) == np.uint8 and np.ndim(image) == 2 else _to_gray_u8(image)
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         shape = self.predictor(gray, self._dlib.rectangle(x0, y0, x1, y1))
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        return shape_to_array(shape)
 
     def detect_landmarks(self, image: np.ndarray, upsample: int = 0, max_side: int | None = 320) -> np.ndarray | None:
         """Landmarks of the largest face, or None when no face is found."""
@@ -113,6 +113,25 @@ class DlibLandmarker:
         if not boxes:
             return None
         return self.predict(image, boxes[0])
+
+
+_PUNCT = str.maketrans("(),[]", "     ")
+
+
+def shape_to_array(shape) -> np.ndarray:
+    """(68,2) float32 points of a dlib full_object_detection. Parsed from the points' text ("points[(x, y),
+    ...]"): ~4x faster than 68 Python point objects (~0.1 vs ~0.4 ms, a few % of prepare's analysis); the
+    object walk is the fallback should the text ever look different."""
+    pts = shape.parts()
+    text = str(pts)
+    if text.startswith("points["):
+        try:
+            arr = np.array(text[7:].translate(_PUNCT).split(), dtype=np.float32)
+            if arr.size == 2 * shape.num_parts:
+                return arr.reshape(-1, 2)
+        except ValueError:
+            pass
+    return np.array([(p.x, p.y) for p in pts], dtype=np.float32).reshape(-1, 2)
 
 
 def box_from_landmarks(landmarks: np.ndarray, margin: float = 0.0) -> tuple[float, float, float, float]:
