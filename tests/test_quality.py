@@ -173,3 +173,29 @@ def test_numpy_temporal_filters_equal_scipys_to_the_bit():
                 assert a.dtype == b.dtype and np.array_equal(a, b), (shape, dt)
     with pytest.raises(ValueError):
         filters1d.median_filter(np.zeros((4, 3)), size=(3, 3))
+
+
+def test_long_clip_ramp_fit_is_the_dense_fit_in_linear_memory():
+    """fit_ramp on long clips (sparse grid) finds the dense grid's fit; a 3,000-frame curve (the default
+    --max-frames) fits without the ~9 GB the dense grid would need."""
+    from ckpp_tools import quality as q
+
+    rng = np.random.default_rng(3)
+    n = 150
+    t = np.arange(n)
+    x = 0.3 * q._smoothstep((t - 50.3) / 17.0) + rng.normal(0, 0.02, n)
+    x[[7, 90]] += 0.4  # landmark glitches the re-weighting must ignore
+    old = q.DENSE_FIT_MAX
+    try:
+        q.DENSE_FIT_MAX = 10 ** 9
+        dense = q.fit_ramp(x)
+        q.DENSE_FIT_MAX = 0
+        sparse = q.fit_ramp(x)
+    finally:
+        q.DENSE_FIT_MAX = old
+    assert dense[:2] == sparse[:2] and np.allclose(dense, sparse, rtol=1e-9, atol=1e-12)
+    assert abs(dense[0] - 50.3) < 2 and abs(dense[1] - 67.3) < 2
+    n = 3000
+    t = np.arange(n)
+    t0, t1, _, a, _ = q.fit_ramp(0.3 * q._smoothstep((t - 1000.0) / 40.0) + rng.normal(0, 0.02, n))
+    assert abs(t0 - 1000) < 2 and abs(t1 - 1040) < 2 and abs(a - 0.3) < 0.03
