@@ -1,7 +1,7 @@
 """Back the process heap with 2 MB pages (Linux): dlib's shape predictor is ~100 MB of regression trees, and
 each call reads ~7,500 leaves scattered over it -- with 4 KB pages nearly every read misses the TLB (a
 page walk, costlier still in a virtual machine). Collapsing the heap into huge pages after the model is
-loaded made the predictor ~25 % faster on the project's 2-core VM (benchmarks/bm_prepare.py). The kernel
+loaded made the predictor ~15-25 % faster on the project's 2-core VM (A/B of the predictor). The kernel
 (>= 6.1: MADV_COLLAPSE) does it synchronously; elsewhere this is a no-op.
 """
 from __future__ import annotations
