@@ -150,3 +150,52 @@ def test_yaw_needs_persistence():
     assert quality.head_motion(glitch).yaw < 3
     turn = _stack(yaw_deg=12, jitter=0.5)[0]
     assert quality.head_motion(turn).yaw > quality.HEAD_YAW_THRESHOLD
+
+
+def test_numpy_temporal_filters_equal_scipys_to_the_bit():
+    """quality.py's median / Gaussian filters (filters1d, numpy) give scipy.ndimage's results exactly, for the
+    shapes, sizes and dtypes it uses, short clips included."""
+    import scipy.ndimage as ndi
+
+    from ckpp_tools import filters1d
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 5, 9, 40):
+        for shape in ((n,), (n, 6), (n, 68, 2)):
+            for dt in (np.float64, np.float32):
+                x = (rng.normal(size=shape) * 10).astype(dt)
+                for k in (3, 5):
+                    size = k if len(shape) == 1 else (k,) + (1,) * (len(shape) - 1)
+                    a, b = ndi.median_filter(x, size=size, mode="nearest"), filters1d.median_filter(x, size=size, mode="nearest")
+                    assert a.dtype == b.dtype and np.array_equal(a, b), (shape, dt, k)
+                a = ndi.gaussian_filter1d(x, 1.0, axis=0, mode="nearest")
+                b = filters1d.gaussian_filter1d(x, 1.0, axis=0, mode="nearest")
+                assert a.dtype == b.dtype and np.array_equal(a, b), (shape, dt)
+    with pytest.raises(ValueError):
+        filters1d.median_filter(np.zeros((4, 3)), size=(3, 3))
+
+
+def test_long_clip_ramp_fit_is_the_dense_fit_in_linear_memory():
+    """fit_ramp on long clips (sparse grid) finds the dense grid's fit; a 3,000-frame curve (the default
+    --max-frames) fits without the ~9 GB the dense grid would need."""
+    from ckpp_tools import quality as q
+
+    rng = np.random.default_rng(3)
+    n = 150
+    t = np.arange(n)
+    x = 0.3 * q._smoothstep((t - 50.3) / 17.0) + rng.normal(0, 0.02, n)
+    x[[7, 90]] += 0.4  # landmark glitches the re-weighting must ignore
+    old = q.DENSE_FIT_MAX
+    try:
+        q.DENSE_FIT_MAX = 10 ** 9
+        dense = q.fit_ramp(x)
+        q.DENSE_FIT_MAX = 0
+        sparse = q.fit_ramp(x)
+    finally:
+        q.DENSE_FIT_MAX = old
+    assert dense[:2] == sparse[:2] and np.allclose(dense, sparse, rtol=1e-9, atol=1e-12)
+    assert abs(dense[0] - 50.3) < 2 and abs(dense[1] - 67.3) < 2
+    n = 3000
+    t = np.arange(n)
+    t0, t1, _, a, _ = q.fit_ramp(0.3 * q._smoothstep((t - 1000.0) / 40.0) + rng.normal(0, 0.02, n))
+    assert abs(t0 - 1000) < 2 and abs(t1 - 1040) < 2 and abs(a - 0.3) < 0.03

@@ -100,3 +100,41 @@ def test_face_alignment_backend_without_package_or_weights_says_how(monkeypatch,
     code = "import sys, ckpp_tools.landmarks.fa_backend, ckpp_tools.clip_pipeline; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_shipped_detector_file_is_dlibs_frontal_face_detector(tmp_path):
+    """The fast-loading copy (frontal_face_detector.svm) must be byte-identical to dlib's built-in detector, so
+    detections are the same; if dlib ever ships another detector this fails (re-save the file)."""
+    import dlib
+
+    from ckpp_tools.landmarks import dlib_backend
+
+    builtin = dlib.get_frontal_face_detector()
+    builtin.save(str(tmp_path / "builtin.svm"))
+    with open(dlib_backend.DETECTOR_FILE, "rb") as fh:
+        assert fh.read() == (tmp_path / "builtin.svm").read_bytes()
+    frames, _ = make_clip("smile", crop=CROP, n_pre=1, n_rise=1, n_tail=0)
+    g = to_gray(frames[0])
+    fast = dlib_backend.load_frontal_face_detector()
+    for up in (0, 1):
+        assert [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in fast(g, up)] == \
+               [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in builtin(g, up)]
+    assert len(fast(g, 0)) == 1
+
+
+def test_shape_to_array_matches_dlibs_points():
+    """The fast text parse of the predictor's points equals walking dlib's point objects (negative too)."""
+    import dlib
+
+    from ckpp_tools.landmarks.dlib_backend import shape_to_array
+
+    frames, _ = make_clip("smile", crop=CROP, n_pre=1, n_rise=1, n_tail=0)
+    lm = DlibLandmarker.shared()
+    g = to_gray(frames[0])
+    box = lm.detect(g)[0]
+    for dx in (0, -int(box[2]) - 40):  # the second box lies left of the image: negative x
+        shape = lm.predictor(g, dlib.rectangle(int(box[0]) + dx, int(box[1]), int(box[2]) + dx, int(box[3])))
+        walked = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        got = shape_to_array(shape)
+        assert got.dtype == np.float32 and got.shape == (68, 2) and np.array_equal(got, walked)
+    assert (shape_to_array(shape)[:, 0] < 0).any()
