@@ -71,6 +71,10 @@ def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_s
     for n in res.notes:
         click.echo(f"note: {n}")
     click.echo(summary_table(res.rows))
+    if res.already_complete:
+        click.echo(f"\n{out} is already complete: nothing to do (no file was changed)")
+        click.echo(f"next: ckpp inspect {out}   |   ckpp train {out} --emotion <name>")
+        return
     n_acc = sum(r["status"] == "accepted" for r in res.rows)
     fps = res.n_source_frames / res.seconds if res.seconds > 0 else 0.0
     click.echo(f"\n{n_acc} of {len(res.rows)} clips accepted; {res.n_source_frames} source frames in {res.seconds:.1f}s "
