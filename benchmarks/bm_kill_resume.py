@@ -28,7 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from ckpp_tools.lifecycle import is_alive, live_children  # noqa: E402
+from ckpp_tools.lifecycle import is_alive, live_children, popen_kwargs  # noqa: E402
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 CKPP = [sys.executable, "-m", "ckpp_tools.cli"]
@@ -39,7 +39,34 @@ UNFIXED = ("import sys, ckpp_tools.lifecycle as L\n"
 
 
 def run(cmd, cwd, timeout=600):
-    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    """Run to the end; it dies with this script (popen_kwargs) if the script is killed."""
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          **popen_kwargs(signal.SIGKILL, ENV))
+
+
+def timed_run(cmd, cwd) -> tuple[float, float]:
+    """An uninterrupted run: (seconds in all, seconds until its first child process, i.e. work, started)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         **popen_kwargs(signal.SIGKILL, ENV))
+    t_child = None
+    while p.poll() is None:
+        if t_child is None and live_children(p.pid):
+            t_child = time.monotonic() - t0
+        time.sleep(0.02)
+    err = p.stderr.read().decode(errors="replace")
+    assert p.returncode == 0, err
+    t = time.monotonic() - t0
+    return t, t_child if t_child is not None else 0.0
+
+
+def kill_points(t_all: float, t_work: float, n: int) -> list[float]:
+    """One kill in start-up (imports, finding clips), the rest spread from the first worker's start to 120% of
+    the work's duration (so the last ones land after the run ended: --resume must then be a no-op)."""
+    if n <= 1:
+        return [t_work * 0.5 or t_all * 0.1][:n]
+    span = (t_all - t_work) * 1.2
+    return [t_work * 0.5] + [t_work + span * i / max(1, n - 2) for i in range(n - 1)]
 
 
 def procs_mentioning(text: str) -> list[int]:
@@ -59,7 +86,8 @@ def procs_mentioning(text: str) -> list[int]:
 def kill_at(cmd, cwd, at: float, marker: str, timeout=600) -> dict:
     """Start cmd, kill -9 it `at` s later (unless it ended), then count what of it is alive 3 s after."""
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         **popen_kwargs(signal.SIGKILL, ENV))
     kids: set[int] = set()
     while time.monotonic() - t0 < at and p.poll() is None:
         kids.update(live_children(p.pid))
@@ -104,19 +132,17 @@ def prepare_cmd(raw, out, workers, prefix=None):
                                "--shard-size", "200K", "--quiet"]
 
 
-_REFS: dict[int, tuple[float, str]] = {}
-SPREAD = (0.1, 1.3)   # kill points from 10% to 130% of an uninterrupted run: the last land after it ended
+_REFS: dict[int, tuple[float, float, str]] = {}
 
 
 def bench_prepare(work, raw, workers, n, control=False) -> dict:
     if workers not in _REFS:   # the uninterrupted run (with the fix: the control changes nothing else)
         ref_dir = os.path.join(work, f"prep-ref-w{workers}")
         os.makedirs(ref_dir)
-        t0 = time.monotonic()
-        r = run(prepare_cmd(raw, "out.h5", workers), ref_dir)
-        assert r.returncode == 0, r.stderr + r.stdout
-        _REFS[workers] = (time.monotonic() - t0, dataset_digest(os.path.join(ref_dir, "out.h5")))
-    t_ref, want = _REFS[workers]
+        t_all, t_work = timed_run(prepare_cmd(raw, "out.h5", workers), ref_dir)
+        _REFS[workers] = (t_all, t_work, dataset_digest(os.path.join(ref_dir, "out.h5")))
+    t_ref, t_work, want = _REFS[workers]
+    points = kill_points(t_ref, t_work, n)
     prefix = None
     if control:
         script = os.path.join(work, "unfixed_ckpp.py")
@@ -127,7 +153,7 @@ def bench_prepare(work, raw, workers, n, control=False) -> dict:
     for i in range(n):
         d = os.path.join(work, f"prep-{'ctl' if control else 'kill'}-w{workers}-{i:02d}")
         os.makedirs(d)
-        at = t_ref * (SPREAD[0] + (SPREAD[1] - SPREAD[0]) * i / max(1, n - 1))
+        at = points[i]
         tr = kill_at(prepare_cmd(raw, "out.h5", workers, prefix), d, at, marker=raw)
         tr["shards_on_disk"] = len([f for f in os.listdir(d) if f.startswith("out-") and f.endswith(".h5")])
         tr["master_on_disk"] = os.path.exists(os.path.join(d, "out.h5"))
@@ -140,7 +166,7 @@ def bench_prepare(work, raw, workers, n, control=False) -> dict:
         trials.append(tr)
         print(f"prepare w{workers}{' control' if control else ''} #{i}: {tr}", flush=True)
         shutil.rmtree(d, ignore_errors=True)
-    return summary(trials, t_ref)
+    return summary(trials, t_ref, t_work)
 
 
 # ---- train --------------------------------------------------------------------------------------------
@@ -188,15 +214,13 @@ def bench_train(work, raw, n, steps) -> dict:
     assert r.returncode == 0, r.stderr + r.stdout
     with open(os.path.join(base, "cfg.json"), "w") as fh:
         json.dump(TRAIN_CFG, fh)
-    t0 = time.monotonic()
-    r = run(train_cmd("data.h5", "runs/ref", steps), base)
-    t_ref = time.monotonic() - t0
-    assert r.returncode == 0, r.stderr + r.stdout
+    t_ref, t_work = timed_run(train_cmd("data.h5", "runs/ref", steps), base)
+    points = kill_points(t_ref, t_work, n)
     want = weights_digest(os.path.join(base, "runs/ref"))
     trials = []
     for i in range(n):
         out = f"runs/kill-{i:02d}"
-        at = t_ref * (SPREAD[0] + (SPREAD[1] - SPREAD[0]) * i / max(1, n - 1))
+        at = points[i]
         tr = kill_at(train_cmd("data.h5", out, steps), base, at, marker=out)
         from models.checkpoint import list_checkpoints
 
@@ -210,11 +234,11 @@ def bench_train(work, raw, n, steps) -> dict:
         trials.append(tr)
         print(f"train #{i}: {tr}", flush=True)
         shutil.rmtree(os.path.join(base, out), ignore_errors=True)
-    return summary(trials, t_ref)
+    return summary(trials, t_ref, t_work)
 
 
-def summary(trials, t_ref) -> dict:
-    return {"uninterrupted_s": round(t_ref, 2), "kills": len(trials),
+def summary(trials, t_ref, t_work) -> dict:
+    return {"uninterrupted_s": round(t_ref, 2), "first_worker_at_s": round(t_work, 2), "kills": len(trials),
             "killed_mid_run": sum(not t["ended_before_kill"] for t in trials),
             "orphans": sum(t["orphans"] for t in trials),
             "trials_with_orphans": sum(t["orphans"] > 0 for t in trials),

@@ -27,6 +27,24 @@ except ImportError:  # Windows
     fcntl = None
 
 
+#: fds of the locks this process holds: a forked child (a prepare worker) closes its copies, so the lock dies
+#: with the run's driver, not with the last of its workers
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
+
+
 def locking_disabled() -> bool:
     return os.environ.get(NO_LOCK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -99,6 +117,7 @@ class OutputLock:
             except OSError:
                 pass  # information only
             self.fd = fd
+            _HELD.add(fd)
             return self
         raise CkppError("cannot take the lock file (it keeps being replaced)", path=self.path,
                         fix="check no other program rewrites it")
@@ -110,5 +129,6 @@ class OutputLock:
             os.unlink(self.path)  # while still holding it (see the samestat check above)
         except OSError:
             pass
+        _HELD.discard(self.fd)
         os.close(self.fd)
         self.fd = None

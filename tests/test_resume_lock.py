@@ -108,3 +108,32 @@ def test_filesystem_without_locks(fake, tmp_path, raw, monkeypatch):
     monkeypatch.setenv("CKPP_NO_LOCK", "1")
     r = CliRunner().invoke(main, ["prepare", raw, str(tmp_path / "out.h5"), "--size", "32", "--workers", "1", "--quiet"])
     assert r.exit_code == 0, r.output
+
+
+FORKING_HOLDER = textwrap.dedent("""
+    import os, sys, time
+    from ckpp_tools.locking import OutputLock
+    lock = OutputLock(sys.argv[1]).__enter__()
+    pid = os.fork()
+    if pid == 0:            # a worker: outlives the driver for a moment (or for ever, if it were an orphan)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1), os.dup2(null, 2)   # let the test's subprocess.run see EOF now
+        time.sleep(30)
+        os._exit(0)
+    print(pid, flush=True)
+    os._exit(0)             # the driver dies without unlocking (like kill -9)
+""")
+
+
+def test_the_lock_dies_with_the_driver_not_with_its_workers(tmp_path):
+    out = tmp_path / "out.h5"
+    script = tmp_path / "forking.py"
+    script.write_text(FORKING_HOLDER)
+    r = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, check=True)
+    child = int(r.stdout.strip())
+    try:
+        assert os.path.exists(str(out) + ".lock")      # left behind, but not held
+        with locking.OutputLock(str(out)):
+            pass
+    finally:
+        os.kill(child, 9)
