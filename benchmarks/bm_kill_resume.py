@@ -83,13 +83,14 @@ def procs_mentioning(text: str) -> list[int]:
     return out
 
 
-def kill_at(cmd, cwd, at: float, marker: str, timeout=600) -> dict:
-    """Start cmd, kill -9 it `at` s later (unless it ended), then count what of it is alive 3 s after."""
+def kill_at(cmd, cwd, at: float, marker: str, until=None) -> dict:
+    """Start cmd, kill -9 it `at` s later, or as soon as until(proc) is true (unless it ended first), then count
+    what of it is alive 3 s after."""
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          **popen_kwargs(signal.SIGKILL, ENV))
     kids: set[int] = set()
-    while time.monotonic() - t0 < at and p.poll() is None:
+    while p.poll() is None and (time.monotonic() - t0 < at if until is None else not until(p)):
         kids.update(live_children(p.pid))
         time.sleep(0.02)
     finished = p.poll() is not None
@@ -143,6 +144,8 @@ def bench_prepare(work, raw, workers, n, control=False) -> dict:
         _REFS[workers] = (t_all, t_work, dataset_digest(os.path.join(ref_dir, "out.h5")))
     t_ref, t_work, want = _REFS[workers]
     points = kill_points(t_ref, t_work, n)
+    if control:   # the control only needs kills while workers run: spread over the middle of the work
+        points = [t_work + (t_ref - t_work) * (0.2 + 0.6 * i / max(1, n - 1)) for i in range(n)]
     prefix = None
     if control:
         script = os.path.join(work, "unfixed_ckpp.py")
@@ -215,13 +218,31 @@ def bench_train(work, raw, n, steps) -> dict:
     with open(os.path.join(base, "cfg.json"), "w") as fh:
         json.dump(TRAIN_CFG, fh)
     t_ref, t_work = timed_run(train_cmd("data.h5", "runs/ref", steps), base)
-    points = kill_points(t_ref, t_work, n)
     want = weights_digest(os.path.join(base, "runs/ref"))
     trials = []
     for i in range(n):
         out = f"runs/kill-{i:02d}"
-        at = points[i]
-        tr = kill_at(train_cmd("data.h5", out, steps), base, at, marker=out)
+        # kill points by progress, not time (a training step's time swings 10x with the machine's load):
+        # once its loader workers run (no step yet), right after step j is logged for j spread over the run,
+        # and once more with no kill before the end (--resume of a finished run)
+        metrics = os.path.join(base, out, "metrics.jsonl")
+
+        def logged():
+            try:
+                with open(metrics) as fh:
+                    return sum(1 for _ in fh)
+            except OSError:
+                return 0
+
+        if i == 0:
+            until = lambda p: bool(live_children(p.pid))  # noqa: E731
+        elif i < n - 1:
+            j = max(1, round(i * steps / max(1, n - 2)))
+            until = lambda p, j=j: logged() >= j  # noqa: E731
+        else:
+            until = lambda p: False  # noqa: E731
+        tr = kill_at(train_cmd("data.h5", out, steps), base, 0, marker=out, until=until)
+        tr["steps_logged_at_kill"] = logged()
         from models.checkpoint import list_checkpoints
 
         ck = list_checkpoints(os.path.join(base, out))

@@ -24,17 +24,27 @@ PARENT_ENV = "CKPP_PARENT_PID"
 _POLL_S = 0.5
 
 
+_PRCTL = []   # [libc.prctl or None], resolved once (in the parent, before a fork: no dlopen after it)
+
+
+def _prctl():
+    if not _PRCTL:
+        fn = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                fn = None
+        _PRCTL.append(fn)
+    return _PRCTL[0]
+
+
 def _prctl_pdeathsig(sig: int) -> bool:
     """Ask the kernel to send `sig` when our parent dies. False where this is not Linux or it is refused."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    fn = _prctl()
+    return fn is not None and fn(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
 
 def _die(sig: int) -> None:
@@ -92,6 +102,7 @@ def popen_kwargs(sig: int = signal.SIGTERM, env: dict | None = None) -> dict:
     env[PARENT_ENV] = f"{os.getpid()}:{int(sig)}"
     kw = {"env": env}
     if os.name == "posix":
+        _prctl()   # resolve libc's prctl here, not in the forked child
         kw["preexec_fn"] = _preexec(os.getpid(), sig)
     return kw
 
