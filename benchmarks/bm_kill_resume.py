@@ -60,29 +60,6 @@ def timed_run(cmd, cwd) -> tuple[float, float]:
     return t, t_child if t_child is not None else 0.0
 
 
-def kill_points(t_all: float, t_work: float, n: int) -> list[float]:
-    """One kill in start-up (imports, finding clips), the rest spread from the first worker's start to 120% of
-    the work's duration (so the last ones land after the run ended: --resume must then be a no-op)."""
-    if n <= 1:
-        return [t_work * 0.5 or t_all * 0.1][:n]
-    span = (t_all - t_work) * 1.2
-    return [t_work * 0.5] + [t_work + span * i / max(1, n - 2) for i in range(n - 1)]
-
-
-def procs_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains `text` (forked workers keep their parent's command line)."""
-    out = []
-    for n in os.listdir("/proc"):
-        if n.isdigit() and int(n) != os.getpid():
-            try:
-                with open(f"/proc/{n}/cmdline", "rb") as fh:
-                    if text.encode() in fh.read() and is_alive(int(n)):
-                        out.append(int(n))
-            except OSError:
-                pass
-    return out
-
-
 def kill_at(cmd, cwd, at: float, marker: str, until=None) -> dict:
     """Start cmd, kill -9 it `at` s later, or as soon as until(proc) is true (unless it ended first), then count
     what of it is alive 3 s after."""
@@ -143,9 +120,18 @@ def bench_prepare(work, raw, workers, n, control=False) -> dict:
         t_all, t_work = timed_run(prepare_cmd(raw, "out.h5", workers), ref_dir)
         _REFS[workers] = (t_all, t_work, dataset_digest(os.path.join(ref_dir, "out.h5")))
     t_ref, t_work, want = _REFS[workers]
-    points = kill_points(t_ref, t_work, n)
-    if control:   # the control only needs kills while workers run: spread over the middle of the work
-        points = [t_work + (t_ref - t_work) * (0.2 + 0.6 * i / max(1, n - 1)) for i in range(n)]
+    ref_dir = os.path.join(work, f"prep-ref-w{workers}")
+    n_shards = len([f for f in os.listdir(ref_dir) if f.startswith("out-") and f.endswith(".h5")])
+    # kill points by progress, not time (a run's time swings 10x with the machine's load): in start-up, when
+    # the workers run, while shard k is being written / right after it is complete, after the master, and at
+    # the end (no kill: --resume of a finished run); n of them, evenly picked from that list
+    events = [("startup", 0), ("workers", 0)]
+    for k in range(n_shards):
+        events += [("partial", k), ("complete", k)]
+    events += [("master", 0), ("end", 0)]
+    if control:   # the control only needs kills while workers run
+        events = [e for e in events if e[0] in ("workers", "partial", "complete")][:-1]
+    picks = [events[round(i * (len(events) - 1) / max(1, n - 1))] for i in range(n)]
     prefix = None
     if control:
         script = os.path.join(work, "unfixed_ckpp.py")
@@ -156,8 +142,15 @@ def bench_prepare(work, raw, workers, n, control=False) -> dict:
     for i in range(n):
         d = os.path.join(work, f"prep-{'ctl' if control else 'kill'}-w{workers}-{i:02d}")
         os.makedirs(d)
-        at = points[i]
-        tr = kill_at(prepare_cmd(raw, "out.h5", workers, prefix), d, at, marker=raw)
+        kind, k = picks[i]
+        shard = os.path.join(d, f"out-{k:05d}.h5")
+        until = {"startup": lambda p: False, "workers": lambda p: bool(live_children(p.pid)),
+                 "partial": lambda p: os.path.exists(shard + ".partial"), "complete": lambda p: os.path.exists(shard),
+                 "master": lambda p: os.path.exists(os.path.join(d, "out.h5")), "end": lambda p: False}[kind]
+        at = 0.5 if kind == "startup" else 0.0
+        tr = kill_at(prepare_cmd(raw, "out.h5", workers, prefix), d, at, marker=raw,
+                     until=None if kind == "startup" else until)
+        tr["kill_point"] = kind + (f" {k}" if kind in ("partial", "complete") else "")
         tr["shards_on_disk"] = len([f for f in os.listdir(d) if f.startswith("out-") and f.endswith(".h5")])
         tr["master_on_disk"] = os.path.exists(os.path.join(d, "out.h5"))
         res = run(prepare_cmd(raw, "out.h5", workers, prefix) + ["--resume"], d)
