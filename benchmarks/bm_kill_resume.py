@@ -60,6 +60,20 @@ def timed_run(cmd, cwd) -> tuple[float, float]:
     return t, t_child if t_child is not None else 0.0
 
 
+def procs_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text` (forked workers keep their parent's command line)."""
+    out = []
+    for n in os.listdir("/proc"):
+        if n.isdigit() and int(n) != os.getpid():
+            try:
+                with open(f"/proc/{n}/cmdline", "rb") as fh:
+                    if text.encode() in fh.read() and is_alive(int(n)):
+                        out.append(int(n))
+            except OSError:
+                pass
+    return out
+
+
 def kill_at(cmd, cwd, at: float, marker: str, until=None) -> dict:
     """Start cmd, kill -9 it `at` s later, or as soon as until(proc) is true (unless it ended first), then count
     what of it is alive 3 s after."""
