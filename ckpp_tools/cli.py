@@ -64,6 +64,9 @@ def main():
       ckpp benchmark --baselines convlstm,hp   # Fig. 3 curves and more, as a report
     Or all of it on sample data: ckpp demo
     """
+    from .lifecycle import adopt_parent_from_env
+
+    adopt_parent_from_env()  # started by `ckpp demo` & co: die with it (docs/reliability.md)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import __version__, emotions, schema, splits
 from .errors import CkppError, UsageError
+from .locking import OutputLock
 from .sources import Clip, find_clips
 
 DEFAULT_SHARD_SIZE = 1_000_000_000   # bytes of compressed frames per shard (~1 GB)
@@ -79,6 +80,7 @@ class PrepareResult:
     seconds: float
     reused_shards: int = 0
     notes: list[str] = field(default_factory=list)
+    already_complete: bool = False      # --resume found OUT finished: nothing was written
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -166,9 +168,13 @@ def _check_result(res, S: int) -> None:
         raise ValueError("analysis returned no crop_box")
 
 
-def _worker_init(opts: dict) -> None:
+def _worker_init(opts: dict, parent_pid=None) -> None:
     """Start-up of every analysis worker (the one place a worker is set up, before its first clip). The dlib
-    models are already loaded: the parent loaded them before forking (_preflight_backend)."""
+    models are already loaded: the parent loaded them before forking (_preflight_backend). A worker never
+    outlives the driver (kill -9 included)."""
+    from .lifecycle import die_with_parent
+
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         import cv2
@@ -198,10 +204,10 @@ def _huge_pages_when_worth_it(frames_done: int, opts: dict) -> None:
     threading.Thread(target=collapse_heap, name="ckpp-hugepages", daemon=True).start()
 
 
-def _worker_main(conn, opts):
+def _worker_main(conn, opts, parent_pid=None):
     """Worker loop: receive (key, clip), send (key, result). Exceptions become rows; crashes and hangs are
     seen by the parent (sentinel / timeout)."""
-    _worker_init(opts)
+    _worker_init(opts, parent_pid)
     frames_done = 0
     while True:
         try:
@@ -237,7 +243,7 @@ class _Pool:
 
     def _spawn(self) -> dict:
         parent, child = self.ctx.Pipe()
-        p = self.ctx.Process(target=_worker_main, args=(child, self.opts), daemon=True)
+        p = self.ctx.Process(target=_worker_main, args=(child, self.opts, os.getpid()), daemon=True)
         p.start()
         child.close()
         return {"proc": p, "conn": parent, "task": None, "start": 0.0}
@@ -347,46 +353,6 @@ def _check_options(opts: PrepareOptions) -> None:
         raise UsageError("--timeout must be positive", path="--timeout", fix="seconds per clip, e.g. 600")
 
 
-class _Lock:
-    """OUT.lock holding our pid: two runs writing the same OUT would clobber each other's .partial files."""
-
-    def __init__(self, out: str):
-        self.path = out + ".lock"
-
-    def __enter__(self):
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                return self
-            except FileExistsError:
-                try:
-                    pid = int(open(self.path).read().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                alive = False
-                if pid > 0:
-                    try:
-                        os.kill(pid, 0)
-                        alive = True
-                    except ProcessLookupError:
-                        alive = False
-                    except PermissionError:
-                        alive = True
-                if alive and pid != os.getpid():
-                    raise CkppError(f"another ckpp prepare (pid {pid}) is writing this output", path=self.path,
-                                    fix="wait for it to finish, or write to another OUT") from None
-                os.unlink(self.path)  # stale lock of a killed run
-        raise CkppError("cannot create the lock file", path=self.path, fix="check the folder is writable")
-
-    def __exit__(self, *exc):
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-
-
 def _existing_shards(out: str) -> list[str]:
     d = os.path.dirname(os.path.abspath(out))
     stem, ext = os.path.splitext(os.path.basename(out))
@@ -427,6 +393,43 @@ def _reusable_shards(out: str, fingerprint: str, order: list[str]) -> tuple[str 
     return run_id, found
 
 
+def _already_complete(out: str, fingerprint: str, opts: PrepareOptions, notes: list[str], t0: float) -> PrepareResult:
+    """--resume on a finished OUT (the master is written last, so it exists only when complete): touch nothing
+    and report it, or refuse when that run had other options or clips (resuming it would mix two datasets)."""
+    import h5py
+
+    from .writer import read_columns
+
+    try:
+        with h5py.File(out, "r") as f:
+            a = f.attrs
+            done_fp, role = str(a.get("fingerprint", "")), str(a.get("role", ""))
+            cfg = json.loads(str(a.get("config", "{}")) or "{}")
+            shards = sorted(json.loads(str(a.get("shard_run_ids", "{}")) or "{}"))
+            rows = read_columns(f[schema.MANIFEST]) if schema.MANIFEST in f else []
+    except (OSError, ValueError, KeyError) as exc:
+        raise CkppError(f"output exists but cannot be read as a finished ckpp prepare output ({exc})", path=out,
+                        fix="start over with --overwrite, or choose another OUT name") from None
+    if role != "master" or not done_fp:
+        raise CkppError("output exists and is not the master of a ckpp prepare run (a merge?); --resume cannot continue it",
+                        path=out, fix="start over with --overwrite, or choose another OUT name")
+    if done_fp != fingerprint:
+        now = json.loads(json.dumps(opts.content_config(), default=str))
+        diff = [k for k in sorted(now) if k in cfg and cfg[k] != now[k]]
+        what = (", ".join(f"--{k.replace('_', '-')} {cfg[k]!r} then, {now[k]!r} now" for k in diff) if diff
+                else "the clips found in RAW changed")
+        raise CkppError(f"output is complete but was made with other options or clips ({what}); --resume would mix two runs",
+                        path=out, fix="rerun with the finished run's options, or start over with --overwrite")
+    out_dir = os.path.dirname(out)
+    missing = [s for s in shards if not os.path.isfile(os.path.join(out_dir, s))]
+    if missing:
+        raise CkppError(f"output is complete but its shard {missing[0]} is missing", path=out,
+                        fix="put the shard back, or start over with --overwrite")
+    notes.append("output is already complete (same options and clips): nothing to resume; left it untouched")
+    return PrepareResult(out=out, rows=rows, shards=[os.path.join(out_dir, s) for s in shards], n_source_frames=0,
+                         seconds=time.monotonic() - t0, notes=notes, already_complete=True)
+
+
 def _row_for(clip: Clip, split_of: dict[str, str]) -> dict:
     return {
         "clip_id": clip.clip_id, "source": clip.source, "subject": clip.subject, "emotion": clip.emotion,
@@ -453,10 +456,7 @@ def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) 
     fractions = splits.parse_fractions(opts.split)
     if os.path.isdir(out):
         raise UsageError("OUT is a folder", path=out, fix="give the output file name, e.g. out.h5")
-    if os.path.exists(out) and not opts.overwrite:
-        if opts.resume:
-            raise CkppError("output already exists and is complete (nothing to resume)", path=out,
-                            fix="inspect it with `ckpp inspect`, or start over with --overwrite")
+    if os.path.exists(out) and not opts.overwrite and not opts.resume:  # --resume on a complete OUT: see below
         raise CkppError("output already exists", path=out, fix="pass --overwrite to replace it, or choose another OUT name")
     out_dir = os.path.dirname(out)
     os.makedirs(out_dir, exist_ok=True)
@@ -472,7 +472,10 @@ def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) 
     fp = _fingerprint(opts, raw, clips)
     order = [c.clip_id for c in clips]
 
-    with _Lock(out):
+    with OutputLock(out, "ckpp prepare"):  # a kernel lock: dies with the process (ckpp_tools/locking.py)
+        if opts.resume and os.path.exists(out):
+            # a job script reruns the same command after any crash: a finished run is a no-op, not an error
+            return _already_complete(out, fp, opts, notes, t0)
         run_id, reused = (None, [])
         if opts.resume:
             run_id, reused = _reusable_shards(out, fp, order)

@@ -488,7 +488,11 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
             import multiprocessing as mp
 
             # spawn, not fork: a fork taken while OpenCV's/dlib's thread pools hold a lock deadlocks the child
-            with mp.get_context("spawn").Pool(workers, initializer=preload, initargs=(bases,)) as pool:
+            from .lifecycle import worker_initializer
+
+            # each render worker dies with this process (kill -9 included), then preloads the photos
+            with mp.get_context("spawn").Pool(workers, initializer=worker_initializer,
+                                              initargs=(os.getpid(), preload, (bases,))) as pool:
                 for t, th in pool.imap_unordered(_job_worker, args):
                     truth_clips.update(t)
                     thumbs.update(th)

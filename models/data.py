@@ -22,6 +22,7 @@ number), so results do not depend on the worker count and a resumed run sees the
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 
@@ -32,6 +33,7 @@ import torch
 
 from ckpp_tools import schema
 from ckpp_tools.errors import CkppError, DataFormatError
+from ckpp_tools.lifecycle import die_with_parent
 
 from .config import CROP_FRACTION
 
@@ -236,7 +238,8 @@ class DrawSampler(torch.utils.data.Sampler):
         return self.per_rank
 
 
-def _worker_init(worker_id: int) -> None:
+def _worker_init(worker_id: int, parent_pid: int | None = None) -> None:
+    die_with_parent(parent_pid)   # a killed `ckpp train` leaves no loader worker behind (docs/reliability.md)
     info = torch.utils.data.get_worker_info()
     np.random.seed((info.seed if info else worker_id) % 2 ** 32)   # only for code that uses the global RNG
 
@@ -253,7 +256,7 @@ def make_loader(ds: ClipDataset, batch_size: int, num_workers: int = 2, *, seed:
     sampler = DrawSampler(len(ds), seed=seed, rank=rank, world_size=world_size, start=start_draw)
     return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-        worker_init_fn=_worker_init, persistent_workers=num_workers > 0,
+        worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()), persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
         multiprocessing_context="fork" if num_workers > 0 and "fork" in torch.multiprocessing.get_all_start_methods() else None,
     )

@@ -29,7 +29,10 @@ def _run(args: list[str]) -> float:
 
     click.secho("\n$ ckpp " + " ".join(args), fg="cyan", bold=True)
     t0 = time.perf_counter()
-    rc = subprocess.call([sys.executable, "-m", "ckpp_tools.cli", *args])
+    from ..lifecycle import popen_kwargs
+
+    # the step dies with the demo (kill -9 included), and its own workers with it
+    rc = subprocess.call([sys.executable, "-m", "ckpp_tools.cli", *args], **popen_kwargs())
     if rc != 0:
         raise click.ClickException(f"demo step `ckpp {' '.join(args)}` failed (exit code {rc}); see its message above")
     return time.perf_counter() - t0

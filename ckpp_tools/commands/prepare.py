@@ -30,7 +30,7 @@ def parse_size(text: str) -> int:
 @click.option("--landmarks", type=click.Choice(["dlib", "face-alignment"]), default="dlib", show_default=True)
 @click.option("--num-shards", type=int, default=1, show_default=True, help="Job array: number of jobs (join with ckpp merge).")
 @click.option("--shard-index", type=int, default=0, show_default=True, help="Job array: this job's index 0..K-1.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run, reusing its completed shards.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run, reusing its completed shards (on a finished OUT: nothing to do).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
 @click.option("--min-frames", type=int, default=4, show_default=True, help="Fewer kept frames -> rejected too_short.")
 @click.option("--blur-threshold", type=float, default=None, help="Face sharpness below this -> blurry [default: analysis default].")
@@ -71,6 +71,10 @@ def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_s
     for n in res.notes:
         click.echo(f"note: {n}")
     click.echo(summary_table(res.rows))
+    if res.already_complete:
+        click.echo(f"\n{out} is already complete: nothing to do (no file was changed)")
+        click.echo(f"next: ckpp inspect {out}   |   ckpp train {out} --emotion <name>")
+        return
     n_acc = sum(r["status"] == "accepted" for r in res.rows)
     fps = res.n_source_frames / res.seconds if res.seconds > 0 else 0.0
     click.echo(f"\n{n_acc} of {len(res.rows)} clips accepted; {res.n_source_frames} source frames in {res.seconds:.1f}s "

@@ -1,0 +1,143 @@
+"""No process outlives its parent (docs/reliability.md): prepare workers, DataLoader workers and the demo's
+child commands end within seconds of a kill -9 of the process that started them."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from ckpp_tools.lifecycle import is_alive, live_children
+from prepare_helpers import make_raw, runner_script
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def _wait_children(proc, n, timeout=60.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        assert proc.poll() is None, "the parent ended before it could be killed"
+        kids = live_children(proc.pid)
+        if len(kids) >= n:
+            return kids
+        time.sleep(0.05)
+    raise AssertionError(f"the parent never had {n} child process(es)")
+
+
+def _kill9_and_check(proc, kids, within=3.0):
+    """kill -9 the parent; every child must be gone `within` seconds (killed here if not, then failed)."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < within and any(is_alive(k) for k in kids):
+        time.sleep(0.05)
+    left = [k for k in kids if is_alive(k)]
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"child process(es) {left} outlived their parent's kill -9 by {within}s"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_prepare_workers_die_with_the_driver(tmp_path, workers):
+    raw = make_raw(tmp_path, n_subjects=2)
+    env = dict(os.environ, CKPP_FAKE_SLEEP="30")   # workers are busy in "analysis" when the driver dies
+    proc = subprocess.Popen([sys.executable, runner_script(tmp_path), "prepare", raw, str(tmp_path / "o.h5"),
+                             "--size", "32", "--workers", str(workers), "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids = _wait_children(proc, workers)
+    time.sleep(0.3)   # let them pick up a clip
+    _kill9_and_check(proc, kids)
+
+
+DATALOADER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from models.data import make_loader
+
+    class DS:
+        def __len__(self): return 8
+        def __getitem__(self, i): return {"x": np.zeros(4, np.float32)}
+
+    it = iter(make_loader(DS(), 2, num_workers=2))
+    next(it)
+    print("ready", flush=True)
+    time.sleep(120)
+""")
+
+
+def test_dataloader_workers_die_with_training(tmp_path):
+    """Loader workers idle between batches (torch's own watchdog only looks every 5 s)."""
+    script = tmp_path / "loader.py"
+    script.write_text(DATALOADER)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.stdout.readline().strip() == b"ready"
+    kids = _wait_children(proc, 2)
+    _kill9_and_check(proc, kids, within=2.5)
+
+
+DEMO = textwrap.dedent("""
+    import sys
+    from ckpp_tools.commands import demo
+    sys.executable = sys.argv[1]      # a stand-in for `python -m ckpp_tools.cli ...`: sleeps
+    demo._run(["sample", "x"])
+""")
+
+
+def test_demo_steps_die_with_the_demo(tmp_path):
+    fake_python = tmp_path / "fakepython"
+    fake_python.write_text("#!/bin/sh\nexec sleep 120\n")
+    fake_python.chmod(0o755)
+    script = tmp_path / "demo.py"
+    script.write_text(DEMO)
+    proc = subprocess.Popen([sys.executable, str(script), str(fake_python)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    kids = _wait_children(proc, 1)
+    _kill9_and_check(proc, kids)
+
+
+FORKED = textwrap.dedent("""
+    import os, sys, time
+    import ckpp_tools.lifecycle as L
+    if sys.argv[1] == "thread":
+        L._prctl_pdeathsig = lambda sig: False      # the portable fallback
+    parent = os.getpid()
+    if os.fork() == 0:
+        assert L.die_with_parent(parent) == sys.argv[1]
+        time.sleep(120)
+        os._exit(0)
+    time.sleep(120)
+""")
+
+
+@pytest.mark.parametrize("how", ["prctl", "thread"])
+def test_die_with_parent_both_mechanisms(tmp_path, how):
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    proc = subprocess.Popen([sys.executable, str(script), how])
+    kids = _wait_children(proc, 1)
+    time.sleep(0.3)
+    assert all(is_alive(k) for k in kids)   # alive while the parent lives
+    _kill9_and_check(proc, kids)
+
+
+def test_a_child_whose_parent_already_died_exits(tmp_path):
+    """The race: the parent dies between fork and die_with_parent(); the re-check of getppid() catches it."""
+    script = tmp_path / "late.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time
+        import ckpp_tools.lifecycle as L
+        parent = os.getpid()
+        if os.fork() == 0:
+            time.sleep(0.5)                       # the parent is gone by now
+            L.die_with_parent(parent)
+            open(sys.argv[1], "w").write("survived")
+            os._exit(0)
+        os._exit(0)
+    """))
+    flag = tmp_path / "flag"
+    subprocess.run([sys.executable, str(script), str(flag)], check=True)
+    time.sleep(1.5)
+    assert not flag.exists()
