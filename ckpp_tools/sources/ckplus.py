@@ -37,9 +37,12 @@ def find_roots(raw: str, max_depth: int = 3) -> list[str]:
     """CK+ roots at or below `raw` (RAW may also be the cohn-kanade-images folder itself)."""
     if os.path.basename(os.path.normpath(raw)).lower() == IMAGES_DIR:
         return [os.path.dirname(os.path.normpath(raw))]
-    roots, stack = [], [(raw, 0)]
+    roots, stack, seen = [], [(raw, 0)], set()
     while stack:
         d, depth = stack.pop()
+        if os.path.realpath(d) in seen:  # a link loop (or a second link to one folder): walk it once
+            continue
+        seen.add(os.path.realpath(d))
         if is_root(d):
             roots.append(d)
             continue
