@@ -134,3 +134,13 @@ def test_links_each_real_clip_once_outside_followed_once_loops_end(tmp_path):
     assert len(real) == len(set(real)), srcs
     assert srcs == sorted([c.source for c in plain] + ["ours/P009/happy_01.mp4"]), srcs
     assert any("links to clips already found" in n and "ours/P003/happy_01.mp4" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("text,detail", [("   inf\n", "cannot read"), ("   1e+308\n", "1e+308"), ("", "cannot read"),
+                                         ("\x00\xff\x13garbage", "cannot read")])
+def test_broken_emotion_files_are_rows_not_crashes(tmp_path, text, detail):
+    """Fuzz pass: an infinite emotion code raised OverflowError (a traceback before any clip was analysed)."""
+    p = tmp_path / "S005_001_00000008_emotion.txt"
+    p.write_text(text, encoding="latin-1")
+    emotion, reason, why = ckplus.read_emotion_file(str(p))
+    assert reason == "unknown_emotion" and detail in why and len(why) < 120, why
