@@ -144,3 +144,14 @@ def test_broken_emotion_files_are_rows_not_crashes(tmp_path, text, detail):
     p.write_text(text, encoding="latin-1")
     emotion, reason, why = ckplus.read_emotion_file(str(p))
     assert reason == "unknown_emotion" and detail in why and len(why) < 120, why
+
+
+@pytest.mark.parametrize("blob,why", [(b"\xf8\x81\x00binary" * 50, "not UTF-8"),
+                                      (b"path,subject,emotion\n" + b"x" * 200_000 + b",P001,happy\n", "not a readable CSV")])
+def test_binary_or_huge_labels_csv_is_a_clear_error(tmp_path, blob, why):
+    """Fuzz pass: a binary --labels file raised UnicodeDecodeError, a 200 kB field csv.Error (tracebacks)."""
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "labels.csv").write_bytes(blob)
+    with pytest.raises(CkppError, match=why) as e:
+        find_clips(str(tmp_path / "raw"), labels=str(tmp_path / "labels.csv"))
+    assert "labels.csv" in str(e.value) and "fix:" in str(e.value)
