@@ -204,3 +204,8 @@ def test_malicious_pickle_is_refused_without_running_and_without_unsafe_advice(t
     (tmp_path / "rand.pt").write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(CkppError, match="not a ckpp checkpoint"):
         read_checkpoint(tmp_path / "rand.pt")
+    torch.save({"format": "ckpp", "w": torch.zeros(1000)}, tmp_path / "cut.pt")
+    data = (tmp_path / "cut.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CkppError, match="damaged checkpoint"):
+        read_checkpoint(tmp_path / "cut.pt")
