@@ -112,7 +112,12 @@ class Dataset:
             if not os.path.isfile(p):
                 raise DataFormatError(f"shard {shard!r} listed by the master is missing", path=p,
                                       fix="keep the shard files beside the master (move them together), or re-run ckpp prepare --resume")
-            f = h5py.File(p, "r", rdcc_nbytes=RDCC_NBYTES)
+            try:
+                f = h5py.File(p, "r", rdcc_nbytes=RDCC_NBYTES)
+            except OSError as exc:
+                raise DataFormatError(f"shard {shard!r} cannot be opened as HDF5 ({str(exc)[:160]})", path=p,
+                                      fix="the shard is damaged or incomplete: re-run ckpp prepare (with --resume "
+                                          "if it was interrupted) and keep its shards beside the master") from None
             want = self.shard_run_ids.get(shard, self.run_id)
             got = _attr_str(f.attrs.get("run_id", ""))
             if want and got != want:
@@ -174,7 +179,13 @@ class Dataset:
         r = self.row(clip_id)
         if r["status"] != schema.STATUS_ACCEPTED:
             raise KeyError(f"clip {clip_id!r} was rejected ({r['reason']}: {r['detail']})")
-        return self._shard(r["shard"])[f"{schema.CLIPS}/{clip_id}"]
+        f = self._shard(r["shard"])
+        try:
+            return f[f"{schema.CLIPS}/{clip_id}"]
+        except (KeyError, OSError) as exc:  # a damaged shard: its index no longer leads to the clip
+            raise DataFormatError(f"clip {clip_id!r} cannot be read from shard {r['shard']!r} ({str(exc)[:160]})",
+                                  path=f.filename, fix="the shard is damaged: re-run ckpp prepare "
+                                                       "(`ckpp inspect MASTER --validate` lists what else is wrong)") from None
 
     def clip(self, clip_id: str, frames: bool = True) -> ClipData:
         g = self.group(clip_id)

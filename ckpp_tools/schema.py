@@ -67,6 +67,16 @@ assert len(FLIP_68) == 68 and sorted(FLIP_68) == list(range(68))
 
 
 def validate(path: str, check_masks: bool = True) -> list[str]:
+    """_validate, with a file too damaged to read through (a bit flip in HDF5 metadata raises OSError deep in
+    h5py) reported as one problem instead of a traceback."""
+    try:
+        return _validate(path, check_masks)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        return [f"{path}: part of the file cannot be read ({type(exc).__name__}: {str(exc)[:200]}): it is damaged; "
+                f"re-run ckpp prepare"]
+
+
+def _validate(path: str, check_masks: bool = True) -> list[str]:
     """Every rule of the HDF5 contract (DESIGN §4/§5) checked on the master at `path` and the shards it links;
     returns human-readable problems (empty when the file is valid). Reads the manifest, all small per-clip
     arrays and (check_masks) the masks; frames are checked by shape/dtype/chunking only."""

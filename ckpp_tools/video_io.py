@@ -19,6 +19,12 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
+# one image may not decode to more than 16384^2 pixels (OpenCV's own default allows 2^30: 3 GB for one RGB frame)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
+#: decoded frames of one clip stop at this many bytes (--max-frames counts frames, not pixels: 3000 frames of
+#: 1080p are 18 GB); what decoded so far is kept, the clip's row says so
+MAX_DECODED_BYTES = 2 << 30
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 _NUM = re.compile(r"(\d+)")
@@ -95,7 +101,13 @@ def _to_rgb_or_gray(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_image_folder(folder: str, max_frames: int | None = None) -> Decoded:
+def _budget_note(n: int, img: np.ndarray, max_bytes: int) -> str:
+    h, w = img.shape[:2]
+    return (f"stopped after {n} frames of {w}x{h}: the decoded frames reached the memory guard of "
+            f"{max_bytes / 2 ** 30:.3g} GiB per clip (lower --max-frames, or downscale the clip)")
+
+
+def read_image_folder(folder: str, max_frames: int | None = None, max_bytes: int | None = None) -> Decoded:
     """Frames from a folder of images, natural order. Undecodable files are skipped and counted."""
     import cv2
 
@@ -105,6 +117,7 @@ def read_image_folder(folder: str, max_frames: int | None = None) -> Decoded:
         out.error = "no image files in the folder"
         return out
     shape = None
+    budget, used, stopped = max_bytes or MAX_DECODED_BYTES, 0, ""
     for i, path in enumerate(files[: max_frames or None]):
         img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if img is None or img.size == 0:
@@ -120,16 +133,22 @@ def read_image_folder(folder: str, max_frames: int | None = None) -> Decoded:
             out.n_failed += 1  # a frame of another size is not part of this sequence
             continue
         shape = img.shape[:2]
+        if used + img.nbytes > budget and out.frames:
+            stopped = _budget_note(len(out.frames), img, budget)
+            break
+        used += img.nbytes
         out.frames.append(img)
         out.kept.append(i)
     if out.n_failed:
         out.error = f"{out.n_failed} of {len(files)} image files did not decode"
     if not out.frames:
         out.error = f"none of the {len(files)} image files decoded"
+    if stopped:
+        out.error = (out.error + "; " if out.error else "") + stopped
     return out
 
 
-def read_video(path: str, max_frames: int | None = None) -> Decoded:
+def read_video(path: str, max_frames: int | None = None, max_bytes: int | None = None) -> Decoded:
     """Frames from a video file, counted as decoded; stops at the first failed read (end or corruption)."""
     import cv2
 
@@ -146,15 +165,23 @@ def read_video(path: str, max_frames: int | None = None) -> Decoded:
         out.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else float("nan")
         claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         gray = None
+        budget, used, stopped = max_bytes or MAX_DECODED_BYTES, 0, ""
         while max_frames is None or len(out.frames) < max_frames:
             ok, img = cap.read()
             if not ok or img is None:
                 break
             if gray is None:  # decide once per clip: all frames of a clip share one colour mode
                 gray = _gray_if_equal(img).ndim == 2
-            out.frames.append(np.ascontiguousarray(img[..., 0]) if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            frame = np.ascontiguousarray(img[..., 0]) if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            if used + frame.nbytes > budget and out.frames:
+                stopped = _budget_note(len(out.frames), frame, budget)
+                break
+            used += frame.nbytes
+            out.frames.append(frame)
         if not out.frames:
             out.error = "no frame could be decoded"
+        elif stopped:
+            out.error = stopped
         elif claimed > 0 and len(out.frames) < claimed - 1:
             out.error = f"decoded {len(out.frames)} of the {claimed} frames the container claims (truncated?)"
     finally:
@@ -162,14 +189,15 @@ def read_video(path: str, max_frames: int | None = None) -> Decoded:
     return out
 
 
-def read_clip(path: str, max_frames: int | None = None) -> Decoded:
-    """Frames of one clip: a video file or a folder of frame images."""
+def read_clip(path: str, max_frames: int | None = None, max_bytes: int | None = None) -> Decoded:
+    """Frames of one clip: a video file or a folder of frame images (at most max_frames, at most max_bytes
+    decoded: MAX_DECODED_BYTES by default)."""
     if os.path.isdir(path):
-        return read_image_folder(path, max_frames)
+        return read_image_folder(path, max_frames, max_bytes)
     if not os.path.exists(path):
         return Decoded(error="file not found")
     try:
-        return read_video(path, max_frames)
+        return read_video(path, max_frames, max_bytes)
     except (OSError, ValueError) as exc:  # unreadable file, permissions, ...
         return Decoded(error=f"{type(exc).__name__}: {exc}")
 

@@ -147,21 +147,55 @@ def find_checkpoint(path) -> str:
                     fix="pass a run folder (runs/<model>-<emotion>) or one of its ckpt-*.pt files")
 
 
+_GET_ONE = ("a ckpp checkpoint is a ckpt-*.pt that `ckpp train --out RUN` writes (plain tensors and numbers "
+            "only): pass such a file or its run folder, or train one")
+
+
+def _load_error(path: str, exc: Exception) -> CkppError:
+    """The CkppError for a file torch.load(weights_only=True) refused. Torch's own text is never shown: for a
+    file holding Python objects it advises weights_only=False, which would run whatever code the file holds."""
+    import pickle
+
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, pickle.UnpicklingError) and "global" in low and ("unsupported" in low or "not an allowed" in low
+                                                                        or "blocked" in low):
+        return CkppError("refused: the file holds more than plain data (Python objects whose loading could run "
+                         "code), so it was not loaded; ckpp checkpoints never hold such objects", path=path,
+                         fix=_GET_ONE + "; do not load an untrusted file any other way")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        size = os.path.getsize(path)
+    except OSError as err:
+        return CkppError(f"cannot read checkpoint ({err.strerror or err})", path=path, fix="check the file's permissions")
+    if size == 0:
+        return CkppError("not a ckpp checkpoint (empty file, 0 bytes)", path=path, fix=_GET_ONE)
+    if head == b"PK\x03\x04":  # torch.save's zip container, damaged (truncated, bit-flipped)
+        return CkppError(f"damaged checkpoint: a torch file that does not load ({type(exc).__name__})", path=path,
+                         fix="use another ckpt-*.pt of the run (a killed writer never leaves a torn file, so this "
+                             "one was damaged after it was written), or train again")
+    if head[:1] == b"\x80":  # a bare pickle stream: never unpickled beyond what plain data allows
+        return CkppError("not a ckpp checkpoint (a bare Python pickle, not a torch.save zip; it was not loaded, "
+                         "since a pickle can run code)", path=path, fix=_GET_ONE)
+    return CkppError("not a ckpp checkpoint (not a file torch.save wrote)", path=path, fix=_GET_ONE)
+
+
 def read_checkpoint(path, map_location="cpu") -> dict:
     """torch.load(weights_only=True) of a ckpp checkpoint; anything else -> CkppError."""
     import torch
 
     path = find_checkpoint(path)
+    import warnings
+
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files: the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for truncated / foreign files
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        why = next((ln for ln in lines if ln.startswith("WeightsUnpickler")), lines[0] if lines else "")
-        raise CkppError(f"cannot read checkpoint ({type(exc).__name__}: {why[:240]})", path=path,
-                        fix="use another ckpt-*.pt of the run (a killed writer never leaves a torn file, "
-                            "so this one was damaged or is not a ckpp checkpoint)")
+        raise _load_error(path, exc) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise CkppError("not a ckpp checkpoint", path=path, fix="pass a ckpt-*.pt written by `ckpp train`")
+        raise CkppError("not a ckpp checkpoint (a torch file without ckpp's format tag)", path=path, fix=_GET_ONE)
     if int(ckpt.get("version", -1)) > CKPT_VERSION:
         raise CkppError(f"checkpoint version {ckpt.get('version')} is newer than this ckpp reads ({CKPT_VERSION})",
                         path=path, fix="upgrade ckpp")

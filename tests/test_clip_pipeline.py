@@ -158,3 +158,45 @@ def test_sample_accuracy(sample_root):
     # every trim within the targets (onset <= 10 %, peak >= 90 % of the true intensity, <= 3 frames extra);
     # measured 111 of 114 over small and default samples of seeds 0-2 (docs/prepare-analysis.md)
     assert all(trims), trims
+
+
+def _title_card(w=960, h=540):
+    """A sharp title card over a sky-like gradient: the title sits in the lower third, off the centre."""
+    import cv2
+
+    y = np.linspace(0, 1, h)[:, None, None]
+    x = np.linspace(0, 1, w)[None, :, None]
+    sky = (np.array([90, 150, 235]) * (1 - y) + np.array([200, 225, 250]) * y) * (0.85 + 0.15 * x)
+    img = np.ascontiguousarray(sky.astype(np.uint8))
+    cv2.putText(img, "THE END", (330, 500), cv2.FONT_HERSHEY_DUPLEX, 2.0, (255, 255, 255), 4, cv2.LINE_AA)
+    return img
+
+
+def test_smooth_scenes_without_a_face_are_no_face_and_a_blurred_face_is_blurry(tmp_path):
+    """Issue 11 item 4: a sharp no-face title card video and a folder of uniform grey frames are 'no_face'
+    (before: 'blurry', their smooth pictures have little Laplacian energy); a blurred real face stays 'blurry'."""
+    import cv2
+    from click.testing import CliRunner
+
+    from ckpp_tools.cli import main
+    from ckpp_tools.reader import open_dataset
+    from ckpp_tools.sample import write_mp4
+
+    raw = tmp_path / "raw"
+    card = _title_card()
+    write_mp4(str(raw / "P001" / "happy_01.mp4"), [card] * 12)
+    grey = raw / "P001" / "happy_02"
+    grey.mkdir(parents=True)
+    for i in range(8):
+        cv2.imwrite(str(grey / f"{i:03d}.png"), np.full((480, 640), 128, np.uint8))
+    frames, truth = make_clip("smile", crop=CROP)
+    iod = np.linalg.norm(truth["landmarks"][0][36] - truth["landmarks"][0][45])
+    write_mp4(str(raw / "P001" / "happy_03.mp4"), [cv2.GaussianBlur(f, (0, 0), iod / 6) for f in frames])
+    out = tmp_path / "out.h5"
+    r = CliRunner().invoke(main, ["prepare", str(raw), str(out), "--size", "64", "--workers", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    rows = {row["source"]: row for row in open_dataset(str(out)).manifest.to_dict("records")}
+    assert rows["P001/happy_01.mp4"]["reason"] == "no_face", rows["P001/happy_01.mp4"]
+    assert rows["P001/happy_02"]["reason"] == "no_face", rows["P001/happy_02"]
+    assert "no coarse structure" in rows["P001/happy_02"]["detail"]
+    assert rows["P001/happy_03.mp4"]["reason"] == "blurry", rows["P001/happy_03.mp4"]

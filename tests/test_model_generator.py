@@ -141,8 +141,9 @@ def test_checkpoint_roundtrip_and_mismatch_report(tmp_path):
         load_run(tmp_path)
     assert "unexpected (1): extra.weight" in str(e.value)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CkppError, match="cannot read checkpoint"):
+    with pytest.raises(CkppError, match="not a ckpp checkpoint") as e:
         read_checkpoint(tmp_path / "junk.pt")
+    assert "junk.pt" in str(e.value)
     with pytest.raises(CkppError, match="no such checkpoint"):
         read_checkpoint(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
@@ -160,3 +161,51 @@ def test_runtime_wrapping_is_used_by_train_step():
     seen = []
     fam2 = OursFamily(small_cfg(), ["surprise"]).attach(Runtime(wrap=lambda m: seen.append(m) or m))
     assert set(map(id, seen)) == {id(m) for m in fam2.modules().values()} and set(fam2.optimizers) == {"G", "D"}
+
+
+class _Evil:
+    """Unpickling this runs os.mkdir(marker): what a malicious checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.marker,))
+
+
+def test_malicious_pickle_is_refused_without_running_and_without_unsafe_advice(tmp_path):
+    """Issue 11 item 5: torch refuses it under weights_only=True; the message must say why (it could run code)
+    and how to get a proper checkpoint, never torch's advice to load it with weights_only=False."""
+    from click.testing import CliRunner
+
+    from ckpp_tools.cli import main
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "ckpt-00000001.pt"
+    torch.save({"format": "ckpp", "payload": _Evil(str(marker))}, bad)
+    with pytest.raises(CkppError) as e:
+        read_checkpoint(bad)
+    msg = str(e.value)
+    assert "weights_only" not in msg and "refused" in msg and "could run code" in msg and str(bad) in msg
+    assert "ckpp train" in msg
+    assert not marker.exists()
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    r = CliRunner().invoke(main, ["generate", str(tmp_path), str(photo), "--emotion", "happy"])
+    assert r.exit_code == 1 and r.exception.__class__ is SystemExit, r.output
+    assert "weights_only" not in r.output and "could run code" in r.output, r.output
+    assert not marker.exists()
+    # random bytes and a truncated real checkpoint
+    (tmp_path / "rand.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CkppError, match="not a ckpp checkpoint"):
+        read_checkpoint(tmp_path / "rand.pt")
+    torch.save({"format": "ckpp", "w": torch.zeros(1000)}, tmp_path / "cut.pt")
+    data = (tmp_path / "cut.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CkppError, match="damaged checkpoint"):
+        read_checkpoint(tmp_path / "cut.pt")

@@ -112,3 +112,46 @@ def test_raw_may_be_the_ckplus_image_folder_itself(tmp_path):
     c = by_id(clips)
     assert set(c) == {"S005_001", "S010_002"} and c["S005_001"].emotion == "surprise"
     assert c["S005_001"].source == "S005/001"
+
+
+@pytest.mark.timeout(60)
+def test_links_each_real_clip_once_outside_followed_once_loops_end(tmp_path):
+    """Issue 11 item 6: a directory link back into RAW does not count a clip twice (by resolved path), a link
+    to a folder outside RAW is followed once (even when two links name it), and link loops end."""
+    plain, _ = find_clips(make_raw(tmp_path / "plain", n_subjects=2, broken=False))
+    raw = make_raw(tmp_path, n_subjects=2, broken=False)
+    ours = os.path.join(raw, "ours")
+    os.symlink(os.path.join(ours, "P001"), os.path.join(ours, "P003"))  # back into RAW
+    os.symlink(ours, os.path.join(ours, "P002", "again"))                 # loop: ours/P002/again -> ours
+    os.symlink(raw, os.path.join(raw, "loop"))                            # loop at the top
+    outside = tmp_path / "elsewhere" / "P009"
+    write_video(str(outside / "happy_01.mp4"), 6)
+    os.symlink(str(outside), os.path.join(ours, "P009"))
+    os.symlink(str(outside), os.path.join(ours, "P010"))                  # a second link to the same folder
+    clips, notes = find_clips(raw)
+    srcs = sorted(c.source for c in clips)
+    real = [os.path.realpath(c.path) for c in clips]
+    assert len(real) == len(set(real)), srcs
+    assert srcs == sorted([c.source for c in plain] + ["ours/P009/happy_01.mp4"]), srcs
+    assert any("links to clips already found" in n and "ours/P003/happy_01.mp4" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("text,detail", [("   inf\n", "cannot read"), ("   1e+308\n", "1e+308"), ("", "cannot read"),
+                                         ("\x00\xff\x13garbage", "cannot read")])
+def test_broken_emotion_files_are_rows_not_crashes(tmp_path, text, detail):
+    """Fuzz pass: an infinite emotion code raised OverflowError (a traceback before any clip was analysed)."""
+    p = tmp_path / "S005_001_00000008_emotion.txt"
+    p.write_text(text, encoding="latin-1")
+    emotion, reason, why = ckplus.read_emotion_file(str(p))
+    assert reason == "unknown_emotion" and detail in why and len(why) < 120, why
+
+
+@pytest.mark.parametrize("blob,why", [(b"\xf8\x81\x00binary" * 50, "not UTF-8"),
+                                      (b"path,subject,emotion\n" + b"x" * 200_000 + b",P001,happy\n", "not a readable CSV")])
+def test_binary_or_huge_labels_csv_is_a_clear_error(tmp_path, blob, why):
+    """Fuzz pass: a binary --labels file raised UnicodeDecodeError, a 200 kB field csv.Error (tracebacks)."""
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "labels.csv").write_bytes(blob)
+    with pytest.raises(CkppError, match=why) as e:
+        find_clips(str(tmp_path / "raw"), labels=str(tmp_path / "labels.csv"))
+    assert "labels.csv" in str(e.value) and "fix:" in str(e.value)

@@ -80,3 +80,18 @@ def test_one_colour_mode_per_folder(tmp_path):
     cv2.imwrite(str(d / "f3.png"), photo((80, 64))[..., ::-1])  # a colour frame in a gray sequence
     dec = video_io.read_clip(str(d))
     assert dec.n == 3 and all(f.ndim == 2 for f in dec.frames)
+
+
+def test_decoded_frames_stop_at_the_memory_guard(tmp_path):
+    """Fuzz pass: --max-frames counts frames, not pixels; a clip of huge frames stops at a byte budget and says
+    so (the row keeps what decoded) instead of filling memory."""
+    from ckpp_tools import video_io
+    from prepare_helpers import write_frames, write_video
+
+    write_frames(str(tmp_path / "f"), 10, size=(64, 64), gray=True)
+    dec = video_io.read_clip(str(tmp_path / "f"), max_bytes=5 * 64 * 64)
+    assert dec.n == 5 and "memory guard" in dec.error and "64x64" in dec.error, (dec.n, dec.error)
+    write_video(str(tmp_path / "v.mp4"), 10, size=(64, 48))
+    dec = video_io.read_clip(str(tmp_path / "v.mp4"), max_bytes=3 * 64 * 48 * 3)
+    assert dec.n == 3 and "memory guard" in dec.error, (dec.n, dec.error)
+    assert video_io.read_clip(str(tmp_path / "v.mp4")).n == 10

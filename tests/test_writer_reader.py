@@ -132,3 +132,21 @@ def test_old_schema_version_and_non_ckpp_files(out, tmp_path):
     shard = open_dataset(out).row("P002_happy_01")["shard"]
     with pytest.raises(DataFormatError, match="shard file, not the master"):
         open_dataset(str(tmp_path / shard))
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_damaged_shard_is_a_clear_error_for_train_and_inspect(out, damage):
+    """Fuzz pass: `ckpp train` on a master whose shard was emptied or cut in half showed h5py's OSError traceback."""
+    from click.testing import CliRunner
+
+    from ckpp_tools.cli import main
+
+    ds = open_dataset(out)
+    shard = os.path.join(os.path.dirname(out), ds.row("P002_happy_01")["shard"])
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(b"" if damage == "empty" else data[: len(data) // 2])
+    with pytest.raises(DataFormatError, match="cannot be opened as HDF5") as e:
+        open_dataset(out).clip("P002_happy_01")
+    assert os.path.basename(shard) in str(e.value) and "re-run ckpp prepare" in str(e.value)
+    r = CliRunner().invoke(main, ["inspect", out, "--validate"])
+    assert r.exit_code == 1 and "Traceback" not in r.output and os.path.basename(shard) in r.output, r.output

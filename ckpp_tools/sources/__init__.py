@@ -86,6 +86,11 @@ def find_clips(raw: str, source: str = "auto", labels: str | None = None, emotio
             if ignored:
                 shown = ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else "")
                 notes.append(f"ignored {len(ignored)} path(s) matching no layout: {shown}")
+    if labels is None:
+        clips, linked = _once_per_real_file(clips)
+        if linked:
+            shown = ", ".join(linked[:3]) + (" ..." if len(linked) > 3 else "")
+            notes.append(f"skipped {len(linked)} path(s) reached through links to clips already found: {shown}")
     if emotions:
         keep = set(emotions)
         before = len(clips)
@@ -95,17 +100,37 @@ def find_clips(raw: str, source: str = "auto", labels: str | None = None, emotio
     return assign_unique_ids(clips), notes
 
 
+def _once_per_real_file(clips: list[Clip]) -> tuple[list[Clip], list[str]]:
+    """One Clip per real file or folder (by resolved path): a directory link back into RAW, two links to the
+    same outside folder or a link loop must not count a clip twice. The path reached without links wins,
+    else the first in source order. Returns the kept clips and 'skipped (= kept)' texts."""
+    def linked(c: Clip) -> bool:
+        return os.path.realpath(c.path) != os.path.normpath(os.path.abspath(c.path))
+
+    first: dict[str, Clip] = {}
+    for c in sorted(clips, key=lambda c: (linked(c), c.source)):
+        first.setdefault(os.path.realpath(c.path), c)
+    kept = {id(c) for c in first.values()}
+    skipped = [f"{c.source} (= {first[os.path.realpath(c.path)].source})" for c in clips if id(c) not in kept]
+    return [c for c in clips if id(c) in kept], sorted(skipped)
+
+
 def _auto(raw: str, max_depth: int = 4) -> tuple[list[Clip], list[str]]:
     """Recognise each subtree of RAW: a CK+ root, a CK++-style root, or a folder to look inside."""
     from . import ckplus, videos
 
     clips: list[Clip] = []
     ignored: list[str] = []
+    seen: set[str] = set()  # resolved folders already visited: a link loop is walked once, never round again
 
     if os.path.basename(os.path.normpath(raw)).lower() == ckplus.IMAGES_DIR:  # RAW is CK+'s image folder itself
         return ckplus.find(os.path.dirname(os.path.normpath(raw)), raw), []
 
     def visit(d: str, depth: int):
+        real = os.path.realpath(d)
+        if real in seen:
+            return
+        seen.add(real)
         if ckplus.is_root(d):
             clips.extend(ckplus.find(d, raw))
             return

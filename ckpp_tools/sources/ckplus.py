@@ -37,9 +37,12 @@ def find_roots(raw: str, max_depth: int = 3) -> list[str]:
     """CK+ roots at or below `raw` (RAW may also be the cohn-kanade-images folder itself)."""
     if os.path.basename(os.path.normpath(raw)).lower() == IMAGES_DIR:
         return [os.path.dirname(os.path.normpath(raw))]
-    roots, stack = [], [(raw, 0)]
+    roots, stack, seen = [], [(raw, 0)], set()
     while stack:
         d, depth = stack.pop()
+        if os.path.realpath(d) in seen:  # a link loop (or a second link to one folder): walk it once
+            continue
+        seen.add(os.path.realpath(d))
         if is_root(d):
             roots.append(d)
             continue
@@ -71,13 +74,14 @@ def read_emotion_file(path: str) -> tuple[str, str, str]:
     """(emotion, reason, detail) from a CK+ Emotion file holding one float code such as '   7.0000000e+00'."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read().strip()
+            text = fh.read(4096).strip()  # one number: a huge file named *.txt must not fill memory
         code = int(round(float(text.split()[0])))
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError, OverflowError):  # OverflowError: an infinite code
         return "", "unknown_emotion", f"cannot read an emotion code from {os.path.basename(path)}"
     name = emotions.NAMES.get(code)
     if name is None or name == "neutral":
-        return str(code), "unknown_emotion", f"emotion code {code} in {os.path.basename(path)} is not one of the 7 expressions"
+        code_text = str(code) if abs(code) < 10 ** 6 else f"{float(code):.3g}"
+        return code_text, "unknown_emotion", f"emotion code {code_text} in {os.path.basename(path)} is not one of the 7 expressions"
     return name, "", ""
 
 
@@ -127,9 +131,12 @@ def load_landmarks(files: list[str], kept: list[int] | None = None) -> np.ndarra
         if i >= len(files) or not files[i]:
             continue
         try:
+            if os.path.getsize(files[i]) > 64 * 1024:  # 68 lines are ~2 KB: anything this big is not one
+                continue
             pts = np.loadtxt(files[i], dtype=np.float64, ndmin=2)
         except (OSError, ValueError):
             continue
-        if pts.shape == (68, 2) and np.all(np.isfinite(pts)):
+        # pixel coordinates: a bad number (1e30) would make a crop box of any size
+        if pts.shape == (68, 2) and np.all(np.isfinite(pts)) and np.abs(pts).max() < 1e5:
             out[j] = pts
     return out

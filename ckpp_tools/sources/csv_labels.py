@@ -27,17 +27,26 @@ def _int_or_none(text: str, where: str, csv_path: str, line: int):
                               fix="use 0-based integer frame indices, or leave the cell empty") from None
 
 
-def find(raw: str, csv_path: str) -> list[Clip]:
-    if not os.path.isfile(csv_path):
-        raise DataFormatError("labels file not found", path=csv_path, fix="pass an existing CSV with columns path,subject,emotion")
+def _read_rows(csv_path: str) -> list[dict]:
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         cols = [c.strip().lower() for c in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED if c not in cols]
         if missing:
-            raise DataFormatError(f"missing column(s) {', '.join(missing)} (found: {', '.join(cols) or 'none'})",
+            raise DataFormatError(f"missing column(s) {', '.join(missing)} (found: {', '.join(cols)[:200] or 'none'})",
                                   path=csv_path, fix="the first line must name the columns path,subject,emotion[,onset,peak]")
-        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in reader]
+        return [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in reader]
+
+
+def find(raw: str, csv_path: str) -> list[Clip]:
+    if not os.path.isfile(csv_path):
+        raise DataFormatError("labels file not found", path=csv_path, fix="pass an existing CSV with columns path,subject,emotion")
+    try:
+        rows = _read_rows(csv_path)
+    except (UnicodeDecodeError, csv.Error) as exc:  # a binary file, a huge field, a NUL byte
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not a readable CSV ({exc})"
+        raise DataFormatError(f"labels file is {why}", path=csv_path,
+                              fix="pass a UTF-8 CSV with columns path,subject,emotion[,onset,peak]") from None
     clips = []
     base = os.path.dirname(os.path.abspath(csv_path))
     for n, r in enumerate(rows, start=2):
