@@ -25,10 +25,12 @@ def default_loss_weights() -> dict[str, float]:
     """Weights of each loss term (a term with weight 0 is skipped, not just scaled).
 
     gan_g / gan_l: the generator's adversarial terms for D_g / D_l (the discriminators' own losses use 1);
-    rec: L_r = |Y(a) - V(a)|_1 (pix2pix uses 100 next to a GAN term of 1); tmp: R_t; lmk: L_k.
+    rec: L_r = |Y(a) - V(a)|_1 (pix2pix uses 100 next to a GAN term of 1); tmp: R_t; lmk: L_k;
+    mouth: an extra L1 on the mouth mask's pixels only (not in the paper, so 0 there; the demo recipe uses it:
+    the mouth is ~5% of the frame, so the whole-frame L1 barely notices whether it opened).
     The paper says only "slightly different weights" (§3.3), so these follow pix2pix's balance.
     """
-    return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0}
+    return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0, "mouth": 0.0}
 
 
 @dataclass
@@ -37,6 +39,10 @@ class Config:
     image_size: int = 64          # network input S (multiple of 2**levels); crops are resized to it
     crop_fraction: float = CROP_FRACTION  # random crop side / stored side (256/289, as the paper)
     flip: bool = True             # random horizontal flip (landmark indices mirrored with schema.FLIP_68)
+    color_jitter: float = 0.0     # per-sample colour gains/brightness/contrast of ±this (0 = off, as the paper)
+    gray_prob: float = 0.0        # probability of a grey sample (grey CK+ frames, old photos)
+    scale_jitter: float = 0.0     # random crop side ±this fraction (face size varies in the wild)
+    peak_bias: float = 0.0        # target frame drawn with P(t) ∝ 1 + peak_bias·a_t (0 = uniform, as the paper)
     # --- generator (ours) ---------------------------------------------------------------------
     base_width: int = 8           # channels of the first down layer; doubles per level up to max_width
     max_width: int = 64           # channel cap (paper: 512 = 8 * 64)
