@@ -134,13 +134,14 @@ def train_command(model: str, emotion_list: list[str], data: str | None, runs_di
 class Selection:
     ours: RunInfo
     baselines: dict[str, dict[str, RunInfo]]   # model -> emotion -> run
-    data: str
+    data: str | None
     emotions: list[str]
 
 
 def find_runs(*, model_run: str | None, baselines: list[str], runs_dir: str, data: str | None,
-              emotions: list[str] | None) -> Selection:
-    """The defaults of DESIGN §2: newest `ours` run, its data and emotions, newest matching baseline runs."""
+              emotions: list[str] | None, need_data: bool = True) -> Selection:
+    """The defaults of DESIGN §2: newest `ours` run, its data and emotions, newest matching baseline runs.
+    need_data=False (photos in the wild): a missing recorded data file leaves Selection.data None."""
     runs = list_runs(runs_dir)
     if model_run:
         path = model_run if os.path.isdir(model_run) else os.path.dirname(os.path.abspath(model_run))
@@ -160,10 +161,12 @@ def find_runs(*, model_run: str | None, baselines: list[str], runs_dir: str, dat
                 + "   or pass --model RUN_DIR / --runs DIR")
         ours = cands[-1]
     data_path = data or resolve_data_path(ours.data, ours.path)
-    if not data_path:
+    if not need_data and not data and not (data_path and os.path.isfile(data_path)):
+        data_path = None
+    elif not data_path:
         raise UsageError("no data file given and the run records none", path=os.path.join(ours.path, "run.json"),
                          fix="pass the prepared file: ckpp benchmark DATA.h5 ...")
-    if not os.path.isfile(data_path):
+    if data_path is not None and not os.path.isfile(data_path):
         raise CkppError(f"data file not found (recorded by {ours.path}/run.json)" if not data else "data file not found",
                         path=data_path, fix="pass the prepared file: ckpp benchmark DATA.h5 ...")
     ems = [emo.require(e, "--emotion") for e in emotions] if emotions else [emo.require(e, ours.path + "/run.json") for e in ours.emotions]

@@ -9,11 +9,16 @@ The face is found with dlib and cropped exactly as `ckpp prepare` crops clips (c
 landmarks), then the central crop_fraction of that box (the paper's 256/289, the crop the model trained on
 at its centre) is resized to the model's input size. Degrees a_t = t/(T-1) · weight for t = 0…T-1: frame 0
 reconstructs the input, the last frame is the (weighted) peak; several emotions mix.
+
+In-the-wild photos are tilted; the models trained on upright crops. `face_crop()` (shared with
+`ckpp benchmark --photos`) levels the eyes first: a similarity transform (rotation about the face centre,
+then prepare's box scaled to the model's size) computed from the landmarks; `paste_back()` inverts it.
 """
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -78,6 +83,103 @@ def crop_face(photo: np.ndarray, size: int = 289, crop_fraction: float = 1.0, wh
     return crop_image(photo, box, size), box
 
 
+#: faces tilted less than this (degrees) are cropped without rotation (exactly prepare's crop)
+LEVEL_TOLERANCE = 1.0
+
+
+@dataclass
+class FaceCrop:
+    """A face cropped for a model: the crop, the 2x3 affine photo -> crop pixels, the photo's landmarks and
+    the same landmarks in the crop, and the roll (degrees) that was levelled out (0 when not aligned)."""
+    crop: np.ndarray
+    matrix: np.ndarray
+    landmarks: np.ndarray
+    crop_landmarks: np.ndarray
+    angle: float
+
+
+def eye_angle(landmarks: np.ndarray) -> float:
+    """Roll of a face in degrees (image y down, positive = the subject's left eye lower): the angle of the
+    line from the right eye centre (36-41) to the left eye centre (42-47)."""
+    p = np.asarray(landmarks, np.float64)
+    d = p[42:48].mean(0) - p[36:42].mean(0)
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def crop_matrix(landmarks: np.ndarray, size: int, crop_fraction: float = 1.0, align: bool = True) -> tuple[np.ndarray, float]:
+    """(2x3 affine photo pixels -> crop pixels, levelled angle): rotate about the landmarks' centre so the
+    eyes are level, then take prepare's box (crop_box of the levelled landmarks, central crop_fraction)
+    and scale it to size. Without rotation this is exactly crop_image's mapping of prepare's box."""
+    from ckpp_tools.expressions import apply_affine
+
+    p = np.asarray(landmarks, np.float64)
+    angle = eye_angle(p) if align else 0.0
+    if abs(angle) < LEVEL_TOLERANCE:
+        angle = 0.0
+    c = (p.min(0) + p.max(0)) / 2.0
+    rot = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), angle, 1.0)   # levels the eyes
+    x0, y0, x1, y1 = shrink_box(crop_box(apply_affine(p, rot)), crop_fraction)
+    s = size / (x1 - x0)
+    m = np.array([[s, 0.0, -x0 * s], [0.0, s, -y0 * s]]) @ np.vstack([rot, [0.0, 0.0, 1.0]])
+    return m, angle
+
+
+def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """size x size crop of `image` through the 2x3 affine `matrix` (photo -> crop), black outside; big
+    reductions first shrink by an integer factor (area filter), as crop_image does."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    m = np.asarray(matrix, np.float64).copy()
+    zoom = 1.0 / np.sqrt(abs(np.linalg.det(m[:, :2])))
+    if zoom >= 2.0:
+        k = int(zoom)
+        h, w = img.shape[:2]
+        img = cv2.resize(img[: h - h % k or h, : w - w % k or w], (max(1, w // k), max(1, h // k)),
+                         interpolation=cv2.INTER_AREA)
+        m[:, 2] += m[:, :2] @ np.array([(k - 1) / 2.0, (k - 1) / 2.0])
+        m[:, :2] *= k
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+
+
+#: faces tilted more than this (degrees) get their landmarks found again on the levelled face: dlib's
+#: detector and predictor are trained on upright faces, so on a tilted one they place the jaw/brows worse
+REFINE_ABOVE = 5.0
+
+
+def level_landmarks(photo: np.ndarray, landmarks: np.ndarray, window: int = 400) -> np.ndarray:
+    """Landmarks of a tilted face found again on a levelled view of it (mapped back to photo pixels); the
+    given ones when dlib finds no face there."""
+    from ckpp_tools.expressions import apply_affine
+    from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
+
+    p = np.asarray(landmarks, np.float64)
+    m, _ = crop_matrix(p, window, 1.0, align=True)       # levelled head box -> window x window
+    view = warp_crop(photo, m, window)
+    lm = DlibLandmarker.shared()
+    boxes = lm.detect(view, upsample=0, max_side=None) or lm.detect(view, upsample=1, max_side=None)
+    if not boxes:
+        return p
+    centre = apply_affine(p, m).mean(0)
+    box = min(boxes, key=lambda b: np.hypot((b[0] + b[2]) / 2 - centre[0], (b[1] + b[3]) / 2 - centre[1]))
+    return apply_affine(lm.predict(view, box), cv2.invertAffineTransform(m))
+
+
+def face_crop(photo: np.ndarray, size: int, crop_fraction: float = 1.0, *, align: bool = True,
+              where: str = "PHOTO", landmarks: np.ndarray | None = None) -> FaceCrop:
+    """The model's input from a photo: largest face (or the given landmarks), eyes levelled (align=True),
+    prepare's crop box, central crop_fraction, size x size. No face -> CkppError naming `where`."""
+    from ckpp_tools.expressions import apply_affine
+
+    pts = landmarks if landmarks is not None else face_box(photo, where)[1]
+    if align and abs(eye_angle(pts)) > REFINE_ABOVE:
+        pts = level_landmarks(photo, pts)
+    m, angle = crop_matrix(pts, size, crop_fraction, align)
+    return FaceCrop(crop=warp_crop(photo, m, size), matrix=m, landmarks=np.asarray(pts, np.float64),
+                    crop_landmarks=apply_affine(pts, m), angle=angle)
+
+
 def parse_weights(specs, available: list[str]) -> dict[str, float]:
     """["happy", "surprise=0.5"] -> {"happy": 1.0, "surprise": 0.5}; unknown emotion / bad weight -> UsageError."""
     out: dict[str, float] = {}
@@ -102,12 +204,17 @@ def parse_weights(specs, available: list[str]) -> dict[str, float]:
 
 
 def paste_back(photo: np.ndarray, crops: np.ndarray, box, feather: float = 0.12) -> np.ndarray:
-    """Put generated crops (T,s,s,3) back into the photo at `box` with a feathered edge -> (T,H,W,3)."""
+    """Put generated crops (T,s,s,3) back into the photo with a feathered edge -> (T,H,W,3). `box` is
+    either the axis-aligned box [x0,y0,x1,y1] or the 2x3 photo -> crop affine of `face_crop` (rotated crops
+    are rotated back)."""
     h, w = photo.shape[:2]
     s = crops.shape[1]
-    x0, y0, x1, y1 = (float(v) for v in box)
-    scale = (x1 - x0) / s
-    m = np.array([[scale, 0, x0 + 0.5 * scale - 0.5], [0, scale, y0 + 0.5 * scale - 0.5]], np.float64)
+    if np.shape(box) == (2, 3):
+        m = cv2.invertAffineTransform(np.asarray(box, np.float64))
+    else:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        scale = (x1 - x0) / s
+        m = np.array([[scale, 0, x0 + 0.5 * scale - 0.5], [0, scale, y0 + 0.5 * scale - 0.5]], np.float64)
     ramp = np.minimum(np.arange(s) + 0.5, s - np.arange(s) - 0.5) / max(feather * s, 1.0)
     alpha = np.clip(np.minimum(ramp[None, :], ramp[:, None]), 0, 1).astype(np.float32)
     a = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
@@ -120,11 +227,11 @@ def paste_back(photo: np.ndarray, crops: np.ndarray, box, feather: float = 0.12)
 
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
-                   paste: bool = False, min_side: int = 256, where: str = "PHOTO") -> np.ndarray:
+                   paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True) -> np.ndarray:
     """(T,H,W,3) uint8 video of `photo`'s face moving from neutral to the weighted expression.
 
     Crops smaller than `min_side` are upscaled for viewing; paste=True returns whole photos instead
-    (longer side capped at 1280)."""
+    (longer side capped at 1280). align=True levels the eyes before the model (see face_crop)."""
     import torch
 
     if n_frames < 2:
@@ -138,16 +245,13 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if paste and max(photo.shape[:2]) > 1280:
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
-    box, pts = face_box(photo, where)
-    box = shrink_box(box, cfg.crop_fraction)
-    crop = crop_image(photo, box, cfg.image_size)
+    fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where)
+    crop = fc.crop
     extra = {}
     if family.name == "hp":
         # HP starts from the first frame's landmarks: hand it the photo's own (found at full resolution)
         # instead of letting it re-detect on the small crop
-        from ckpp_tools.crop import to_crop
-
-        lm = to_crop(pts, box, cfg.image_size) / float(cfg.image_size)
+        lm = fc.crop_landmarks / float(cfg.image_size)
         extra["landmarks"] = torch.from_numpy(lm).float().unsqueeze(0)
     w = torch.zeros(1, len(family.emotions))
     for e, v in weights.items():
@@ -161,7 +265,7 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
 
     frames = to_uint8(video)
     if paste:
-        frames = paste_back(photo, frames, box)
+        frames = paste_back(photo, frames, fc.matrix)
     elif frames.shape[1] < min_side:
         frames = np.stack([cv2.resize(f, (min_side, min_side), interpolation=cv2.INTER_CUBIC) for f in frames])
     return frames

@@ -374,9 +374,10 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(results: dict) -> str:
+def render_markdown(results: dict, blocks: list[tuple] | None = None) -> str:
+    """report.md of `results` (or of ready `blocks`, e.g. models/in_the_wild.py's)."""
     out = []
-    for b in _blocks(results):
+    for b in blocks if blocks is not None else _blocks(results):
         kind = b[0]
         if kind == "h":
             out.append("#" * b[1] + " " + b[2] + "\n")
@@ -397,14 +398,14 @@ def render_markdown(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_html(results: dict) -> str:
+def render_html(results: dict, blocks: list[tuple] | None = None) -> str:
     e = html.escape
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>ckpp benchmark</title><style>",
            "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
            "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
            "th{background:#f3f3f3}img{max-width:100%}pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}",
            "</style></head><body>"]
-    for b in _blocks(results):
+    for b in blocks if blocks is not None else _blocks(results):
         kind = b[0]
         if kind == "h":
             out.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")

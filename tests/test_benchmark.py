@@ -257,3 +257,16 @@ def test_end_to_end_train_then_benchmark(tmp_path, monkeypatch):
     md = (tmp_path / "report" / "report.md").read_text()
     for label in ("ConvLSTM", "HP", "ours a=0.1…1", "ground truth"):
         assert label in md
+    # the same runs on a real photo in the wild (models/in_the_wild.py): every model, one GIF with all three
+    import shutil
+
+    import matplotlib
+
+    (tmp_path / "photos").mkdir()
+    shutil.copy(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"), tmp_path / "photos")
+    res = runner.invoke(main, ["benchmark", "--photos", "photos", "--baselines", "convlstm,hp", "--no-identity",
+                               "--gifs", "1", "-o", "wild"])
+    assert res.exit_code == 0, res.output
+    wild = json.loads((tmp_path / "wild" / "report.json").read_text())
+    assert {r["model"] for r in wild["rows"]} == {"ours", "convlstm", "hp"} and len(wild["compare"]) == 1
+    assert all(r["n_frames"] == 10 for r in wild["rows"])

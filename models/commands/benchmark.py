@@ -16,7 +16,7 @@ import click
 @click.command("benchmark")
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
 @click.option("--model", "model_run", metavar="RUN", help="main-model run folder or checkpoint  [default: newest `ours` run under --runs]")
-@click.option("--baselines", default="", metavar="LIST", help="comma-separated baselines to compare: convlstm,hp  [default: none]")
+@click.option("--baselines", default="", metavar="LIST", help="comma-separated baselines to compare: convlstm,hp (or none)  [default: none]")
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="folder holding the run folders of `ckpp train`")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["test", "val", "train"]),
@@ -34,7 +34,11 @@ import click
               help="descriptors on at most N evenly spaced frames per video (~0.1 s each on a CPU)  [default: all]")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True,
               help="where the models run (latency is measured there)")
-def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device):
+@click.option("--photos", "photo_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="evaluate on the portrait photos in DIR instead of clips (no ground truth: expression gains, "
+                   "face found, identity); repeatable, each DIR (or sub-folder) is reported as its own group")
+def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device,
+              photo_dirs):
     """Evaluate the main model (and baselines) on held-out clips: paper Fig. 3 and more, as a report.
 
     \b
@@ -47,6 +51,8 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     train, with a warning) and writes report/ (report.md, index.html, report.json, Fig. 3 curves,
     metric charts, compare_<clip>.gif):
       ckpp benchmark --baselines convlstm,hp
+    Real photos of unseen people (in the wild, e.g. photos/heldout/*.jpg and photos/unlike/*.jpg):
+      ckpp benchmark --photos photos --model runs/ours-surprise --baselines none
     Metrics are explained in docs/evaluation.md.
     """
     import torch
@@ -56,7 +62,7 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     from .. import benchmark as bm
     from ..checkpoint import load_run
 
-    names = [b.strip().lower() for b in baselines.split(",") if b.strip()]
+    names = [b.strip().lower() for b in baselines.split(",") if b.strip() and b.strip().lower() not in ("none", "''", '""')]
     for b in names:
         if b not in bm.BASELINES:
             raise UsageError(f"unknown baseline {b!r}", path="--baselines", fix="use convlstm, hp or convlstm,hp")
@@ -67,7 +73,7 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     dev = torch.device(device)
 
     sel = bm.find_runs(model_run=model_run, baselines=names, runs_dir=runs_dir, data=data,
-                       emotions=list(emotion_names) or None)
+                       emotions=list(emotion_names) or None, need_data=not photo_dirs)
     click.echo(f"data: {sel.data}   emotions: {', '.join(sel.emotions)}")
 
     def load(run: bm.RunInfo, key: str) -> bm.LoadedModel:
@@ -90,6 +96,8 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
         shutil.rmtree(partial)
     os.makedirs(partial)
     command = _command_line(click.get_current_context())
+    if photo_dirs:
+        return _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command)
     try:
         results = bm.run_benchmark(
             data=sel.data, models=models, emotions=sel.emotions, splits=list(splits) or ["test"], out_dir=partial,
@@ -106,6 +114,25 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     click.echo(f"Fig. 3: {os.path.join(out_dir, 'fig3_curves.png')}")
     for c in results["compare"][:3]:
         click.echo(f"GIF:    {os.path.join(out_dir, c['gif'])}")
+
+
+def _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command) -> None:
+    """The --photos branch: models/in_the_wild.py evaluates, the report is swapped in like the clip one."""
+    from .. import in_the_wild as iw
+    from ..report import swap_into_place
+
+    try:
+        results = iw.run_photos(photo_dirs=list(photo_dirs), models=models, emotions=sel.emotions, out_dir=partial,
+                                device=dev, data=sel.data, identity=identity, n_gifs=gifs, command=command,
+                                warn=lambda m: click.echo(m, err=True))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    swap_into_place(partial, out_dir)
+    click.echo(iw.summary_text(results))
+    click.echo(f"report: {os.path.join(out_dir, 'report.md')}  (or open {os.path.join(out_dir, 'index.html')})")
+    for name in list(results["sheets"].values())[:3]:
+        click.echo(f"sheet:  {os.path.join(out_dir, name)}")
 
 
 def _command_line(ctx: click.Context) -> str:

@@ -15,8 +15,10 @@ import click
 @click.option("--frames", type=int, default=16, help="Frames; degrees a = 0…1 (both ends) times the weights.")
 @click.option("--fps", type=float, default=8.0, help="Frames per second of the video.")
 @click.option("--paste-back", is_flag=True, help="Paste the generated face back into the whole photo.")
+@click.option("--align/--no-align", default=True,
+              help="Level the eyes of a tilted face before the model (rotated back with --paste-back).")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
-def generate(run, photo, output, emotions, frames, fps, paste_back, device):
+def generate(run, photo, output, emotions, frames, fps, paste_back, align, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 
     \b
@@ -35,7 +37,7 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, device):
     if output is None:
         stem = os.path.splitext(os.path.basename(photo))[0]
         output = f"{stem}-{'+'.join(weights)}.mp4"
-    video = generate_video(family, image, weights, frames, paste=paste_back, where=photo)
+    video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align)
     write_video(video, output, fps)
     note = ""
     if getattr(family, "native_frames", None) and family.native_frames != frames:
