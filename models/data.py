@@ -238,6 +238,8 @@ class ClipDataset(torch.utils.data.Dataset):
         bright = np.float32(rng.uniform(-j, j) * 0.5 * 255)
         contrast = np.float32(1.0 + rng.uniform(-j, j))
         gray = bool(rng.random() < self.gray_prob)
+        if gray:                                   # a grey photo stays grey (brightness/contrast only)
+            gains[:] = gains.mean()
 
         def apply(a):
             f = a.astype(np.float32)
