@@ -112,9 +112,15 @@ def main() -> None:
         ckpp("benchmark", data, "--model", dest, "--baselines", "none", "-o", report,
              "--photos", os.path.join(photos, "held_out"), "--photos", os.path.join(photos, "unlike"))
         try:
-            recipe["in_the_wild"] = json.load(open(os.path.join(report, "report.json"))).get("in_the_wild")
-        except (OSError, ValueError):
-            pass
+            res = json.load(open(os.path.join(report, "report.json")))
+            keys = ("detection_rate", "mouth_open_gain", "direction_cosine", "identity_distance", "l1_at_zero")
+            recipe["in_the_wild"] = {
+                g: {"photos": gs["n_photos"], "faces": gs["n_faces"],
+                    **{m: v for per_e in gs["metrics"].values() for e, ms in per_e.items()
+                       for m, v in ms.items() if m in keys}}
+                for g, gs in res["groups"].items()}
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"could not read the benchmark's report.json ({exc})")
     with open(os.path.join(ROOT, "models", "pretrained", name + ".json"), "w") as fh:
         json.dump(recipe, fh, indent=1, default=str)
         fh.write("\n")

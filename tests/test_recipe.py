@@ -33,7 +33,7 @@ def test_paper_preset_untouched_by_the_recipe_knobs():
     assert (p.color_jitter, p.gray_prob, p.scale_jitter, p.peak_bias, p.weight("mouth")) == (0, 0, 0, 0, 0)
     assert p.image_size == 256 and p.widths()[0] == 64 and p.batch_size == 64 and p.lr == 2e-4
     d = preset("demo")
-    assert d.weight("mouth") > 0 and d.peak_bias > 0 and d.color_jitter > 0 and d.widths()[0] == 16
+    assert d.widths() == [16, 32, 64, 96, 96, 96] and d.image_size == 64
 
 
 def test_colour_jitter_is_one_change_per_sample_and_keeps_geometry(data):
@@ -78,7 +78,8 @@ def test_mouth_loss_only_sees_the_mask():
 
 
 def test_init_fine_tunes_from_a_run_and_says_so(data, tmp_path):
-    cfg = load_config("demo").replace(**{k: v for k, v in SMALL.items() if k != "preset"}, max_steps=3)
+    cfg = load_config("demo").replace(**{k: v for k, v in SMALL.items() if k != "preset"}, max_steps=3,
+                                      loss_weights={"mouth": 5.0}, peak_bias=1.0, color_jitter=0.1)
     train(cfg, "ours", ["surprise"], [data], tmp_path / "a", progress=False)
     res = train(cfg.replace(max_steps=0), "ours", ["surprise"], [data], tmp_path / "b", progress=False,
                 init=str(tmp_path / "a"))

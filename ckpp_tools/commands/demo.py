@@ -70,10 +70,11 @@ def _pretrained_available(emotion: str) -> bool:
 @click.option("--people", default=150, show_default=True, type=click.IntRange(2),
               help="Real people (NBA headshots, one subject each) to train on; another 40 are held out.")
 @click.option("--steps", default=None, type=click.IntRange(1),
-              help="Training steps of the main model  [default: 600 from the pretrained weights, 1500 without; "
+              help="Training steps of the main model  [default: 1000 from the pretrained weights, 1500 without; "
                    "5 with --small]")
 @click.option("--baseline-steps", default=None, type=click.IntRange(1),
-              help="Training steps of each baseline  [default: as many as fit the main model's training time]")
+              help="Training steps of each baseline  [default: about the main model's training time each, from "
+                   "the per-step costs measured with the demo recipe]")
 @click.option("--init/--no-init", "init", default=True, show_default=True,
               help="Start the main model from the pretrained weights shipped with ckpp (fine-tuned on this "
                    "demo's data) instead of from scratch.")
@@ -99,12 +100,12 @@ def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite,
     photos = out / "photos"
     init = init and not small and _pretrained_available(emotion)
     if steps is None:
-        steps = 5 if small else (600 if init else 1500)
+        steps = 5 if small else (1000 if init else 1500)
     if baseline_steps is None:
-        # equal training time: per step, ConvLSTM costs ~1.7x and HP ~2.8x the main model (10 frames per
+        # equal training time: per step, ConvLSTM costs ~2.4x and HP ~3.7x the main model (10 frames per
         # sample; measured with the demo recipe on 2 CPU cores, docs/recipe.md); fine-tuning starts ours ahead
         # of the baselines, so they get the time of a from-scratch run of the same length
-        baseline_steps = {"convlstm": max(2, round(steps / 1.7)), "hp": max(2, round(steps / 2.8))}
+        baseline_steps = {"convlstm": max(2, round(steps / 2.4)), "hp": max(2, round(steps / 3.7))}
     else:
         baseline_steps = {"convlstm": baseline_steps, "hp": baseline_steps}
     times = {}
