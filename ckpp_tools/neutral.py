@@ -18,8 +18,8 @@ from .face_measures import to_face_frame
 #:   mouth_width: corner to corner (48-54)
 FEATURES = ("corner_lift", "mouth_width")
 #: neutral template: feature values of neutral faces, and their spread across people (IOD units)
-NEUTRAL = {"corner_lift": -0.02, "mouth_width": 0.56}
-SPREAD = {"corner_lift": 0.03, "mouth_width": 0.04}
+NEUTRAL = {"corner_lift": 0.011, "mouth_width": 0.605}
+SPREAD = {"corner_lift": 0.028, "mouth_width": 0.045}
 #: largest smile taken back (the fitted intensity is clipped to [0, MAX_RELAX])
 MAX_RELAX = 1.2
 #: open-smile threshold (inner-lip gap, IOD): above it teeth show and the lips must not be pulled shut
