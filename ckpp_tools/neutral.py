@@ -17,9 +17,10 @@ from .face_measures import to_face_frame
 #:   corner_lift: height of the lip corners (48, 54) above the middle of the lips (51/57 mean)
 #:   mouth_width: corner to corner (48-54)
 FEATURES = ("corner_lift", "mouth_width")
-#: neutral template: feature values of neutral faces, and their spread across people (IOD units)
-NEUTRAL = {"corner_lift": -0.02, "mouth_width": 0.56}
-SPREAD = {"corner_lift": 0.03, "mouth_width": 0.04}
+#: neutral template: feature values of neutral faces, and their spread across people (IOD units): mean and
+#: standard deviation over 72 NBA headshots labelled neutral by eye (benchmarks/data/nba_expression_labels.json)
+NEUTRAL = {"corner_lift": 0.011, "mouth_width": 0.605}
+SPREAD = {"corner_lift": 0.028, "mouth_width": 0.045}
 #: largest smile taken back (the fitted intensity is clipped to [0, MAX_RELAX])
 MAX_RELAX = 1.2
 #: open-smile threshold (inner-lip gap, IOD): above it teeth show and the lips must not be pulled shut
@@ -47,17 +48,19 @@ def _field_features(field: np.ndarray) -> np.ndarray:
 _HAPPY_GAIN = _field_features(DISPLACEMENTS["happy"])
 
 
-def estimate_smile(landmarks: np.ndarray) -> float:
+def estimate_smile(landmarks: np.ndarray, neutral: dict | None = None, spread: dict | None = None) -> float:
     """Happy intensity of a face (0 = neutral, 1 = the sample's peak smile): weighted least squares of its
-    feature deviation from NEUTRAL onto the happy field's feature change, clipped to [0, MAX_RELAX]."""
+    feature deviation from the `neutral` template (default NEUTRAL, weights 1/SPREAD²) onto the happy
+    field's feature change, clipped to [0, MAX_RELAX]."""
+    neutral, spread = neutral or NEUTRAL, spread or SPREAD
     f = features(landmarks)
-    dev = np.array([f[k] - NEUTRAL[k] for k in FEATURES])
-    w = np.array([1.0 / SPREAD[k] ** 2 for k in FEATURES])
+    dev = np.array([f[k] - neutral[k] for k in FEATURES])
+    w = np.array([1.0 / spread[k] ** 2 for k in FEATURES])
     c = float(np.sum(w * dev * _HAPPY_GAIN) / np.sum(w * _HAPPY_GAIN ** 2))
     return float(np.clip(c, 0.0, MAX_RELAX))
 
 
-def neutralise(landmarks: np.ndarray) -> tuple[np.ndarray, dict]:
+def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict | None = None) -> tuple[np.ndarray, dict]:
     """(face-frame field (68,2) that takes the photo back towards neutral, {"happy", "mouth_open", "teeth"}).
 
     With visible teeth (inner lips apart) only the corners and upper lip move back: pulling the lower lip up
@@ -65,7 +68,7 @@ def neutralise(landmarks: np.ndarray) -> tuple[np.ndarray, dict]:
     """
     from .face_measures import measure
 
-    c = estimate_smile(landmarks)
+    c = estimate_smile(landmarks, neutral, spread)
     m = measure(landmarks)
     teeth = m["mouth_open"] > TEETH_OPEN
     field = -c * DISPLACEMENTS["happy"]

@@ -13,6 +13,12 @@ from click.testing import CliRunner
 from ckpp_tools.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    """Photo checks are cached by content hash: keep each test's cache in its own folder."""
+    monkeypatch.setenv("CKPP_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory):
     """Two real portraits, a noise image, a byte copy and a re-encoded copy (same pixels) of one of them."""
@@ -71,3 +77,19 @@ def test_photos_dir_without_faces_is_a_clear_error(tmp_path):
     assert res.exit_code != 0
     assert str(d) in res.output and "no usable portrait photo" in res.output and "no_face 1" in res.output
     assert not (tmp_path / "raw").exists()
+
+
+def test_second_scan_comes_from_the_cache(photo_dir, monkeypatch):
+    from ckpp_tools import photo_sources as ps
+
+    first = ps.scan_folder(photo_dir, workers=1, progress=False)
+
+    def no_dlib(*a, **k):
+        raise AssertionError("photo checked again despite the cache")
+
+    monkeypatch.setattr(ps, "check_photo", no_dlib)
+    again = ps.scan_folder(photo_dir, workers=1, progress=False)
+    assert [b.name for b in again.usable] == [b.name for b in first.usable] == ["astronaut", "hopper"]
+    assert np.allclose(again.usable[0].landmarks, first.usable[0].landmarks)
+    assert again.skipped == first.skipped
+    assert first.usable[0].expression["happy"] > 0.4    # the astronaut smiles: her onset is neutralised
