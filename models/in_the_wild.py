@@ -577,7 +577,9 @@ def summary_text(results: dict) -> str:
     for g, gs in results["groups"].items():
         lines.append(f"{g}: {gs['n_faces']} faces in {gs['n_photos']} photos"
                      + (f" ({len(gs['no_face'])} without a face)" if gs["no_face"] else ""))
-        lines.append(f"  {'model':14s}{'emotion':10s}" + "".join(f"{WILD_METRICS[k][0][:16]:>18s}" for k in keys))
+        short = {"detection_rate": "face found", "mouth_open_gain": "mouth open gain", "direction_cosine": "direction cos",
+                 "identity_distance": "identity @peak", "l1_at_zero": "L1 at a=0"}
+        lines.append(f"  {'model':14s}{'emotion':10s}" + "".join(f"{short[k]:>18s}" for k in keys))
         for k, per_e in gs["metrics"].items():
             for e, ms in per_e.items():
                 cells = "".join(f"{rp._fmt(ms[m]['mean'] if m == 'detection_rate' else ms[m]['median']):>18s}" for m in keys)

@@ -165,6 +165,8 @@ def test_cli_photos_with_a_trained_run_and_no_baselines(tmp_path, photo_dir, mon
                                         "--frames", "2", "--paste-back", "-o", "t.gif", *extra])
         assert res.exit_code == 0, res.output
         assert iio.imread(tmp_path / "t.gif", index=None).shape[1:3] == tilted.shape[:2]
+    res = CliRunner().invoke(main, ["benchmark", "--photos", "wild", "--split", "test"])
+    assert res.exit_code != 0 and "not photos" in res.output
     res = CliRunner().invoke(main, ["benchmark", "--photos", str(tmp_path / "nothing"), "-o", "wild"])
     assert res.exit_code != 0 and "not a folder of photos" in res.output
     assert (tmp_path / "wild" / "report.json").exists()       # a failed run leaves the old report

@@ -66,6 +66,10 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     for b in names:
         if b not in bm.BASELINES:
             raise UsageError(f"unknown baseline {b!r}", path="--baselines", fix="use convlstm, hp or convlstm,hp")
+    if photo_dirs and (splits or max_clips or identity_frames):
+        raise UsageError("--split, --max-clips and --identity-frames choose clips and frames of the clip benchmark, "
+                         "not photos", path="--photos",
+                         fix="leave them out with --photos (every photo is evaluated; identity on the peak frame)")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
