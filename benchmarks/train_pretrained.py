@@ -55,7 +55,7 @@ def export(run: str, dest: str) -> dict:
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     atomic_torch_save(slim, dest)
     n = sum(v.numel() for sd in modules.values() for v in sd.values())
-    return {"step": int(ck["step"]), "parameters": int(n), "bytes": os.path.getsize(dest), "source_checkpoint": ck["path"]}
+    return {"step": int(ck["step"]), "parameters": int(n), "bytes": os.path.getsize(dest), "dtype": "float16"}
 
 
 def main() -> None:
@@ -81,6 +81,7 @@ def main() -> None:
         run = os.path.abspath(args.export_only)
         data = json.load(open(os.path.join(run, "run.json")))["data"][0]["path"]
         raw = os.path.join(os.path.dirname(data), "raw")
+        work = os.path.dirname(data)
     name = f"ours-{args.emotion}"
     dest = os.path.join(ROOT, "models", "pretrained", name + ".pt")
     info = export(run, dest)
@@ -93,7 +94,8 @@ def main() -> None:
                  "hold_out_people": HOLD_OUT, "hold_out_rule": "first 40 of the seed-0 shuffle (ckpp sample --hold-out 40 --seed 0)",
                  "run": json.load(open(os.path.join(run, "run.json"))).get("clips_per_emotion")},
         "weights": info,
-        "trained": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "run_started": json.load(open(os.path.join(run, "run.json"))).get("started"),
         "times_s": {k: round(v, 1) for k, v in times.items()},
     }
     held = os.path.join(raw, "held_out")
@@ -109,7 +111,8 @@ def main() -> None:
         for face in ("astronaut", "grace_hopper"):
             cv2.imwrite(os.path.join(photos, "unlike", face + ".png"), cv2.cvtColor(PHOTOS[face](), cv2.COLOR_RGB2BGR))
         report = os.path.join(work, "report_wild")
-        ckpp("benchmark", data, "--model", dest, "--baselines", "none", "-o", report,
+        # the run folder (benchmark reads its run.json): the same weights in fp32
+        ckpp("benchmark", data, "--model", run, "--baselines", "none", "-o", report,
              "--photos", os.path.join(photos, "held_out"), "--photos", os.path.join(photos, "unlike"))
         try:
             res = json.load(open(os.path.join(report, "report.json")))
