@@ -82,28 +82,33 @@ def base_photo(name: str) -> tuple[np.ndarray, np.ndarray]:
     boxes = lm.detect(img, upsample=1, max_side=None)
     if not boxes:  # pragma: no cover - the photos are fixed
         raise RuntimeError(f"no face found in base photo {name}")
-    ref = np.array(boxes[0], dtype=np.float64)
+    pts = refined_landmarks(lm, cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), boxes[0])
+    img.setflags(write=False)
+    _BASES[name] = (img, pts)
+    return img, pts
+
+
+def refined_landmarks(lm, gray: np.ndarray, box, scales=(0.8, 1.0, 1.25, 1.5), grows=(0.94, 1.0, 1.06)) -> np.ndarray:
+    """Median of dlib's predictions for the face in `box` over `scales` x mirror x box `grows` (see
+    base_photo); fewer scales/grows trade a little accuracy for speed on big photo folders."""
+    ref = np.array(box, dtype=np.float64)
     centre, half = (ref[:2] + ref[2:]) / 2.0, (ref[2:] - ref[:2]) / 2.0
     preds = []
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    for scale in (0.8, 1.0, 1.25, 1.5):
+    for scale in scales:
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
         im = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
         for mirrored in (False, True):
             x = np.ascontiguousarray(im[:, ::-1]) if mirrored else im
-            for grow in (0.94, 1.0, 1.06):   # the detector's box wobbles by about this much
-                box = np.concatenate([centre - half * grow, centre + half * grow]) * scale
+            for grow in grows:   # the detector's box wobbles by about this much
+                b = np.concatenate([centre - half * grow, centre + half * grow]) * scale
                 if mirrored:
-                    box = np.array([x.shape[1] - 1 - box[2], box[1], x.shape[1] - 1 - box[0], box[3]])
-                p = lm.predict(x, box).astype(np.float64)
+                    b = np.array([x.shape[1] - 1 - b[2], b[1], x.shape[1] - 1 - b[0], b[3]])
+                p = lm.predict(x, b).astype(np.float64)
                 if mirrored:
                     p = p[FLIP_68]
                     p[:, 0] = x.shape[1] - 1 - p[:, 0]
                 preds.append(p / scale)
-    pts = np.median(np.array(preds), axis=0)
-    img.setflags(write=False)
-    _BASES[name] = (img, pts)
-    return img, pts
+    return np.median(np.array(preds), axis=0)
 
 
 @dataclass
@@ -169,11 +174,25 @@ def make_identity(name: str, index: int, width: int, height: int, rng: np.random
     photo = names[index % len(names)]
     flip = (index // len(names)) % 2 == 1
     img, pts = base_photo(photo)
+    return place_identity(name, photo, img, pts, flip, width, height, rng, iod_frac, REST.get(photo, 0.0))
+
+
+def place_identity(name: str, photo: str, img: np.ndarray, pts: np.ndarray, flip: bool, width: int, height: int,
+                   rng: np.random.Generator, iod_frac: tuple[float, float] = (0.17, 0.22), rest=0.0,
+                   border: int = cv2.BORDER_REFLECT101, sharpen: float = 0.0) -> Identity:
+    """An identity from any base photo: mirrored if `flip`, placed on a width x height canvas, colour and face
+    shape drawn from `rng`; `rest` (face-frame field, IOD units) takes the photo's own expression back to
+    neutral. `border` fills canvas outside the photo (replicate for small photos: no mirrored heads);
+    `sharpen` (unsharp-mask amount) restores the crispness a magnified small photo loses (only when it
+    is magnified: prepare's blur check otherwise rejects faces that were ~25 px wide in the photo)."""
     img = np.asarray(img)
+    pts = np.asarray(pts, dtype=np.float64)
     if flip:
         img = img[:, ::-1]
         pts = pts[FLIP_68].copy()
         pts[:, 0] = img.shape[1] - 1 - pts[:, 0]
+        if not np.isscalar(rest):
+            rest = np.asarray(rest)[FLIP_68] * (-1.0, 1.0)
     origin, rot, iod = face_frame(pts)
     target_iod = width * rng.uniform(*iod_frac)
     scale = target_iod / iod
@@ -182,9 +201,11 @@ def make_identity(name: str, index: int, width: int, height: int, rng: np.random
     dst_centre = np.array([width / 2 + rng.uniform(-0.05, 0.05) * width, height * rng.uniform(0.47, 0.55)])
     m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(roll), float(scale))
     m[:, 2] += dst_centre - centre
-    canvas = cv2.warpAffine(np.ascontiguousarray(img), m, (width, height), flags=cv2.INTER_CUBIC,
-                            borderMode=cv2.BORDER_REFLECT101)
+    canvas = cv2.warpAffine(np.ascontiguousarray(img), m, (width, height), flags=cv2.INTER_CUBIC, borderMode=border)
+    if sharpen > 0 and scale > 1.05:
+        soft = cv2.GaussianBlur(canvas, (0, 0), 0.8 * scale)
+        canvas = cv2.addWeighted(canvas, 1.0 + sharpen, soft, -sharpen, 0)
     canvas = _colour_jitter(canvas, rng)
     lm = pts @ m[:, :2].T + m[:, 2]
-    shape = _shape_field(rng) + REST.get(photo, 0.0)
+    shape = _shape_field(rng) + rest
     return Identity(name=name, photo=photo, flip=flip, image=canvas, landmarks=lm, shape=shape)

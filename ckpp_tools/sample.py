@@ -42,7 +42,7 @@ import numpy as np
 from . import expressions as ex
 from .emotions import CODES, EXPRESSIONS
 from .errors import CkppError
-from .faces import Identity, base_photos, make_identity, preload
+from .faces import Identity, base_photos, make_identity, place_identity, preload
 
 TRUTH_VERSION = 1
 FPS = 30
@@ -74,6 +74,13 @@ DEFAULT = Sizes(video=(640, 480), ckplus=(640, 490), pre=(8, 12), rise=(12, 16),
                 ck_per_subject=3)
 SMALL = Sizes(video=(320, 240), ckplus=(320, 245), pre=(4, 6), rise=(8, 10), tail=(4, 6), ck_frames=(8, 11),
               ck_per_subject=2)
+#: photo folders / NBA: real portraits are small (NBA median IOD ~39 px, many ~22 px), and the models train on
+#: 64-px crops spanning ~4 IOD: a 192x144 canvas with IOD ~0.17 of the width (~32 px) keeps prepare's crop
+#: inside the frame and upscales the smallest faces ~1.5x instead of ~5x at 640 wide
+PHOTO = Sizes(video=(192, 144), ckplus=(192, 147), pre=(4, 6), rise=(8, 10), tail=(4, 6), ck_frames=(8, 11),
+              ck_per_subject=1, iod_frac=(0.16, 0.18))
+#: unsharp-mask amount for magnified photos (see faces.place_identity)
+PHOTO_SHARPEN = 0.6
 
 
 def ck_subject_id(i: int) -> str:
@@ -87,63 +94,72 @@ def video_subject_id(i: int) -> str:
 # ----------------------------------------------------------------------------------------------- planning
 
 def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bool = True,
-         bad_cases: bool = True) -> list[dict]:
+         bad_cases: bool = True, emotions: tuple[str, ...] | None = None, takes: int = 1,
+         ck_subjects: int | None = None) -> list[dict]:
     """The list of clip jobs: everything random is drawn here from `seed`, so rendering order and the number
-    of worker processes cannot change the output."""
+    of worker processes cannot change the output. `emotions` restricts the expressions (default: happy,
+    anger, surprise and one more per subject), `takes` repeats each video take; `ck_subjects` (default
+    `subjects`) sets the number of CK+ subjects separately."""
     rng = np.random.default_rng([seed, 0xC4])
     jobs: list[dict] = []
+    ck_n = subjects if ck_subjects is None else ck_subjects
     if ckplus:
-        for i in range(subjects):
+        for i in range(ck_n):
             sid = ck_subject_id(i)
             for k in range(sizes.ck_per_subject):
                 n = int(rng.integers(sizes.ck_frames[0], sizes.ck_frames[1] + 1))
-                emotion = EXPRESSIONS[(3 * i + k) % len(EXPRESSIONS)]
+                pool = emotions or EXPRESSIONS
+                emotion = pool[(3 * i + k) % len(pool)]
                 serial = i * sizes.ck_per_subject + k
                 jobs.append(dict(kind="ckplus", subject=sid, ident=("ckplus", i), emotion=emotion, take=f"{k + 1:03d}",
                                  n_frames=n, amp=float(rng.uniform(0.85, 1.1)), labelled=(serial % 5 != 4),
                                  seed=int(rng.integers(2**31)),
                                  # like CK+, a few sequences are colour: the last subject's last one
-                                 color=(subjects >= 2 and i == subjects - 1 and k == sizes.ck_per_subject - 1)))
+                                 color=(ck_n >= 2 and i == ck_n - 1 and k == sizes.ck_per_subject - 1)))
     if videos:
         for i in range(subjects):
             sid = video_subject_id(i)
-            emotions = list(CORE_EMOTIONS) + [EXTRA_EMOTIONS[i % len(EXTRA_EMOTIONS)]]
-            for emotion in emotions:
-                jobs.append(_video_job(rng, sizes, sid, ("videos", i), emotion, "01"))
-        if bad_cases:
+            chosen = list(emotions) if emotions else list(CORE_EMOTIONS) + [EXTRA_EMOTIONS[i % len(EXTRA_EMOTIONS)]]
+            for emotion in chosen:
+                for t in range(takes):
+                    jobs.append(_video_job(rng, sizes, sid, ("videos", i), emotion, f"{t + 1:02d}"))
+        if bad_cases and subjects > 0:
             def subj(k):
                 return k % subjects
 
+            def bt(n):  # bad-case take numbers come after the regular takes
+                return f"{n + takes - 1:02d}"
+
             # blurred twin of P001/surprise_01, truncated copy of P00x/happy_01: written by those jobs
             for job in jobs:
-                if job["kind"] == "video" and job["subject"] == video_subject_id(subj(0)) and job["emotion"] == "surprise":
-                    job["blurred_copy"] = f"ours/{job['subject']}/surprise_02.mp4"
+                if job["kind"] == "video" and job["subject"] == video_subject_id(subj(0)) and job["emotion"] == "surprise" and job["take"] == "01":
+                    job["blurred_copy"] = f"ours/{job['subject']}/surprise_{bt(2)}.mp4"
                     job["blur_sigma"] = 0.0
-                if job["kind"] == "video" and job["subject"] == video_subject_id(subj(2)) and job["emotion"] == "happy":
-                    job["truncated_copy"] = f"ours/{job['subject']}/happy_09.mp4"
+                if job["kind"] == "video" and job["subject"] == video_subject_id(subj(2)) and job["emotion"] == "happy" and job["take"] == "01":
+                    job["truncated_copy"] = f"ours/{job['subject']}/happy_{bt(9)}.mp4"
             # the mild drift goes to an astronaut-based subject: dlib's detector flickers more on Grace Hopper
             # (glasses, hat), which a tracker may read as extra head turn
-            strong = _video_job(rng, sizes, video_subject_id(subj(2)), ("videos", subj(2)), "happy", "02")
+            strong = _video_job(rng, sizes, video_subject_id(subj(2)), ("videos", subj(2)), "happy", bt(2))
             strong["motion"] = dict(kind="strong", angle=float(rng.choice([-1, 1]) * rng.uniform(12.0, 15.0)),
                                     shift_iod=float(rng.uniform(0.55, 0.75)), direction=float(rng.uniform(0, 2 * np.pi)))
-            drift = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "anger", "02")
+            drift = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "anger", bt(2))
             drift["motion"] = dict(kind="drift", angle=float(rng.uniform(-1.0, 1.0)), shift_iod=0.2,
                                    direction=float(rng.uniform(0, 2 * np.pi)))
             # a head turn (yaw) with no roll or slide, on an astronaut subject as well
-            turn = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "surprise", "03")
+            turn = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "surprise", bt(3))
             turn["motion"] = dict(kind="turn", yaw=float(rng.choice([-1, 1]) * rng.uniform(12.0, 14.0)))
             jobs += [strong, drift, turn]
             # a real take under a name that is no emotion (a yawn looks like a surprise jaw drop)
             yawn = _video_job(rng, sizes, video_subject_id(subj(0)), ("videos", subj(0)), "yawn", "01")
             yawn["render"] = "surprise"
             # a take where the face never moves, and one too short to hold an expression
-            still = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "sadness", "08")
+            still = _video_job(rng, sizes, video_subject_id(subj(1)), ("videos", subj(1)), "sadness", bt(8))
             still["still"] = True
-            short = _video_job(rng, sizes, video_subject_id(subj(2)), ("videos", subj(2)), "happy", "07")
+            short = _video_job(rng, sizes, video_subject_id(subj(2)), ("videos", subj(2)), "happy", bt(7))
             short["cut"] = 3
             jobs += [yawn, still, short]
-            jobs.append(dict(kind="empty", subject=video_subject_id(subj(0)), emotion="fear", take="09"))
-            jobs.append(dict(kind="notvideo", subject=video_subject_id(subj(1)), emotion="sadness", take="09"))
+            jobs.append(dict(kind="empty", subject=video_subject_id(subj(0)), emotion="fear", take=bt(9)))
+            jobs.append(dict(kind="notvideo", subject=video_subject_id(subj(1)), emotion="sadness", take=bt(9)))
     for job in jobs:
         if job["kind"] == "ckplus":
             job["rel"] = f"CK+/cohn-kanade-images/{job['subject']}/{job['take']}"
@@ -166,14 +182,22 @@ _IDENTITIES: dict = {}
 
 
 def _identity(key, seed: int, size: tuple[int, int], iod_frac=(0.17, 0.22),
-              photos: tuple[str, ...] | None = None) -> tuple[Identity, ex.PiecewiseAffine]:
-    """Identity + its warper, cached per process (several clips share a subject)."""
-    ck = (key, seed, size, tuple(iod_frac), photos)
+              photos: tuple[str, ...] | None = None, base=None) -> tuple[Identity, ex.PiecewiseAffine]:
+    """Identity + its warper, cached per process (several clips share a subject). `base` (a
+    photo_sources.BasePhoto) makes the identity from that photo instead of the built-in ones."""
+    ck = (key, seed, size, tuple(iod_frac), photos, None if base is None else base.sha1)
     if ck not in _IDENTITIES:
-        dataset, i = key
+        dataset, i = key[:2]
         rng = np.random.default_rng([seed, 0x1D, 0 if dataset == "ckplus" else 1, i])
         name = ck_subject_id(i) if dataset == "ckplus" else video_subject_id(i)
-        ident = make_identity(name, i + (1 if dataset == "videos" else 0), size[0], size[1], rng, iod_frac, photos)
+        if base is None:
+            ident = make_identity(name, i + (1 if dataset == "videos" else 0), size[0], size[1], rng, iod_frac, photos)
+        else:
+            from .photo_sources import load_base
+
+            img, pts = load_base(base, max_iod=size[0] * iod_frac[1])
+            ident = place_identity(name, base.name, img, pts, bool(key[2]), size[0], size[1], rng, iod_frac,
+                                   rest=base.rest, border=cv2.BORDER_REPLICATE, sharpen=PHOTO_SHARPEN)
         anchors = ex.anchor_ring(ident.landmarks)
         src = np.concatenate([ident.landmarks, anchors])
         # reference for the triangulation: mouth and eyes opened, so no triangle spans the lips or the lids
@@ -297,6 +321,7 @@ def _entry(job: dict, layout: str, n_frames: int, onset: int, peak: int, intensi
         "expected_status": status, "expected_reason": reason,
         "head_motion": motion, "blur_sigma": float(blur),
         "size": list(size) if size else None,
+        **({"photo": job["base"].name} if job.get("base") is not None else {}),
     }
 
 
@@ -314,7 +339,7 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
         truth[job["rel"]] = _entry(job, "videos", 0, -1, -1, [], [], "rejected", "unreadable", no_motion, 0.0, None)
         return truth, thumbs
     size = sizes.ckplus if kind == "ckplus" else sizes.video
-    ident, warper = _identity(job["ident"], seed, size, sizes.iod_frac, job.get("photos"))
+    ident, warper = _identity(job["ident"], seed, size, sizes.iod_frac, job.get("photos"), job.get("base"))
     if kind == "ckplus":
         intensity = ex.ckplus_intensity(job["n_frames"])
         frames, points, motion = render(ident, warper, job["emotion"], intensity, job["amp"])
@@ -365,7 +390,7 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
             data = fh.read()
         with open(os.path.join(root, rel), "wb") as fh:
             fh.write(data[: len(data) // 3])
-        truth[rel] = _entry(dict(job, take="09"), "videos", 0, -1, -1, [], [], "rejected", "unreadable", no_motion, 0.0, None)
+        truth[rel] = _entry(dict(job, take=rel.rsplit("_", 1)[1].split(".")[0]), "videos", 0, -1, -1, [], [], "rejected", "unreadable", no_motion, 0.0, None)
         truth[rel]["truncated_from"] = job["rel"]
     return truth, thumbs
 
@@ -436,28 +461,51 @@ def _job_worker(args):
 
 def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool = False, workers: int | None = None,
                 overwrite: bool = False, ckplus: bool = True, videos: bool = True, bad_cases: bool = True,
-                progress: bool = True, photos: list[str] | tuple[str, ...] | None = None) -> dict:
+                progress: bool = True, photos: list[str] | tuple[str, ...] | str | None = None,
+                emotions: list[str] | tuple[str, ...] | None = None, takes: int = 1, hold_out: int = 0,
+                log=None) -> dict:
     """Write the sample tree into `out_dir` and return the truth (also saved as out_dir/truth.json).
 
     `subjects` per layout defaults to 6 (3 with small=True). Deterministic for a given (subjects, seed, small, ...). Written into `out_dir.partial/` and renamed at the
     end, so an interrupted run never leaves a tree that looks complete. `workers` processes render clips in
     parallel (default: up to 2; 1 for small); the output does not depend on it.
+
+    `photos`: built-in names (astronaut, grace_hopper), or one string: 'nba' or a folder of portraits
+    (photo_sources.py: one person per photo, `subjects` = people in total, default all of them; `hold_out`
+    people are copied to out_dir/held_out/ and never rendered; the check is reported in photos.json).
+    `emotions` restricts the expressions, `takes` video takes per subject and emotion.
     """
     from tqdm import tqdm
 
     out_dir = os.path.abspath(os.fspath(out_dir))
-    if subjects is None:
-        subjects = 3 if small else 6
-    if subjects < 1:
+    if subjects is not None and subjects < 1:
         raise CkppError(f"--subjects must be at least 1 (got {subjects})", path="--subjects", fix="e.g. --subjects 6")
+    if emotions:
+        bad = [e for e in emotions if e not in EXPRESSIONS]
+        if bad:
+            raise CkppError(f"unknown emotion(s) {', '.join(bad)}", path="--emotions", fix="use some of: " + ", ".join(EXPRESSIONS))
+        emotions = tuple(dict.fromkeys(emotions))
+    if takes < 1:
+        raise CkppError(f"--takes must be at least 1 (got {takes})", path="--takes", fix="e.g. --takes 2")
+    source = None
+    if isinstance(photos, str):
+        photos = [photos]
     if photos:
         from .faces import PHOTOS
 
         unknown = [p for p in photos if p not in PHOTOS]
-        if unknown:
+        if len(photos) == 1 and unknown and (photos[0].lower() == "nba" or os.path.isdir(photos[0])):
+            source = photos[0]
+        elif unknown:
             raise CkppError(f"unknown base photo(s) {', '.join(unknown)}", path="--photos",
-                            fix="use some of: " + ", ".join(PHOTOS))
-        photos = tuple(photos)
+                            fix="use some of: " + ", ".join(PHOTOS) + "; or 'nba'; or a folder of portrait photos")
+        else:
+            photos = tuple(photos)
+    if hold_out and source is None:
+        raise CkppError("--hold-out needs a folder of photos or 'nba' (--photos)", path="--hold-out",
+                        fix="e.g. --photos nba --hold-out 40")
+    if subjects is None and source is None:
+        subjects = 3 if small else 6
     _check_out_dir(out_dir, overwrite)
     partial = out_dir.rstrip(os.sep) + ".partial"
     if os.path.exists(partial):
@@ -473,12 +521,32 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
                         fix="choose an OUT_DIR in a folder you can write to") from None
 
     sizes = SMALL if small else DEFAULT
-    jobs = plan(subjects, seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases)
+    scan = assignment = None
+    if source is not None:
+        from . import photo_sources
+
+        sizes = PHOTO
+        scan = photo_sources.resolve(source, workers=workers, progress=progress)
+        for s in scan.skipped if log else ():
+            log(f"skipped photo {s['file']}: {s['reason']} ({s['detail']})")
+        assignment = photo_sources.assign(scan, seed, subjects, hold_out, ckplus=ckplus, videos=videos)
+        jobs = plan(len(assignment.videos), seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases,
+                    emotions=emotions, takes=takes, ck_subjects=len(assignment.ckplus))
+        for job in jobs:
+            if "ident" in job:
+                dataset, i = job["ident"]
+                base, flip = (assignment.ckplus if dataset == "ckplus" else assignment.videos)[i]
+                job["ident"], job["base"] = (dataset, i, flip), base
+        subjects = len(assignment.videos) if videos else len(assignment.ckplus)
+        bases = {}
+    else:
+        jobs = plan(subjects, seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases, emotions=emotions,
+                    takes=takes)
+        bases = base_photos()  # detected once here and handed to workers, so they never load dlib
     for job in jobs:
-        job["photos"] = photos or None
-    bases = base_photos()  # detected once here and handed to workers, so they never load dlib
+        job["photos"] = photos if source is None and photos else None
     if workers is None:  # a spawned worker costs ~1 s to start: not worth it for the small set
-        workers = 1 if small else min(2, os.cpu_count() or 1)
+        workers = 1 if small and source is None else min(2, os.cpu_count() or 1)
     heavy = [j for j in jobs if j["kind"] in ("video", "ckplus")]
     args = [(j, partial, seed, sizes) for j in jobs]
     truth_clips, thumbs = {}, {}
@@ -509,7 +577,9 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     order = {j["rel"]: k for k, j in enumerate(jobs)}
     clips = dict(sorted(truth_clips.items(), key=lambda kv: (order.get(kv[0], order.get(kv[1].get("twin") or kv[1].get("truncated_from"), 0) + 0.5), kv[0])))
     truth = {"version": TRUTH_VERSION, "seed": int(seed), "subjects": int(subjects), "small": bool(small),
-             "photos": list(photos) if photos else None, "clips": clips}
+             "photos": [source] if source else (list(photos) if photos else None), "clips": clips}
+    if scan is not None:
+        photo_sources.write_report(partial, scan, assignment, jobs)
     contact_sheet(thumbs, clips, os.path.join(partial, "contact_sheet.png"))
     tpath = os.path.join(partial, "truth.json")
     with open(tpath, "w") as fh:

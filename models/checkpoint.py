@@ -127,10 +127,15 @@ def list_checkpoints(run_dir) -> list[str]:
 
 
 def find_checkpoint(path) -> str:
-    """A .pt file as is; a run folder -> the checkpoint `latest` names (else the highest step)."""
+    """A .pt file as is; a run folder -> the checkpoint `latest` names (else the highest step);
+    `pretrained` / `pretrained:NAME` -> weights shipped inside the package (models/pretrained/)."""
     path = os.fspath(path)
     if os.path.isfile(path):
         return path
+    if not os.path.exists(path) and (path == "pretrained" or path.startswith("pretrained:")):
+        from .pretrained import pretrained_path
+
+        return pretrained_path(path.partition(":")[2] or None)
     if os.path.isdir(path):
         latest = os.path.join(path, "latest")
         if os.path.isfile(latest):
@@ -220,12 +225,17 @@ def load_module_state(module, state: dict, name: str, where: str = "") -> None:
     module.load_state_dict(state)
 
 
-def restore(family, ckpt: dict, *, optimizers: bool = True, scaler=None, rng: bool = True) -> None:
+def restore(family, ckpt: dict, *, optimizers: bool = True, scaler=None, rng: bool = True,
+            optional: tuple[str, ...] = ()) -> None:
     """Put a checkpoint's weights (and optionally optimiser / scaler / RNG state) into a built family.
-    Call before family.attach() for weights; optimisers after (they exist only once attached)."""
+    Call before family.attach() for weights; optimisers after (they exist only once attached).
+    Modules named in `optional` may be absent from the checkpoint (they keep their fresh init): shipped
+    pretrained weights hold the generator only."""
     where = ckpt.get("path", "")
     mods = family.modules()
     for name, module in mods.items():
+        if name not in ckpt["modules"] and name in optional:
+            continue
         if name not in ckpt["modules"]:
             raise CkppError(f"checkpoint has no weights for {name!r} (it has {sorted(ckpt['modules'])})", path=where,
                             fix="a config switch (e.g. use_local_d) differs from the run that wrote it")
@@ -259,7 +269,8 @@ def load_run(path_or_ckpt, device="cpu"):
 
     ckpt = read_checkpoint(path_or_ckpt, map_location="cpu")
     family = build_family(ckpt)
-    restore(family, ckpt, optimizers=False, rng=False)
+    # generation needs the generator only: discriminators may be missing (shipped pretrained weights)
+    restore(family, ckpt, optimizers=False, rng=False, optional=("D", "D_g", "D_l"))
     family.attach(Runtime(device=torch.device(device)), train=False)
     meta = {k: ckpt.get(k) for k in ("path", "family", "emotions", "step", "config", "data", "versions", "metrics")}
     meta["run_dir"] = os.path.dirname(os.path.abspath(ckpt["path"]))

@@ -73,7 +73,8 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, paths, emotions: list[str], split: str = "train", *, image_size: int = 64,
                  crop_fraction: float = CROP_FRACTION, clip_frames: int | None = None, augment: bool = True,
-                 flip: bool = True, target: str = "random", seed: int = 0, require_all: bool = True):
+                 flip: bool = True, target: str = "random", seed: int = 0, require_all: bool = True,
+                 color_jitter: float = 0.0, gray_prob: float = 0.0, scale_jitter: float = 0.0, peak_bias: float = 0.0):
         self.paths = [os.path.abspath(os.fspath(p)) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
         self.emotions = list(emotions)
         self.split = split
@@ -84,6 +85,11 @@ class ClipDataset(torch.utils.data.Dataset):
         self.flip = flip and augment
         self.target = target
         self.seed = int(seed)
+        # augmentations for generalising to unseen photos (0 = off, the paper's setting; see docs/recipe.md)
+        self.color_jitter = float(color_jitter) if augment else 0.0
+        self.gray_prob = float(gray_prob) if augment else 0.0
+        self.scale_jitter = float(scale_jitter) if augment else 0.0
+        self.peak_bias = float(peak_bias)
         self.clips: list[tuple[int, str, int, int]] = []    # (file index, clip_id, emotion index, T)
         self.degrees: list[np.ndarray] = []
         self.stored_size: list[int] = []
@@ -144,17 +150,25 @@ class ClipDataset(torch.utils.data.Dataset):
         return d
 
     # ---- sampling -----------------------------------------------------------------------------
-    def frame_indices(self, T: int, rng: np.random.Generator) -> list[int]:
+    def frame_indices(self, T: int, rng: np.random.Generator, degrees: np.ndarray | None = None) -> list[int]:
         if self.clip_frames:
             return [int(round(x)) for x in np.linspace(0, T - 1, self.clip_frames)]
-        t = T - 1 if self.target == "peak" else int(rng.integers(T))
+        if self.target == "peak":
+            t = T - 1
+        elif self.peak_bias > 0 and degrees is not None:
+            # P(t) ∝ 1 + peak_bias·a_t: more targets near the peak, where the expression is (a = 0 frames are
+            # the input again and teach nothing about motion), but every frame stays possible
+            w = 1.0 + self.peak_bias * np.clip(np.asarray(degrees, np.float64), 0, 1)
+            t = int(rng.choice(T, p=w / w.sum()))
+        else:
+            t = int(rng.integers(T))
         return [0, t]
 
     def __getitem__(self, key):
         i, draw = (key, key) if isinstance(key, (int, np.integer)) else key
         fi, cid, emotion, T = self.clips[i]
         rng = np.random.default_rng([self.seed, int(draw)])
-        idx = self.frame_indices(T, rng)
+        idx = self.frame_indices(T, rng, self.degrees[i])
         frames_ds, lm_ds, mask_ds = self._clip(i)
         S = frames_ds.shape[1]
         uniq = sorted(set(idx))
@@ -166,6 +180,8 @@ class ClipDataset(torch.utils.data.Dataset):
 
         c = max(1, min(S, int(round(S * self.crop_fraction))))
         if self.augment:
+            if self.scale_jitter > 0:    # the face a little larger / smaller than prepare's crop makes it
+                c = max(1, min(S, int(round(c * (1.0 + rng.uniform(-1, 1) * self.scale_jitter)))))
             x0, y0 = (int(v) for v in rng.integers(0, S - c + 1, size=2))
             flip = self.flip and bool(rng.random() < 0.5)
         else:
@@ -190,6 +206,9 @@ class ClipDataset(torch.utils.data.Dataset):
 
         shrink = cv2.INTER_AREA if c > out_s else cv2.INTER_LINEAR
         deg = self.degrees[i]
+        colour = self._colour_fn(rng)
+        if colour is not None:
+            frames = {t: colour(f) for t, f in frames.items()}
         if self.clip_frames:
             return {
                 "frames": np.stack([img(frames[t], shrink) for t in idx]),
@@ -208,6 +227,31 @@ class ClipDataset(torch.utils.data.Dataset):
             "input_landmarks": pts(lm[0]),
             "mask": img(masks[t], cv2.INTER_NEAREST),
         }
+
+
+    def _colour_fn(self, rng: np.random.Generator):
+        """One colour change for every frame of a sample (so the motion is unchanged): per-channel gains,
+        brightness, contrast, and with `gray_prob` a grey image. Photos in the wild differ in light and
+        white balance from the studio headshots the sample data is made of."""
+        if self.color_jitter <= 0 and self.gray_prob <= 0:
+            return None
+        j = self.color_jitter
+        gains = (1.0 + rng.uniform(-j, j, size=3)).astype(np.float32)
+        bright = np.float32(rng.uniform(-j, j) * 0.5 * 255)
+        contrast = np.float32(1.0 + rng.uniform(-j, j))
+        gray = bool(rng.random() < self.gray_prob)
+        if gray:                                   # a grey photo stays grey (brightness/contrast only)
+            gains[:] = gains.mean()
+
+        def apply(a):
+            f = a.astype(np.float32)
+            if gray:
+                f = np.repeat((f @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=2)
+            f = f * gains
+            f = (f - 127.5) * contrast + 127.5 + bright
+            return np.clip(f + 0.5, 0, 255).astype(np.uint8)
+
+        return apply
 
 
 class DrawSampler(torch.utils.data.Sampler):

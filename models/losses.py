@@ -47,3 +47,10 @@ def landmark(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """L_k = ||K̂(a) - K(a)||_2: Euclidean norm of the 136-vector per sample (coordinates in [0,1] of the
     crop), averaged over the batch."""
     return (pred.float() - true.float()).flatten(1).norm(dim=1).mean()
+
+
+def masked_reconstruction(v: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """||(Y - V)·M||_1 averaged over the mask's pixels (not the frame's): the mouth region's own L1, so its
+    weight does not shrink with the mouth's share of the frame. M (B,1,S,S) in {0,1}."""
+    m = mask.float()
+    return ((v.float() - y.float()).abs() * m).sum() / (m.sum() * v.shape[1]).clamp_min(1.0)

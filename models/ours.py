@@ -95,6 +95,8 @@ class OursFamily(ModelFamily):
                 if self.D_l is not None:
                     terms["g_l"] = (cfg.weight("gan_l"), losses.g_loss(self.D_l(V * M), cfg.gan_loss))
                 terms["rec"] = (cfg.weight("rec"), losses.reconstruction(V, Y))
+                if cfg.weight("mouth") > 0:
+                    terms["mouth"] = (cfg.weight("mouth"), losses.masked_reconstruction(V, Y, M))
                 if a_all.shape[1] == 3:
                     terms["tmp"] = (cfg.weight("tmp"), losses.temporal(V, V_all[:, 1], V_all[:, 2]))
                 if K_all is not None and cfg.weight("lmk") > 0:

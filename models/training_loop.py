@@ -159,11 +159,13 @@ def sample_batch(cfg: Config, family: ModelFamily, paths, emotions, device, chan
 
 def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir: str, *, resume: bool = False,
           device: str = "auto", overrides: dict | None = None, command: str | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, init: str | None = None) -> dict:
     """Train `model` on `data` for `emotions` into `out_dir`; returns {"run_dir", "step", "metrics"}.
 
     resume=True continues from out_dir's newest checkpoint with ITS config (plus `overrides`, e.g. a new
-    max_steps) and the same data stream, so an interrupted run ends where an uninterrupted one would."""
+    max_steps) and the same data stream, so an interrupted run ends where an uninterrupted one would.
+    init: a run folder, checkpoint or `pretrained[:NAME]` whose weights start this run (fine-tuning; the
+    optimiser starts fresh; discriminators missing from it start from their init). Ignored on resume."""
     device_, rank, world, local = init_distributed(device)
     is_main = rank == 0
     out_dir = os.path.abspath(out_dir)
@@ -195,13 +197,24 @@ def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir
     np.random.seed(cfg.seed)
     family = family_cls(cfg, list(emotions))
     ds = ClipDataset(data, list(emotions), "train", image_size=cfg.image_size, crop_fraction=cfg.crop_fraction,
-                     clip_frames=family.clip_frames, flip=cfg.flip, seed=cfg.seed)
+                     clip_frames=family.clip_frames, flip=cfg.flip, seed=cfg.seed, color_jitter=cfg.color_jitter,
+                     gray_prob=cfg.gray_prob, scale_jitter=cfg.scale_jitter, peak_bias=cfg.peak_bias)
     max_steps = cfg.max_steps
     if cfg.epochs:
         max_steps = math.ceil(cfg.epochs * len(ds) / cfg.batch_size)
 
+    init_info = None
     if ckpt is not None:
         ck.restore(family, ckpt, optimizers=False, rng=False)
+    elif init:
+        start_from = ck.read_checkpoint(init, map_location="cpu")
+        if start_from["family"] != model or list(start_from["emotions"]) != list(emotions):
+            raise UsageError(f"--init: {init} is {start_from['family']} on {', '.join(start_from['emotions'])}, "
+                             f"not {model} on {', '.join(emotions)}", path=start_from["path"],
+                             fix="start from weights of the same model and emotions, or drop --init")
+        ck.restore(family, start_from, optimizers=False, rng=False, optional=("D", "D_g", "D_l"))
+        init_info = {"path": start_from["path"], "step": int(start_from.get("step", 0)),
+                     "modules": sorted(start_from["modules"])}
     runtime = make_runtime(cfg, device_, world, rank, local)
     family.attach(runtime, train=True)
     start = 0
@@ -223,6 +236,7 @@ def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir
             "channels_last": runtime.channels_last, "compile": runtime.compile, "per_rank_batch": per_rank,
             "train_clips": len(ds), "clips_per_emotion": dict(ds.counts), "max_steps": max_steps,
             "resumed_from_step": start if ckpt is not None else None,
+            "init": init_info,
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "parameters": family.num_parameters(),
         })

