@@ -102,17 +102,10 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     command = _command_line(click.get_current_context())
     if photo_dirs:
         return _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command)
-    try:
-        results = bm.run_benchmark(
-            data=sel.data, models=models, emotions=sel.emotions, splits=list(splits) or ["test"], out_dir=partial,
-            device=dev, max_clips=max_clips, n_gifs=gifs, identity=identity, split_explicit=bool(splits),
-            command=command, warn=lambda m: click.echo(m, err=True), identity_frames=identity_frames)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    from ..report import swap_into_place
-
-    swap_into_place(partial, out_dir)
+    results = _build_into(partial, out_dir, lambda: bm.run_benchmark(
+        data=sel.data, models=models, emotions=sel.emotions, splits=list(splits) or ["test"], out_dir=partial,
+        device=dev, max_clips=max_clips, n_gifs=gifs, identity=identity, split_explicit=bool(splits),
+        command=command, warn=lambda m: click.echo(m, err=True), identity_frames=identity_frames))
     click.echo(bm.summary_text(results))
     click.echo(f"report: {os.path.join(out_dir, 'report.md')}  (or open {os.path.join(out_dir, 'index.html')})")
     click.echo(f"Fig. 3: {os.path.join(out_dir, 'fig3_curves.png')}")
@@ -120,19 +113,27 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
         click.echo(f"GIF:    {os.path.join(out_dir, c['gif'])}")
 
 
-def _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command) -> None:
-    """The --photos branch: models/in_the_wild.py evaluates, the report is swapped in like the clip one."""
-    from .. import in_the_wild as iw
+def _build_into(partial, out_dir, build):
+    """Run `build()` (it writes the report into `partial`), then swap `partial` in for `out_dir`; on any
+    failure the partial folder is removed and an existing report stays untouched."""
     from ..report import swap_into_place
 
     try:
-        results = iw.run_photos(photo_dirs=list(photo_dirs), models=models, emotions=sel.emotions, out_dir=partial,
-                                device=dev, data=sel.data, identity=identity, n_gifs=gifs, command=command,
-                                warn=lambda m: click.echo(m, err=True))
+        results = build()
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     swap_into_place(partial, out_dir)
+    return results
+
+
+def _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command) -> None:
+    """The --photos branch: models/in_the_wild.py evaluates, the report is swapped in like the clip one."""
+    from .. import in_the_wild as iw
+
+    results = _build_into(partial, out_dir, lambda: iw.run_photos(
+        photo_dirs=list(photo_dirs), models=models, emotions=sel.emotions, out_dir=partial, device=dev,
+        data=sel.data, identity=identity, n_gifs=gifs, command=command, warn=lambda m: click.echo(m, err=True)))
     click.echo(iw.summary_text(results))
     click.echo(f"report: {os.path.join(out_dir, 'report.md')}  (or open {os.path.join(out_dir, 'index.html')})")
     for name in list(results["sheets"].values())[:3]:
