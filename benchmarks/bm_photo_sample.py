@@ -7,8 +7,10 @@
    mouth width / IOD before and after, against the neutral photos' 5-95% range; also with the template fitted
    on half of the neutral photos and the range taken from the other half (no circularity).
 3. `ckpp sample` time for --people people x --emotions, and (with --prepare) `ckpp prepare --size 64` acceptance.
+4. With --scale N: a folder of N distinct photos (NBA headshots re-cropped, rescaled, mirrored, recoloured and
+   re-encoded) checked from scratch: seconds and peak memory of the parent and of the largest worker.
 
-    python benchmarks/bm_photo_sample.py [--people 338] [--emotions surprise,happy] [--prepare]
+    python benchmarks/bm_photo_sample.py [--people 338] [--emotions surprise,happy] [--prepare] [--scale 1000]
 
 Writes benchmarks/results/bm_photo_sample.json.
 """
@@ -41,6 +43,43 @@ def naive_check(paths):
     for p in paths:
         out.append(ps.check_photo(p, fast=False))
     return out
+
+
+def make_variants(folder, n, out_dir, seed=0):
+    """n distinct photos made from the usable NBA headshots (so their count and faces are realistic)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    srcs = [os.path.join(folder, f) for f in sorted(os.listdir(folder))]
+    os.makedirs(out_dir, exist_ok=True)
+    k = 0
+    while k < n:
+        img = ps.read_photo(srcs[k % len(srcs)])
+        h, w = img.shape[:2]
+        dx, dy = rng.integers(0, max(1, w // 12) + 1, 2)
+        img = img[dy:h - int(rng.integers(0, max(1, h // 12) + 1)), dx:w - int(rng.integers(0, max(1, w // 12) + 1))]
+        s = rng.uniform(0.9, 1.6)
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        img = np.clip(img.astype(np.float32) * rng.uniform(0.9, 1.1, 3), 0, 255).astype(np.uint8)
+        ext = ".jpg" if rng.random() < 0.5 else ".png"
+        cv2.imwrite(os.path.join(out_dir, f"v{k:05d}{ext}"), cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
+        k += 1
+
+
+def scale_check(n, workers, tmp):
+    import resource
+
+    d = os.path.join(tmp, f"scale{n}")
+    make_variants(ps.nba_folder(), n, d)
+    t = time.perf_counter()
+    scan = ps.scan_folder(d, workers=workers, progress=True)
+    sec = time.perf_counter() - t
+    c = ps.report(scan)["counts"]
+    return {"photos": n, "seconds": round(sec, 1), "photos_per_s": round(n / sec, 2), **c,
+            "peak_rss_parent_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_largest_worker_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
 
 
 def neutral_check(scan, labels):
@@ -81,6 +120,7 @@ def main(argv=None):
     ap.add_argument("--emotions", default="surprise,happy")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--prepare", action="store_true", help="also run ckpp prepare --size 64 on the sample")
+    ap.add_argument("--scale", type=int, default=0, help="also check a folder of this many distinct photos")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "bm_photo_sample.json"))
     args = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="bm_photo_sample-")
@@ -88,6 +128,9 @@ def main(argv=None):
     os.environ["CKPP_CACHE"] = "off"
     res = {"machine": platform.platform(), "cpus": os.cpu_count()}
     try:
+        if args.scale:   # first, so the children's peak memory is the photo workers'
+            res["scale"] = scale_check(args.scale, args.workers, tmp)
+            print("scale:", res["scale"])
         folder = ps.nba_folder()
         files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
         sub = [f for f in files][:: max(1, len(files) // args.naive_photos)][: args.naive_photos]

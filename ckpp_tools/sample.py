@@ -75,9 +75,10 @@ DEFAULT = Sizes(video=(640, 480), ckplus=(640, 490), pre=(8, 12), rise=(12, 16),
 SMALL = Sizes(video=(320, 240), ckplus=(320, 245), pre=(4, 6), rise=(8, 10), tail=(4, 6), ck_frames=(8, 11),
               ck_per_subject=2)
 #: photo folders / NBA: real portraits are small (NBA median IOD ~39 px, many ~22 px), and the models train on
-#: 64-px crops spanning ~4 IOD: a 192x144 canvas with IOD ~0.17 of the width (~32 px) keeps prepare's crop
-#: inside the frame and upscales the smallest faces ~1.5x instead of ~5x at 640 wide
-PHOTO = Sizes(video=(192, 144), ckplus=(192, 147), pre=(4, 6), rise=(8, 10), tail=(4, 6), ck_frames=(8, 11),
+#: 64-px crops spanning ~4 IOD: a 256x192 canvas with IOD ~0.17 of the width (~43 px) keeps prepare's crop
+#: inside the frame and magnifies the smallest faces ~2x instead of ~5x at 640 wide. At 192x144 (IOD ~32 px)
+#: dlib's tracking in prepare read many smooth rises as landmark jumps: 98/120 clips accepted vs 119/120
+PHOTO = Sizes(video=(256, 192), ckplus=(256, 196), pre=(4, 6), rise=(8, 10), tail=(4, 6), ck_frames=(8, 11),
               ck_per_subject=1, iod_frac=(0.16, 0.18))
 #: unsharp-mask amount for magnified photos (see faces.place_identity)
 PHOTO_SHARPEN = 0.6

