@@ -145,11 +145,10 @@ def find_runs(*, model_run: str | None, baselines: list[str], runs_dir: str, dat
     runs = list_runs(runs_dir)
     if model_run:
         path = model_run if os.path.isdir(model_run) else os.path.dirname(os.path.abspath(model_run))
-        ours = read_run(path)
+        ours = read_run(path) if os.path.exists(model_run) else None
         if ours is None:
-            raise UsageError("not a run folder (no run.json)", path=model_run,
-                             fix="pass a folder made by `ckpp train` (e.g. runs/ours-surprise) or one of its checkpoints")
-        if not os.path.isdir(model_run):
+            ours = run_from_checkpoint(model_run)
+        elif not os.path.isdir(model_run):
             ours.record = dict(ours.record, _checkpoint=model_run)
     else:
         cands = [r for r in runs if r.model == "ours" and checkpoint_of(r)]
@@ -193,6 +192,26 @@ def find_runs(*, model_run: str | None, baselines: list[str], runs_dir: str, dat
                     + "\n  or leave it out: --baselines " + (",".join(x for x in baselines if x != b) or "''"))
             chosen[b][e] = pick
     return Selection(ours=ours, baselines=chosen, data=data_path, emotions=ems)
+
+
+def run_from_checkpoint(model_run: str) -> RunInfo:
+    """A bare checkpoint (no run folder around it), e.g. the shipped `pretrained` weights, as a RunInfo:
+    model and emotions from the checkpoint itself. Anything else is a UsageError naming what to pass."""
+    from .checkpoint import find_checkpoint, read_checkpoint
+
+    fix = ("pass a folder made by `ckpp train` (e.g. runs/ours-surprise), one of its checkpoints, a ckpp .pt file "
+           "or `pretrained`")
+    if os.path.isdir(model_run) or not (os.path.isfile(model_run) or model_run.startswith("pretrained")):
+        raise UsageError("not a run folder (no run.json) and not a checkpoint file", path=model_run, fix=fix)
+    ckpt = read_checkpoint(find_checkpoint(model_run))
+    data = ckpt.get("data") or {}
+    paths = data.get("paths") or data.get("path") if isinstance(data, dict) else None
+    if isinstance(paths, (list, tuple)):
+        paths = paths[0] if paths else None
+    path = ckpt["path"]
+    return RunInfo(path=os.path.normpath(os.path.dirname(path)), model=str(ckpt.get("family") or "ours"),
+                   emotions=[str(e) for e in ckpt.get("emotions") or []], data=paths if isinstance(paths, str) else None,
+                   created=os.path.getmtime(path), record={"_checkpoint": path})
 
 
 def checkpoint_of(run: RunInfo) -> str | None:

@@ -212,3 +212,23 @@ def test_rotated_photo_gives_the_upright_crop_and_the_same_peak():
     assert fm.gains(up.landmarks, lm_up)["mouth_open"] > 0.15                 # the mouth really opened
     assert fm.gains(up.landmarks, back)["mouth_open"] > 0.15
     assert np.abs(peak_rot.astype(float) - rotated).mean() < 3                # pasted in place, not shifted
+
+
+def test_cli_photos_with_a_bare_checkpoint_and_the_shipped_weights(tmp_path, photo_dir, monkeypatch):
+    """--model takes a .pt without its run folder (copied elsewhere) and `pretrained` (shipped weights)."""
+    from ckpp_tools.cli import main
+    from models.pretrained import pretrained_path
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(pretrained_path(), tmp_path / "mine.pt")
+    for model in ("mine.pt", "pretrained"):
+        res = CliRunner().invoke(main, ["benchmark", "--photos", str(photo_dir / "unlike"), "--model", model,
+                                        "--baselines", "none", "--no-identity", "--gifs", "0", "-o", "wild-" + model])
+        assert res.exit_code == 0, res.output
+        rep = json.loads((tmp_path / ("wild-" + model) / "report.json").read_text())
+        assert list(rep["models"]) == ["ours"] and rep["groups"]["unlike"]
+    (tmp_path / "notes.txt").write_text("not weights")
+    for bad, text in (("nowhere", "not a checkpoint file"), ("notes.txt", "not a ckpp checkpoint")):
+        res = CliRunner().invoke(main, ["benchmark", "--photos", str(photo_dir / "unlike"), "--model", bad,
+                                        "--baselines", "none", "-o", "w"])
+        assert res.exit_code != 0 and text in res.output and "Traceback" not in res.output, res.output

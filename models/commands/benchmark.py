@@ -15,7 +15,7 @@ import click
 
 @click.command("benchmark")
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
-@click.option("--model", "model_run", metavar="RUN", help="main-model run folder or checkpoint  [default: newest `ours` run under --runs]")
+@click.option("--model", "model_run", metavar="RUN", help="main-model run folder, checkpoint (.pt) or `pretrained` (the weights shipped with ckpp)  [default: newest `ours` run under --runs]")
 @click.option("--baselines", default="", metavar="LIST", help="comma-separated baselines to compare: convlstm,hp (or none)  [default: none]")
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="folder holding the run folders of `ckpp train`")
