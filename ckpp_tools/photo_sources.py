@@ -317,7 +317,11 @@ def scan_folder(folder: str, workers: int | None = None, progress: bool = True, 
             from functools import partial
 
             # spawn, not fork: a fork taken while OpenCV's/dlib's thread pools hold a lock deadlocks the child
-            with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+            from .lifecycle import worker_initializer
+
+            # workers end with us (kill -9 included), as prepare's and the sampler's do (docs/reliability.md)
+            with mp.get_context("spawn").Pool(workers, initializer=worker_initializer,
+                                              initargs=(os.getpid(), _worker_init)) as pool:
                 for r in pool.imap(partial(check_photo, fast=fast), todo, chunksize=4):
                     results.append(r)
                     bar.update()

@@ -141,3 +141,30 @@ def test_a_child_whose_parent_already_died_exits(tmp_path):
     subprocess.run([sys.executable, str(script), str(flag)], check=True)
     time.sleep(1.5)
     assert not flag.exists()
+
+
+@pytest.mark.parametrize("phase", ["check photos", "render clips"])
+def test_sample_workers_die_with_the_sampler(tmp_path, phase):
+    """`ckpp sample`'s two process pools: the photo check (--photos DIR, > 8 photos) and the clip renderer."""
+    import shutil
+
+    import matplotlib
+
+    hopper = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    env = dict(os.environ, CKPP_CACHE="off", OMP_NUM_THREADS="1")
+    if phase == "check photos":
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        import cv2
+
+        img = cv2.imread(hopper)
+        for k in range(40):   # distinct files (the check de-duplicates by content): rescaled copies
+            cv2.imwrite(str(photos / f"p{k:02d}.png"), cv2.resize(img, None, fx=1 + k / 40, fy=1 + k / 40))
+        args = ["--photos", str(photos)]
+    else:
+        args = ["--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "ckpp_tools.cli", "sample", str(tmp_path / "out"), *args],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids = _wait_children(proc, 2, timeout=120)
+    time.sleep(1.0)   # let them start work
+    _kill9_and_check(proc, kids)
