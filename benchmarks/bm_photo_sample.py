@@ -167,7 +167,8 @@ def scale_agreement(source, usable_variants, nba_scan):
     from_ok = [v for v, s in source.items() if cls[s]]
     from_bad = [v for v, s in source.items() if not cls[s]]
     return {"from_usable_headshots": len(from_ok), "of_those_usable": sum(v in usable_variants for v in from_ok),
-            "from_skipped_files": len(from_bad), "of_those_skipped": sum(v not in usable_variants for v in from_bad)}
+            "from_skipped_files": len(from_bad), "of_those_skipped": sum(v not in usable_variants for v in from_bad),
+            "skipped_files_with_a_usable_variant": sorted({source[v] for v in from_bad if v in usable_variants})}
 
 
 def neutral_check(scan, labels):
