@@ -46,14 +46,16 @@ def naive_check(paths):
 
 
 def make_variants(folder, n, out_dir, seed=0):
-    """n distinct photos made from the usable NBA headshots (so their count and faces are realistic)."""
+    """n distinct photos made from every NBA file (headshots, placeholders, duplicates: a realistic mix) by
+    re-cropping, rescaling, mirroring, recolouring and re-encoding; returns {variant file: source file} and
+    the pixels of the largest variant."""
     import cv2
 
     rng = np.random.default_rng(seed)
     srcs = [os.path.join(folder, f) for f in sorted(os.listdir(folder))]
     os.makedirs(out_dir, exist_ok=True)
-    k = 0
-    while k < n:
+    source, largest = {}, 0
+    for k in range(n):
         img = ps.read_photo(srcs[k % len(srcs)])
         h, w = img.shape[:2]
         dx, dy = rng.integers(0, max(1, w // 12) + 1, 2)
@@ -62,24 +64,111 @@ def make_variants(folder, n, out_dir, seed=0):
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
         if rng.random() < 0.5:
             img = img[:, ::-1]
-        img = np.clip(img.astype(np.float32) * rng.uniform(0.9, 1.1, 3), 0, 255).astype(np.uint8)
+        gains = rng.uniform(0.9, 1.1, 3)
+        img = np.dstack([cv2.convertScaleAbs(np.ascontiguousarray(img[..., c]), alpha=float(gains[c])) for c in range(3)])
         ext = ".jpg" if rng.random() < 0.5 else ".png"
-        cv2.imwrite(os.path.join(out_dir, f"v{k:05d}{ext}"), cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
-        k += 1
+        name = f"v{k:05d}{ext}"
+        cv2.imwrite(os.path.join(out_dir, name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        source[name] = os.path.basename(srcs[k % len(srcs)])
+        largest = max(largest, img.shape[0] * img.shape[1])
+    return source, largest
+
+
+def _variants_job(args):
+    return make_variants(*args)
+
+
+class ChildPeakMemory:
+    """Peak RSS of each child process (VmHWM from /proc, polled): the memory a worker used after it
+    started, unlike getrusage(RUSAGE_CHILDREN), whose maxrss also counts the parent's pages a spawned
+    child holds between fork and exec (so it reads the parent's size)."""
+
+    def __init__(self, every=0.05):
+        import threading
+
+        self.every, self.peaks, self._stop = every, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _children(self):
+        me, out = str(os.getpid()), []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as fh:
+                        if fh.read().rsplit(")", 1)[1].split()[1] == me:
+                            out.append(d)
+                except (OSError, IndexError):
+                    pass
+        return out
+
+    def _run(self):
+        while not self._stop.is_set():
+            for pid in self._children():
+                try:
+                    with open(f"/proc/{pid}/status") as fh:
+                        kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
+                    self.peaks[pid] = max(self.peaks.get(pid, 0), kb)
+                except (OSError, StopIteration, ValueError):
+                    pass
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def scale_check(n, workers, tmp):
+    """Check a folder of n distinct photos from scratch; the variants are made in another process so the
+    parent's peak memory is the check's own."""
+    import multiprocessing as mp
     import resource
 
     d = os.path.join(tmp, f"scale{n}")
-    make_variants(ps.nba_folder(), n, d)
+    with mp.get_context("spawn").Pool(1) as pool:
+        source, largest = pool.apply(_variants_job, ((ps.nba_folder(), n, d),))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    decoded = 0
+    import cv2
+
+    for f in os.listdir(d):   # what a naive "load every photo, then check" approach would hold at once
+        im = cv2.imread(os.path.join(d, f), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        decoded += im.shape[0] * im.shape[1] * 64 * 3
     t = time.perf_counter()
-    scan = ps.scan_folder(d, workers=workers, progress=True)
+    with ChildPeakMemory() as mem:
+        scan = ps.scan_folder(d, workers=workers, progress=True)
     sec = time.perf_counter() - t
     c = ps.report(scan)["counts"]
-    return {"photos": n, "seconds": round(sec, 1), "photos_per_s": round(n / sec, 2), **c,
-            "peak_rss_parent_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "peak_rss_largest_worker_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+    peaks = sorted(mem.peaks.values(), reverse=True)
+    res = {"photos": n, "workers": workers, "seconds": round(sec, 1), "photos_per_s": round(n / sec, 2), **c,
+           "largest_photo_mpx": round(largest / 1e6, 1),
+           "decoded_rgb_all_photos_mb": round(decoded / 2**20, 1),
+           "peak_rss_parent_before_check_mb": round(rss0 / 1024, 1),
+           "peak_rss_parent_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "peak_rss_workers_mb": [round(p / 1024, 1) for p in peaks[:workers]],
+           "peak_rss_largest_worker_mb": round(peaks[0] / 1024, 1) if peaks else None}
+    usable = {os.path.basename(b.path) for b in scan.usable}
+    return res, source, usable
+
+
+def scale_agreement(source, usable_variants, nba_scan):
+    """Variants of usable headshots (any file with the same bytes as one) should be usable, variants of the
+    files the NBA check skips (placeholders, the faceless image) skipped."""
+    import hashlib
+
+    ok = {b.sha1 for b in nba_scan.usable}
+    cls = {}
+    for s in set(source.values()):
+        with open(os.path.join(nba_scan.folder, s), "rb") as fh:
+            cls[s] = hashlib.sha1(fh.read()).hexdigest() in ok
+    from_ok = [v for v, s in source.items() if cls[s]]
+    from_bad = [v for v, s in source.items() if not cls[s]]
+    return {"from_usable_headshots": len(from_ok), "of_those_usable": sum(v in usable_variants for v in from_ok),
+            "from_skipped_files": len(from_bad), "of_those_skipped": sum(v not in usable_variants for v in from_bad),
+            "skipped_files_with_a_usable_variant": sorted({source[v] for v in from_bad if v in usable_variants})}
 
 
 def neutral_check(scan, labels):
@@ -128,8 +217,8 @@ def main(argv=None):
     os.environ["CKPP_CACHE"] = "off"
     res = {"machine": platform.platform(), "cpus": os.cpu_count()}
     try:
-        if args.scale:   # first, so the children's peak memory is the photo workers'
-            res["scale"] = scale_check(args.scale, args.workers, tmp)
+        if args.scale:   # first, so the parent's peak memory is the check's
+            res["scale"], scale_source, scale_usable = scale_check(args.scale, args.workers, tmp)
             print("scale:", res["scale"])
         folder = ps.nba_folder()
         files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
@@ -153,6 +242,9 @@ def main(argv=None):
         iod = np.array([b.iod for b in scan.usable])
         res["check_nba"]["iod_px_p5_p50_p95"] = np.percentile(iod, [5, 50, 95]).round(1).tolist()
         print(json.dumps(res["check_nba"]))
+        if args.scale:
+            res["scale"]["agreement_with_nba_check"] = scale_agreement(scale_source, scale_usable, scan)
+            print("scale agreement:", res["scale"]["agreement_with_nba_check"])
         with open(os.path.join(ROOT, "benchmarks", "data", "nba_expression_labels.json")) as fh:
             res["neutralisation"] = neutral_check(scan, json.load(fh))
         print(json.dumps(res["neutralisation"]))
@@ -191,8 +283,9 @@ def main(argv=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
+    with open(args.out + ".partial", "w") as fh:
         json.dump(res, fh, indent=1)
+    os.replace(args.out + ".partial", args.out)
     print("wrote", args.out)
 
 

