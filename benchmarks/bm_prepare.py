@@ -51,12 +51,13 @@ def run_prepare(raw: str, out: str, workers: int, size: int, code: str | None = 
     ckpp_tools found in that checkout instead of this one (before/after comparisons in the same round)."""
     cmd = [sys.executable, "-m", "ckpp_tools.cli", "prepare", raw, out, "--workers", str(workers), "--size", str(size),
            "--quiet", "--overwrite"]
-    env = None
-    if code:
-        env = dict(os.environ, PYTHONPATH=os.path.abspath(code))
+    env = cwd = None
+    if code:  # `python -m` imports from the working directory first: run there
+        cwd = os.path.abspath(code)
+        env = dict(os.environ, PYTHONPATH=cwd)
     before = os.times()
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     sec = time.perf_counter() - t0
     after = os.times()
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
