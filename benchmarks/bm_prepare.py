@@ -1,7 +1,10 @@
 """Source frames/s of the whole `ckpp prepare` command against a naive landmarking pipeline, same run, same clips.
 
-    python benchmarks/bm_prepare.py                  # makes a sample (videos, 640x480) under a temp folder
+    python benchmarks/bm_prepare.py                  # makes a sample (3 subjects, seed 0: 12 videos, 405 frames, 640x480)
+    python benchmarks/bm_prepare.py --subjects 22 --seed 1 --naive-clips 22 --out benchmarks/results/bm_prepare-22subjects.json
+                                                     # a held-out 2,991-frame sample (88 videos): start-up matters less
     python benchmarks/bm_prepare.py --raw raw/ --naive-clips 4
+    python benchmarks/bm_prepare.py --compare-with /path/to/older/checkout   # + that code's --workers 1, same rounds
 
 - ours (workers 1): `ckpp prepare RAW out.h5 --workers 1` as a subprocess, wall clock from launch to exit
   (start-up, decoding, detect-once-then-track landmarks, quality checks, crop, masks, compression, writing).
@@ -43,19 +46,28 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(np.linalg.norm(pred - truth, axis=1)) / max(d, 1e-6))
 
 
-def run_prepare(raw: str, out: str, workers: int, size: int) -> dict:
+def run_prepare(raw: str, out: str, workers: int, size: int, code: str | None = None) -> dict:
+    """`ckpp prepare` as a subprocess: wall seconds, CPU seconds of it and its workers, frames. `code`: run the
+    ckpp_tools found in that checkout instead of this one (before/after comparisons in the same round)."""
     cmd = [sys.executable, "-m", "ckpp_tools.cli", "prepare", raw, out, "--workers", str(workers), "--size", str(size),
            "--quiet", "--overwrite"]
+    env = cwd = None
+    if code:  # `python -m` imports from the working directory first: run there
+        cwd = os.path.abspath(code)
+        env = dict(os.environ, PYTHONPATH=cwd)
+    before = os.times()
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     sec = time.perf_counter() - t0
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     if r.returncode != 0:
         raise SystemExit(f"prepare failed:\n{r.stdout}\n{r.stderr}")
     from ckpp_tools.reader import open_dataset
 
     m = open_dataset(out).manifest
     frames = int(m["n_source_frames"].clip(lower=0).sum())
-    return {"seconds": sec, "source_frames": frames, "frames_per_s": frames / sec,
+    return {"seconds": sec, "cpu_seconds": cpu, "source_frames": frames, "frames_per_s": frames / sec,
             "accepted": int((m["status"] == "accepted").sum()), "clips": int(len(m))}
 
 
@@ -151,7 +163,11 @@ def naive(paths: list[tuple[str, str]], truth: dict) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--raw", default=None, help="RAW tree (default: make a video-only sample)")
-    ap.add_argument("--subjects", type=int, default=3, help="sample subjects when --raw is not given")
+    ap.add_argument("--subjects", type=int, default=3, help="sample subjects when --raw is not given (default 3: 12 videos, "
+                    "405 frames at seed 0; 22 at seed 1: 88 videos, 2,991 frames)")
+    ap.add_argument("--seed", type=int, default=0, help="sample seed when --raw is not given (default 0)")
+    ap.add_argument("--compare-with", default=None, help="another checkout whose `ckpp prepare --workers 1` also runs in "
+                    "every round (e.g. the code before a change): ratios against it, same load")
     ap.add_argument("--size", type=int, default=289)
     ap.add_argument("--naive-clips", type=int, default=3, help="clips the naive pipeline is timed on")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds of ours/naive (medians reported)")
@@ -164,16 +180,17 @@ def main():
     raw = args.raw
     if raw is None:
         raw = os.path.join(tmp, "raw")
-        print(f"making a video sample ({args.subjects} subjects, 640x480) in {raw} ...", flush=True)
-        make_sample(raw, subjects=args.subjects, seed=0, small=False, ckplus=False, bad_cases=False, workers=1, progress=False)
+        print(f"making a video sample ({args.subjects} subjects, seed {args.seed}, 640x480) in {raw} ...", flush=True)
+        make_sample(raw, subjects=args.subjects, seed=args.seed, small=False, ckplus=False, bad_cases=False, workers=1, progress=False)
     try:
         truth = load_truth(raw)["clips"]
     except Exception:  # noqa: BLE001 - a user's RAW has no truth: speed only
         truth = {}
 
     res = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                       "load_average_1min": os.getloadavg()[0]},
-           "raw": raw, "size": args.size, "repeats": args.repeats}
+                       "load_average_1min": os.getloadavg()[0], "load_averages_start": list(os.getloadavg())},
+           "raw": raw, "subjects": None if args.raw else args.subjects, "seed": None if args.raw else args.seed,
+           "size": args.size, "repeats": args.repeats, "compare_with": args.compare_with}
     from ckpp_tools.sources import find_clips
 
     # one clip per subject first (different faces: dlib's accuracy depends far more on the face than on the
@@ -187,9 +204,12 @@ def main():
     naive_err = {}
     for k in range(args.repeats):
         print(f"round {k + 1}/{args.repeats}: ckpp prepare --workers 1, --workers 2, naive on {len(clips)} clips ...", flush=True)
-        r = {"load_average_1min": os.getloadavg()[0]}
+        r = {"load_average_1min": os.getloadavg()[0], "load_averages": list(os.getloadavg())}
         r["ours_workers1"] = run_prepare(raw, out1, 1, args.size)
         r["ours_workers2"] = run_prepare(raw, os.path.join(tmp, "w2.h5"), 2, args.size)
+        if args.compare_with:
+            r["compare_workers1"] = run_prepare(raw, os.path.join(tmp, "cmp.h5"), 1, args.size, code=args.compare_with)
+            r["ratio_workers1_vs_compare"] = r["ours_workers1"]["frames_per_s"] / r["compare_workers1"]["frames_per_s"]
         nv = naive([(c.source, c.path) for c in clips], truth)
         naive_err = nv.pop("errors")  # the same every round (deterministic)
         r["naive"] = nv
@@ -197,8 +217,12 @@ def main():
         r["ratio_workers2_vs_naive"] = r["ours_workers2"]["frames_per_s"] / nv["frames_per_s"]
         r["ratio_workers2_vs_workers1"] = r["ours_workers2"]["frames_per_s"] / r["ours_workers1"]["frames_per_s"]
         rounds.append(r)
+        if args.compare_with:
+            r["ratio_compare_vs_naive"] = r["compare_workers1"]["frames_per_s"] / nv["frames_per_s"]
         print(f"  x{r['ratio_workers1_vs_naive']:.1f} (workers 1), x{r['ratio_workers2_vs_naive']:.1f} (workers 2) vs naive; "
-              f"workers 2 / workers 1 x{r['ratio_workers2_vs_workers1']:.2f} (load {r['load_average_1min']:.1f})", flush=True)
+              f"workers 2 / workers 1 x{r['ratio_workers2_vs_workers1']:.2f} (load {r['load_average_1min']:.1f})"
+              + (f"; --compare-with x{r['ratio_compare_vs_naive']:.1f} vs naive, ours x{r['ratio_workers1_vs_compare']:.2f} it"
+                 if args.compare_with else ""), flush=True)
     res["rounds"] = rounds
 
     def mid(key, sub=None):
@@ -236,6 +260,14 @@ def main():
     res["ratio_workers1_vs_naive"] = r1 = mid("ratio_workers1_vs_naive")
     res["ratio_workers2_vs_naive"] = r2 = mid("ratio_workers2_vs_naive")
     res["ratio_workers2_vs_workers1"] = r21 = mid("ratio_workers2_vs_workers1")
+    if args.compare_with:
+        res["ratio_workers1_vs_compare"] = mid("ratio_workers1_vs_compare")
+        res["ratio_compare_vs_naive"] = mid("ratio_compare_vs_naive")
+        cmp_err = ours_accuracy(os.path.join(tmp, "cmp.h5"), truth)
+        both = sorted(set(cmp_err) & set(naive_err))
+        res["accuracy"].update(compare_frames_compared=len(both), compare_median_nme=med(cmp_err, both),
+                               naive_median_nme_on_compare_frames=med(naive_err, both))
+    res["machine"]["load_averages_end"] = list(os.getloadavg())
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(res, fh, indent=2)
@@ -254,6 +286,10 @@ def main():
           f"({dv['source_frames']} frames in {dv['seconds']:.1f}s; the rest of ours is the analysis)")
     print(f"landmark NME (median, same {res['accuracy']['frames_compared']} stored frames): ours "
           f"{res['accuracy']['ours_median_nme']:.4f} vs naive {res['accuracy']['naive_median_nme']:.4f}")
+    if args.compare_with:
+        print(f"--compare-with {args.compare_with} (workers 1): x{res['ratio_compare_vs_naive']:.1f} vs naive; ours x"
+              f"{res['ratio_workers1_vs_compare']:.2f} it; its NME {res['accuracy']['compare_median_nme']:.4f}")
+    print(f"load averages (1, 5, 15 min) at start {res['machine']['load_averages_start']}, end {res['machine']['load_averages_end']}")
     print(f"wrote {args.out}")
 
 

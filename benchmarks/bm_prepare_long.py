@@ -13,8 +13,9 @@ alone would hold ~12 GB of decoded frames in its worker):
 - memory: single-clip inputs of 250 / 1,000 / 3,000 frames (and the long video), `--workers 1`: peak RSS of
   the largest process of the run (the worker holding the clip), from the OS (ru_maxrss of the children).
 
-The naive pipeline (bm_prepare.naive) is timed in the same run on a part of the same frames, so the ratios
-hold under whatever load the machine has. Writes benchmarks/results/bm_prepare_long.json.
+The naive pipeline (bm_prepare.naive) is timed in the same run on a part of the same frames, just before and
+just after ours (the mean of the two rates; both are in the JSON), so the ratios hold under whatever load the
+machine has. Writes benchmarks/results/bm_prepare_long.json.
 """
 from __future__ import annotations
 
@@ -58,6 +59,14 @@ def prepare_peak(raw: str, out: str, workers: int, extra=()) -> dict:
             "statuses": m["status"].str.cat(m["reason"], sep=":").value_counts().to_dict()}
 
 
+def sandwich(before: dict, after: dict) -> dict:
+    """The naive pipeline timed before and after ours: the mean of the two rates (both kept)."""
+    before.pop("errors", None)
+    after.pop("errors", None)
+    return dict(after, frames_per_s=(before["frames_per_s"] + after["frames_per_s"]) / 2,
+                frames_per_s_before=before["frames_per_s"], frames_per_s_after=after["frames_per_s"])
+
+
 def loop_frames(frames: list, n: int) -> list:
     seq = list(frames) + list(frames[::-1])
     return [seq[i % len(seq)] for i in range(n)]
@@ -85,7 +94,8 @@ def main():
     takes = [c for c in find_clips(base)[0] if not c.reason]
     decoded = {c.path: video_io.read_clip(c.path).frames for c in takes}
     res = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                       "load_average_1min_start": os.getloadavg()[0]}, "frame_size": list(decoded[takes[0].path][0].shape[1::-1])}
+                       "load_average_1min_start": os.getloadavg()[0],
+                       "load_averages_start": list(os.getloadavg())}, "frame_size": list(decoded[takes[0].path][0].shape[1::-1])}
 
     def single(n: int, name: str) -> str:
         raw = os.path.join(tmp, name)
@@ -99,11 +109,12 @@ def main():
     # 1. one long video
     print(f"long video: {args.frames} frames ...", flush=True)
     raw_long = single(args.frames, "long")
-    r = prepare_peak(raw_long, os.path.join(tmp, "long.h5"), 1, ["--max-frames", str(args.frames + 10)])
-    # naive on the first --naive-frames frames of the same video (a rate: a part is enough)
+    # naive on the first --naive-frames frames of the same video (a rate: a part is enough), timed just before
+    # and just after ours (the load of a shared machine drifts over a run): their mean rate
     part = single(args.naive_frames, "long_part")
-    nv = naive([("x", os.path.join(part, "ours", "P001", "happy_01.mp4"))], {})
-    nv.pop("errors")
+    nv_before = naive([("x", os.path.join(part, "ours", "P001", "happy_01.mp4"))], {})
+    r = prepare_peak(raw_long, os.path.join(tmp, "long.h5"), 1, ["--max-frames", str(args.frames + 10)])
+    nv = sandwich(nv_before, naive([("x", os.path.join(part, "ours", "P001", "happy_01.mp4"))], {}))
     res["long_video"] = {"frames": args.frames, "ours_workers1": r, "naive": nv,
                          "ratio_workers1_vs_naive": r["frames_per_s"] / nv["frames_per_s"]}
     print(f"  ours {r['frames_per_s']:.0f} frames/s (peak {r['peak_rss_mb']:.0f} MB, {r['statuses']}), naive "
@@ -124,16 +135,16 @@ def main():
         os.makedirs(d, exist_ok=True)
         write_mp4(os.path.join(d, f"{c.emotion}_{k % 4 + 1:02d}.mp4"), fr)
     many = {}
-    for w in (1, 2):
-        many[f"ours_workers{w}"] = prepare_peak(raw_many, os.path.join(tmp, f"many{w}.h5"), w)
     sel, n = [], 0
     for c in sorted(find_clips(raw_many)[0], key=lambda c: c.clip_id):
         sel.append((c.source, c.path))
         n += video_io.read_clip(c.path).n
         if n >= args.naive_frames:
             break
-    nv = naive(sel, {})
-    nv.pop("errors")
+    nv_before = naive(sel, {})
+    for w in (1, 2):
+        many[f"ours_workers{w}"] = prepare_peak(raw_many, os.path.join(tmp, f"many{w}.h5"), w)
+    nv = sandwich(nv_before, naive(sel, {}))
     many["naive"] = nv
     many["ratio_workers1_vs_naive"] = many["ours_workers1"]["frames_per_s"] / nv["frames_per_s"]
     many["ratio_workers2_vs_naive"] = many["ours_workers2"]["frames_per_s"] / nv["frames_per_s"]
@@ -160,6 +171,7 @@ def main():
     print(f"  peak memory ~ {icpt:.0f} MB + {slope:.3f} MB/frame ({res['memory']['bytes_per_pixel_per_frame']:.1f} bytes "
           f"per source pixel per frame)", flush=True)
     res["machine"]["load_average_1min_end"] = os.getloadavg()[0]
+    res["machine"]["load_averages_end"] = list(os.getloadavg())
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(res, fh, indent=2)

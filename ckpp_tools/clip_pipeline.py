@@ -194,8 +194,8 @@ def process_clip(
 
     # crop, resize, landmarks and masks in stored pixels
     t1 = time.perf_counter()
-    # store the tracking fit averaged with the predictor's fits on the unsmoothed image (closer to the face:
-    # tracking.REFIT_SCALES); the smoothed-image fit alone, steadier over time, drove the checks and the trim
+    # store the predictor's fit on the unsmoothed image (closer to the face), averaged over neighbouring kept
+    # frames (tracking.REFIT_SCALES / REFIT_TEMPORAL); the smoothed-image fit, steadier, drove the checks and the trim
     kept = unsmoothed_landmarks(lm_backend, grays, tr, range(onset, peak + 1))
     box = crop_box(kept)
     S = int(opt.size)
