@@ -1,6 +1,6 @@
 """Train the pretrained weights shipped in models/pretrained/ (ours, surprise), from scratch, with one command.
 
-    python benchmarks/train_pretrained.py [--work /tmp/ckpp-pretrained] [--steps 6000] [--emotion surprise]
+    python benchmarks/train_pretrained.py [--work /tmp/ckpp-pretrained] [--steps 12000] [--finish-steps 0]
 
 Chain (each step the `ckpp` verb a user would type, printed before it runs):
   1. ckpp sample  --photos nba --hold-out 40 --emotions surprise --takes 2 --no-bad-cases --seed 0
@@ -8,7 +8,9 @@ Chain (each step the `ckpp` verb a user would type, printed before it runs):
      seeded shuffle: the same people `ckpp demo` holds out, so the demo's in-the-wild figures stay honest when
      it starts from these weights), two takes each;
   2. ckpp prepare --size 72 --split 0.9,0.05,0.05 (subject-disjoint);
-  3. ckpp train   --config demo --steps N (the demo recipe, docs/recipe.md, only longer);
+  3. ckpp train   --config demo --steps N (the demo recipe, docs/recipe.md, only longer, constant rate);
+     with --finish-steps M, then ckpp train --init <that run> --steps M with the rate decaying linearly to 0
+     (config lr_decay; measured in docs/recipe.md);
   4. export: the generator and both discriminators in half precision, no optimiser state (< 5 MB), to
      models/pretrained/ours-<emotion>.pt, and its recipe + measured figures to ours-<emotion>.json;
   5. ckpp benchmark --photos on the held-out people and on faces unlike them (astronaut, Grace Hopper).
