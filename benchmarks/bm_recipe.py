@@ -91,8 +91,8 @@ def main() -> None:
         print(f"\n== {name}: face found {g['detection_rate_mean']:.2f}  mouth gain {g['mouth_open_gain']:.3f} "
               f"{g['mouth_open_gain_ci']}  cosine {g.get('direction_cosine', float('nan')):.2f}  identity "
               f"{g['identity_distance']:.3f}  (train {t_train:.0f} s)", flush=True)
-        old = json.load(open(args.results)) if os.path.isfile(args.results) else []
-        old.append(entry)
+        old = json.load(open(args.results)) if os.path.isfile(args.results) else {"runs": []}
+        (old["runs"] if isinstance(old, dict) else old).append(entry)
         tmp = args.results + ".partial"
         with open(tmp, "w") as fh:
             json.dump(old, fh, indent=1)
