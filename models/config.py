@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -66,6 +67,8 @@ class Config:
     lstm_hidden: int = 64         # ConvLSTM hidden channels / HP landmark-LSTM width
     # --- optimisation -------------------------------------------------------------------------
     lr: float = 2e-4
+    lr_decay: str = "none"        # "none" (constant, as the paper) | "linear" | "cosine": lr -> 0 at max_steps
+    lr_decay_from: float = 0.0    # fraction of max_steps before the decay starts (0.8: constant for 80%, then down)
     betas: tuple = (0.5, 0.999)
     weight_decay: float = 0.0
     batch_size: int = 8           # GLOBAL batch; each of N torchrun processes takes batch_size // N
@@ -108,6 +111,10 @@ class Config:
             bad("amp", "use auto, none, bf16 or fp16")
         if self.channels_last not in ("auto", "on", "off"):
             bad("channels_last", "use auto, on or off")
+        if self.lr_decay not in ("none", "linear", "cosine"):
+            bad("lr_decay", "use none, linear or cosine")
+        if not 0.0 <= self.lr_decay_from < 1.0:
+            bad("lr_decay_from", "must be in [0, 1)")
         if self.batch_size < 1 or self.max_steps < 0:
             bad("batch_size", "batch_size must be >= 1 and max_steps >= 0")
         unknown = set(self.loss_weights) - set(default_loss_weights())
@@ -117,6 +124,17 @@ class Config:
     def widths(self) -> list[int]:
         """Channels of down layer 1..levels: base, 2·base, … capped at max_width (paper: 64…512)."""
         return [min(self.base_width * 2 ** i, self.max_width) for i in range(self.levels)]
+
+    def lr_at(self, step: int, max_steps: int | None = None) -> float:
+        """Learning rate of optimiser step `step` (0-based) of `max_steps`: a pure function of the step, so a
+        resumed run follows the same schedule (the optimiser state is restored, the rate recomputed)."""
+        n = self.max_steps if max_steps is None else max_steps
+        start = int(round(self.lr_decay_from * n))
+        if self.lr_decay == "none" or step < start or n <= start:
+            return self.lr
+        p = min(1.0, (step - start) / (n - start))
+        f = 1.0 - p if self.lr_decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * p))
+        return self.lr * f
 
     def weight(self, term: str) -> float:
         """Effective weight of a loss term: 0 when its switch is off."""

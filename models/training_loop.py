@@ -271,6 +271,11 @@ def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir
         while step < max_steps:
             raw = next(it)
             batch = to_model_batch(raw, device_, runtime.channels_last)
+            if cfg.lr_decay != "none":
+                lr = cfg.lr_at(step, max_steps)
+                for opt in family.optimizers.values():
+                    for group in opt.param_groups:
+                        group["lr"] = lr
             out = family.train_step(batch, step)
             if runtime.scaler is not None:
                 runtime.scaler.update()
@@ -293,6 +298,8 @@ def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir
                 last = {"step": step, "epoch": round(step * cfg.batch_size / max(len(ds), 1), 3),
                         **{k: round(v, 6) for k, v in zip(keys, vals)},
                         "steps_per_s": round(n_acc / dt, 3), "samples_per_s": round(n_acc * cfg.batch_size / dt, 1)}
+                if cfg.lr_decay != "none":
+                    last["lr"] = cfg.lr_at(step - 1, max_steps)
                 if is_main:
                     with open(metrics_path, "a") as fh:
                         fh.write(json.dumps(last) + "\n")

@@ -171,3 +171,33 @@ def test_ddp_two_cpu_processes(folder):
     assert [r["step"] for r in metrics(folder / "runs/ours-surprise")] == [1, 2, 3]
     fam, meta = load_run(folder / "runs/ours-surprise")
     assert meta["step"] == 3
+
+
+def test_lr_decay_schedule_and_exact_resume(folder):
+    cfg = load_config("small.json")
+    assert cfg.lr_decay == "none" and cfg.lr_at(5, 6) == cfg.lr          # default: constant, as before
+    lin = cfg.replace(lr_decay="linear", lr_decay_from=0.5, max_steps=6)
+    assert [lin.lr_at(s) / lin.lr for s in range(6)] == pytest.approx([1, 1, 1, 1, 2 / 3, 1 / 3])
+    cos = lin.replace(lr_decay="cosine", lr_decay_from=0.0)
+    assert cos.lr_at(0) == cos.lr and cos.lr_at(3) == pytest.approx(cos.lr / 2) and cos.lr_at(6) == pytest.approx(0)
+    with pytest.raises(UsageError, match="lr_decay"):
+        cfg.replace(lr_decay="step")
+    with pytest.raises(UsageError, match="lr_decay_from"):
+        cfg.replace(lr_decay_from=1.0)
+    dec = cfg.replace(lr_decay="linear", lr_decay_from=0.0)
+    full = train(dec.replace(max_steps=6), "ours", ["surprise"], ["out.h5"], "runs/full", progress=False)
+    # the schedule runs over max_steps, so "stopped at 3 of 6" is a 6-step run that lost its step-6
+    # checkpoint (ckpt_every=3): resume from step 3
+    train(dec.replace(max_steps=6), "ours", ["surprise"], ["out.h5"], "runs/part", progress=False)
+    os.remove("runs/part/ckpt-00000006.pt")
+    with open("runs/part/latest", "w") as fh:
+        fh.write("ckpt-00000003.pt\n")
+    res = train(dec, "ours", ["surprise"], ["out.h5"], "runs/part", resume=True, progress=False)
+    assert res["step"] == full["step"] == 6
+    a, b = metrics("runs/full"), metrics("runs/part")
+    assert [r["lr"] for r in a] == pytest.approx([dec.lr * (1 - s / 6) for s in range(6)])
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert ra[k] == pytest.approx(rb[k], rel=1e-4, abs=1e-6), (ra["step"], k)
