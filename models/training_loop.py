@@ -157,9 +157,22 @@ def sample_batch(cfg: Config, family: ModelFamily, paths, emotions, device, chan
 
 # ---- the loop ------------------------------------------------------------------------------------
 
-def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir: str, *, resume: bool = False,
-          device: str = "auto", overrides: dict | None = None, command: str | None = None,
-          progress: bool = True, init: str | None = None) -> dict:
+def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir: str, **kw) -> dict:
+    """`_train` holding OUT_DIR.lock (rank 0): two runs writing one run folder (e.g. the same `--resume` typed
+    twice) would interleave metrics and overwrite each other's checkpoints; the second one stops with the
+    holder's pid instead. CKPP_NO_LOCK=1 skips it (filesystems without locks)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg, model, emotions, data, out_dir, **kw)
+    from ckpp_tools.locking import OutputLock
+
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)) or ".", exist_ok=True)
+    with OutputLock(os.path.abspath(out_dir), what="ckpp train"):
+        return _train(cfg, model, emotions, data, out_dir, **kw)
+
+
+def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir: str, *, resume: bool = False,
+           device: str = "auto", overrides: dict | None = None, command: str | None = None,
+           progress: bool = True, init: str | None = None) -> dict:
     """Train `model` on `data` for `emotions` into `out_dir`; returns {"run_dir", "step", "metrics"}.
 
     resume=True continues from out_dir's newest checkpoint with ITS config (plus `overrides`, e.g. a new

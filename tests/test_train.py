@@ -201,3 +201,20 @@ def test_lr_decay_schedule_and_exact_resume(folder):
         assert ra.keys() == rb.keys()
         for k in ra:
             assert ra[k] == pytest.approx(rb[k], rel=1e-4, abs=1e-6), (ra["step"], k)
+
+
+def test_two_runs_cannot_write_one_run_folder(folder):
+    """A second `ckpp train --resume` into a folder another run is writing stops with the holder's pid."""
+    from ckpp_tools.locking import OutputLock
+
+    out = os.path.abspath("runs/ours-surprise")
+    os.makedirs("runs")
+    with OutputLock(out, what="ckpp train"):
+        res = CliRunner().invoke(main, ["train", "out.h5", "--emotion", "surprise", "--config", "small.json",
+                                        "--steps", "1", "--out", out, "--resume"])
+        assert res.exit_code != 0 and "another ckpp train is writing this output" in res.output, res.output
+        assert f"pid {os.getpid()}" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["train", "out.h5", "--emotion", "surprise", "--config", "small.json",
+                                    "--steps", "1", "--out", out, "--resume"])
+    assert res.exit_code == 0, res.output
+    assert not os.path.exists(out + ".lock")
