@@ -20,22 +20,15 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_pretrained import ckpp  # noqa: E402  (the same step runner: printed, dies with us)
+
 KEYS = ("detection_rate", "mouth_open_gain", "direction_cosine", "identity_distance")
-
-
-def ckpp(*args: str) -> float:
-    print("\n$ ckpp " + " ".join(args), flush=True)
-    t0 = time.perf_counter()
-    rc = subprocess.call([sys.executable, "-m", "ckpp_tools.cli", *args], cwd=ROOT)
-    if rc != 0:
-        sys.exit(f"`ckpp {' '.join(args)}` failed (exit code {rc})")
-    return time.perf_counter() - t0
 
 
 def figures(report_dir: str, emotion: str) -> dict:

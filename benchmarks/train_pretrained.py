@@ -36,7 +36,10 @@ HOLD_OUT = 40
 def ckpp(*args: str) -> float:
     print("\n$ ckpp " + " ".join(args), flush=True)
     t0 = time.perf_counter()
-    rc = subprocess.call([sys.executable, "-m", "ckpp_tools.cli", *args], cwd=ROOT)
+    from ckpp_tools.lifecycle import popen_kwargs
+
+    # the step ends with this script (kill -9 included): SIGTERM lets a `ckpp train` save its checkpoint
+    rc = subprocess.call([sys.executable, "-m", "ckpp_tools.cli", *args], cwd=ROOT, **popen_kwargs())
     if rc != 0:
         sys.exit(f"`ckpp {' '.join(args)}` failed (exit code {rc})")
     return time.perf_counter() - t0
