@@ -3,8 +3,8 @@
     ckpp generate pretrained photo.jpg --emotion surprise -o out.gif     # no training needed
     ckpp train data.h5 --emotion surprise --config demo --init pretrained
 
-Each NAME.pt is a ckpp checkpoint holding the generator only (no discriminators or optimiser state, to stay
-small), in half precision; NAME.json beside it is its recipe: data, config, steps, measured results, and the
+Each NAME.pt is a ckpp checkpoint holding the generator and both discriminators (D_g, D_l, so `--init` fine-tunes
+the whole GAN) in half precision and no optimiser state, to stay small (3.2 MB); NAME.json beside it is its recipe: data, config, steps, measured results, and the
 command that reproduces it (`python benchmarks/train_pretrained.py`). See docs/recipe.md.
 """
 from __future__ import annotations
