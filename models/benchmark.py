@@ -197,13 +197,13 @@ def find_runs(*, model_run: str | None, baselines: list[str], runs_dir: str, dat
 def run_from_checkpoint(model_run: str) -> RunInfo:
     """A bare checkpoint (no run folder around it), e.g. the shipped `pretrained` weights, as a RunInfo:
     model and emotions from the checkpoint itself. Anything else is a UsageError naming what to pass."""
-    from .checkpoint import find_checkpoint, read_checkpoint
+    from .checkpoint import read_checkpoint
 
     fix = ("pass a folder made by `ckpp train` (e.g. runs/ours-surprise), one of its checkpoints, a ckpp .pt file "
            "or `pretrained`")
     if os.path.isdir(model_run) or not (os.path.isfile(model_run) or model_run.startswith("pretrained")):
         raise UsageError("not a run folder (no run.json) and not a checkpoint file", path=model_run, fix=fix)
-    ckpt = read_checkpoint(find_checkpoint(model_run))
+    ckpt = read_checkpoint(model_run)   # resolves `pretrained[:NAME]` itself
     data = ckpt.get("data") or {}
     paths = data.get("paths") or data.get("path") if isinstance(data, dict) else None
     if isinstance(paths, (list, tuple)):
