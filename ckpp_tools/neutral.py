@@ -77,3 +77,46 @@ def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict 
     info = {"happy": round(c, 3), "mouth_open": round(m["mouth_open"], 4), "teeth": bool(teeth),
             **{k: round(v, 4) for k, v in features(landmarks).items()}}
     return field, info
+
+
+def close_lips(landmarks: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """`field` plus the motion that shuts parted lips: the inner lower lip (65-67) up onto the inner upper lip
+    (63-61) and the outer lower lip (55-59) up by the middle gap, as a CK+ onset's closed mouth. Lips already
+    shut (or overlapping) are left alone."""
+    from .expressions import displace, face_frame
+
+    q = displace(landmarks, field)
+    _, rot, iod = face_frame(landmarks)
+    gap = ((q[[67, 66, 65]] - q[[61, 62, 63]]) @ rot) / iod      # face frame: y down, positive = parted
+    if gap[1, 1] <= 0:
+        return field
+    out = np.array(field, dtype=np.float64)
+    out[[67, 66, 65]] -= gap
+    out[[55, 56, 57, 58, 59], 1] -= gap[1, 1]
+    return out
+
+
+def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(photo warped to a neutral face, its 68 landmarks, neutralise()'s info) — a test-time neutral start.
+
+    Why: the generator learnt f(I, a) from neutral onsets (CK+ starts neutral; `ckpp sample` neutralises its
+    base photos with this very field). A smiling photo is an input it never saw, and its mouth, already
+    parted, has less to open. The same piecewise-affine warp as the sampler's (anchor ring, triangulation
+    on a surprise-opened shape) takes the smile back; `shut_lips` also closes parted lips (teeth stay, as a
+    thin line: no pixels are invented). Outside the anchor ring the photo is untouched.
+    """
+    from .expressions import DISPLACEMENTS as _D, PiecewiseAffine, anchor_ring, displace
+
+    pts = np.asarray(landmarks, dtype=np.float64)
+    field, info = neutralise(pts)
+    if shut_lips:
+        field = close_lips(pts, field)
+    target = displace(pts, field)
+    anchors = anchor_ring(pts)
+    ref = np.concatenate([displace(pts, _D["surprise"] * 0.8), anchors])
+    warper = PiecewiseAffine(np.ascontiguousarray(image), np.concatenate([pts, anchors]), ref)
+    out = warper.warp(np.concatenate([target, anchors]))
+    from .face_measures import measure
+
+    return out, target, dict(info, mouth_open_after=round(measure(target)["mouth_open"], 4),
+                             mouth_width_after=round(measure(target)["mouth_width"], 4))

@@ -180,6 +180,24 @@ def face_crop(photo: np.ndarray, size: int, crop_fraction: float = 1.0, *, align
                     crop_landmarks=apply_affine(pts, m), angle=angle)
 
 
+def neutral_start(photo: np.ndarray, fc: FaceCrop, size: int) -> tuple[np.ndarray, FaceCrop, dict]:
+    """(photo with its face warped back to neutral, the model's crop of it, what was done) — `--neutral-start`.
+
+    Why: the generator learnt from neutral onsets; a smiling photo is an input it never saw, and its parted
+    lips have less left to open. ckpp_tools.neutral.neutral_photo (the sampler's own neutralising warp,
+    lips shut) is applied to the photo; the crop goes through the *same* matrix as the original's, so only
+    the face changes. The crop's landmarks are the warped ones (HP starts from them).
+    """
+    from ckpp_tools.expressions import apply_affine
+    from ckpp_tools.neutral import neutral_photo
+
+    out, pts, info = neutral_photo(photo, fc.landmarks)
+    crop = warp_crop(out, fc.matrix, size)
+    info = dict(info, l1_vs_photo=round(float(np.abs(crop.astype(np.float32) - fc.crop).mean() / 255.0), 5))
+    return out, FaceCrop(crop=crop, matrix=fc.matrix, landmarks=pts, crop_landmarks=apply_affine(pts, fc.matrix),
+                         angle=fc.angle), info
+
+
 def parse_weights(specs, available: list[str]) -> dict[str, float]:
     """["happy", "surprise=0.5"] -> {"happy": 1.0, "surprise": 0.5}; unknown emotion / bad weight -> UsageError."""
     out: dict[str, float] = {}
@@ -227,11 +245,14 @@ def paste_back(photo: np.ndarray, crops: np.ndarray, box, feather: float = 0.12)
 
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
-                   paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True) -> np.ndarray:
+                   paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True,
+                   neutral: bool = False) -> np.ndarray:
     """(T,H,W,3) uint8 video of `photo`'s face moving from neutral to the weighted expression.
 
     Crops smaller than `min_side` are upscaled for viewing; paste=True returns whole photos instead
-    (longer side capped at 1280). align=True levels the eyes before the model (see face_crop)."""
+    (longer side capped at 1280). align=True levels the eyes before the model (see face_crop);
+    neutral=True warps a smiling face back to neutral first (see neutral_start; frame 0 is then the
+    neutralised face, and paste-back pastes into the neutralised photo)."""
     import torch
 
     if n_frames < 2:
@@ -246,6 +267,8 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
     fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where)
+    if neutral:
+        photo, fc, _ = neutral_start(photo, fc, cfg.image_size)
     crop = fc.crop
     extra = {}
     if family.name == "hp":

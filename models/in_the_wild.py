@@ -11,6 +11,10 @@ measurement as the clip benchmark (frames upscaled to DETECT_SIZE, models.benchm
 - identity: dlib descriptor distance of the peak frame to the input crop (only the peak: descriptors are
   the slow part, ~0.1-0.4 s each);
 - f(I,0) vs I: L1 and PSNR of the model's frame 0 against its input crop.
+With starts=("as-is", "neutral") every model is also run from a *neutral start*: the photo's face warped
+back to neutral first (models.generate.neutral_start, what `ckpp generate --neutral-start` does), as extra
+rows "<model>+neutral". Its identity is still measured against the original photo's crop, its f(I,0)
+against the neutralised crop the model was given (how far that is from the photo: `start_l1`).
 Every model sees the photo cropped by models.generate.face_crop (eyes levelled, the crop it trained on);
 videos are generated in batches, one pass per model and emotion. A photo without a face is a row with a
 reason. Photos are grouped by folder (each --photos DIR, or its sub-folders) so held-out people and faces
@@ -40,6 +44,10 @@ BATCH = 16
 SHEET_PHOTOS = 40
 #: side of a contact-sheet cell
 PANEL = 72
+#: how a model can start from a photo: the face as it is, or warped back to neutral first (--start)
+STARTS = ("as-is", "neutral")
+#: row / model key suffix of neutral-start rows
+NEUTRAL_SUFFIX = "+neutral"
 
 #: metric -> (column title, unit, which way is better, meaning); order = table order
 WILD_METRICS: dict[str, tuple[str, str, str, str]] = {
@@ -278,15 +286,19 @@ def _generate_batch(model, crops: list[np.ndarray], lms01: list[np.ndarray], emo
 # ================================================================ the evaluation
 def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_dir: str, device, data: str | None = None,
                n_frames: int = 10, identity: bool = True, n_gifs: int = 3, command: str = "", progress: bool = True,
-               warn=print) -> dict:
+               warn=print, starts: tuple[str, ...] = ("as-is",)) -> dict:
     """Evaluate models (key -> emotion -> benchmark.LoadedModel) on the photos of `photo_dirs`; writes
     report.md / index.html / report.json, contact sheets and GIFs into `out_dir` (which must exist).
-    Returns the results dict (= report.json)."""
+    `starts` (subset of STARTS): from the photo as it is and/or from its neutralised face (see the module
+    docstring). Returns the results dict (= report.json)."""
     from tqdm import tqdm
 
     from .benchmark import LABELS, Measurer, _versions
-    from .generate import face_crop
+    from .generate import face_crop, neutral_start
 
+    bad = [x for x in starts if x not in STARTS] or ([] if starts else ["(none)"])
+    if bad:
+        raise UsageError(f"unknown start {bad[0]!r}", path="--start", fix="use as-is, neutral or both")
     warnings_out: list[str] = []
 
     def warn_(msg):
@@ -319,6 +331,10 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             ph.angle = fc.angle
             lm, desc = _measure_video(measurer, fc.crop[None], encoder)
             ph.views[(size, frac)] = {"crop": fc.crop, "crop_lm": fc.crop_landmarks, "lm": lm[0], "desc": desc}
+            if "neutral" in starts:                # identity stays measured against the photo as it is
+                _, nfc, info = neutral_start(ph.image, fc, size)
+                ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
+                                                     "start": info}
         ph.image = None                            # memory stays bounded on big folders: crops only
     for ph in photos:
         if ph.image is not None:                   # no face: a thumbnail for the sheet
@@ -334,11 +350,14 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     rows: list[dict] = []
     videos: dict[tuple, np.ndarray] = {}           # (photo index, model key, emotion) -> video (GIF photos)
     stills: dict[tuple, np.ndarray] = {}           # the same -> frames at SHEET_DEGREES (sheet photos)
-    jobs = [(key, e, per_e[e]) for key, per_e in models.items() for e in emotions if e in per_e]
+    # (row key, emotion, model, start): neutral-start rows are models of their own in the tables and sheets
+    jobs = [(key + ("" if st == "as-is" else NEUTRAL_SUFFIX), e, per_e[e], st)
+            for st in STARTS if st in starts for key, per_e in models.items() for e in emotions if e in per_e]
+    row_models = {rk: models[rk.removesuffix(NEUTRAL_SUFFIX)] for rk, _, _, _ in jobs}
     bar = tqdm(total=len(jobs) * len(faces), desc="generate+measure", unit="video", disable=not progress)
-    for key, e, m in jobs:
-        vk = (m.size, round(m.crop_fraction, 6))
-        n = n_frames if key == "ours" else int(getattr(m.family, "native_frames", None) or n_frames)
+    for key, e, m, st in jobs:
+        vk = (m.size, round(m.crop_fraction, 6)) + (() if st == "as-is" else ("neutral",))
+        n = n_frames if m.key == "ours" else int(getattr(m.family, "native_frames", None) or n_frames)
         for b0 in range(0, len(faces), BATCH):
             chunk = faces[b0:b0 + BATCH]
             vids = _generate_batch(m, [p.views[vk]["crop"] for p in chunk],
@@ -346,7 +365,9 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             for ph, vid in zip(chunk, vids):
                 lms, desc = _measure_video(measurer, vid, encoder)
                 met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
-                rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, n_frames=int(len(vid)),
+                if st != "as-is":
+                    met["start_l1"] = ph.views[vk]["start"]["l1_vs_photo"]
+                rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, start=st, n_frames=int(len(vid)),
                                  undetected_frames=[int(i) for i in np.flatnonzero(~ev.detected(lms))], **met))
                 i = index[id(ph)]
                 if i in gif_photos:
@@ -364,7 +385,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         gs = {"n_photos": len(members), "n_faces": sum(p.landmarks is not None for p in members),
               "no_face": [{"photo": p.name, "reason": p.reason} for p in members if p.landmarks is None],
               "metrics": {}}
-        for key, e, _ in jobs:
+        for key, e, _, _ in jobs:
             sel = [r for r in rows if r["model"] == key and r["emotion"] == e and (g == "all" or r["group"] == g)]
             gs["metrics"].setdefault(key, {})[e] = summarize(sel)
         summary[g] = gs
@@ -373,40 +394,50 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         for g in scopes:
             headline[g] = {}
             for e in emotions:
-                ms = summary[g]["metrics"].get("ours", {}).get(e)
-                if ms:
-                    headline[g][e] = {"n_faces": summary[g]["n_faces"], "face_found": ms["detection_rate"]["mean"],
+                for st in starts:
+                    ms = summary[g]["metrics"].get("ours" + ("" if st == "as-is" else NEUTRAL_SUFFIX), {}).get(e)
+                    if not ms:
+                        continue
+                    h = {"n_faces": summary[g]["n_faces"], "face_found": ms["detection_rate"]["mean"],
                                       "mouth_open_gain_median": ms["mouth_open_gain"]["median"],
                                       "mouth_open_gain_mean": ms["mouth_open_gain"]["mean"],
                                       "direction_cosine_median": ms["direction_cosine"]["median"],
                                       "identity_distance_median": ms["identity_distance"]["median"],
                                       "l1_at_zero_mean": ms["l1_at_zero"]["mean"],
-                                      "training_mouth_open_gain_measured": (ref[e]["measured_gains"] or {}).get("mouth_open")}
+                         "training_mouth_open_gain_measured": (ref[e]["measured_gains"] or {}).get("mouth_open")}
+                    if st == "as-is":
+                        headline[g][e] = dict(h, **headline[g].get(e, {}))
+                    else:                  # the neutral-start figures sit beside the as-is ones
+                        headline[g].setdefault(e, {})["neutral_start"] = h
     # ---- pictures
     labels = {key: LABELS.get(key, key) for key in models}
-    first_vk = {key: (m.size, round(m.crop_fraction, 6)) for key, e, m in jobs}
+    labels.update({rk: labels[rk.removesuffix(NEUTRAL_SUFFIX)] + " (neutral start)" for rk in row_models
+                   if rk.endswith(NEUTRAL_SUFFIX)})
+    first_vk = {key: (m.size, round(m.crop_fraction, 6)) for key, e, m, _ in jobs}
     sheets, compare = {}, []
     for g in groups:
         members = [(i, p) for i, p in enumerate(photos) if p.group == g]
         for e in emotions:
             name = f"sheet_{_safe(g)}_{e}.png"
             rp.write_png(os.path.join(out_dir, name),
-                         contact_sheet([x for x in members if x[0] in sheet_photos], models, e, stills, labels))
+                         contact_sheet([x for x in members if x[0] in sheet_photos], row_models, e, stills, labels))
             sheets[f"{g}/{e}"] = name
             for i, p in members:
                 if i not in gif_photos:
                     continue
                 ref_vk = first_vk.get("ours") or next(iter(first_vk.values()))
                 cols = [("input", p.views[ref_vk]["crop"])]
-                cols += [(labels[k], videos[(i, k, e)]) for k in models if (i, k, e) in videos]
+                cols += [(labels[k], videos[(i, k, e)]) for k in row_models if (i, k, e) in videos]
                 gif = f"wild_{_safe(p.name)}_{e}.gif"
                 rp.write_gif(os.path.join(out_dir, gif), rp.compare_frames(cols, n_frames=n_frames, panel=128))
                 compare.append({"photo": p.name, "group": g, "emotion": e, "gif": gif})
     model_info = {}
-    for key, per_e in models.items():
+    for key, per_e in row_models.items():
         for e, m in per_e.items():
             k = key if len({id(x) for x in per_e.values()}) == 1 else f"{key}:{e}"
-            model_info.setdefault(k, {"label": labels[key], "family": key, "emotions": list(m.family.emotions),
+            model_info.setdefault(k, {"label": labels[key], "family": key.removesuffix(NEUTRAL_SUFFIX),
+                                      "start": "neutral" if key.endswith(NEUTRAL_SUFFIX) else "as-is",
+                                      "emotions": list(m.family.emotions),
                                       "run": m.run, "checkpoint": m.checkpoint, "step": m.meta.get("step"),
                                       "image_size": m.size, "crop_fraction": m.crop_fraction})
     results = {
@@ -417,8 +448,11 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         "reference": {e: {"source": r["source"], "n_clips": r["n_clips"], "gains": r["gains"],
                           "measured_gains": r["measured_gains"]} for e, r in ref.items()},
         "headline": headline, "groups": summary,
+        "starts": list(starts),
         "photos": [{"photo": p.name, "group": p.group, "path": os.path.abspath(p.path), "face": p.landmarks is not None,
-                    "reason": p.reason, "roll_deg": round(p.angle, 2)} for p in photos],
+                    "reason": p.reason, "roll_deg": round(p.angle, 2),
+                    **({"neutral_start": next(v["start"] for v in p.views.values() if "start" in v)}
+                       if any("start" in v for v in p.views.values()) else {})} for p in photos],
         "rows": rows, "sheets": sheets, "compare": compare, "warnings": warnings_out,
         "notes": NOTES + [f"ours: {n_frames} frames at degrees a = t/{n_frames - 1}; baselines: their native frames "
                           "(degrees k/(N−1)), so frame 0 and the peak are at the same degrees"],
@@ -437,6 +471,8 @@ NOTES = [
     "direction cosine: generated frame 0 → peak landmark displacement vs the training clips' mean onset → peak "
     "displacement, both in face-frame units",
     "identity: dlib 128-d descriptor of the peak frame vs the input crop (dlib's same-person threshold: 0.6)",
+    "'(neutral start)' rows: the photo's face was first warped back to neutral, lips shut (`--start`); their "
+    "identity is measured against the photo as it is, f(I,0) against the neutralised crop the model was given",
     "mean [95% bootstrap interval] and median [95% bootstrap interval] over photos (2000 resamples)",
 ]
 
@@ -579,10 +615,10 @@ def summary_text(results: dict) -> str:
                      + (f" ({len(gs['no_face'])} without a face)" if gs["no_face"] else ""))
         short = {"detection_rate": "face found", "mouth_open_gain": "mouth open gain", "direction_cosine": "direction cos",
                  "identity_distance": "identity @peak", "l1_at_zero": "L1 at a=0"}
-        lines.append(f"  {'model':14s}{'emotion':10s}" + "".join(f"{short[k]:>18s}" for k in keys))
+        lines.append(f"  {'model':24s}{'emotion':10s}" + "".join(f"{short[k]:>18s}" for k in keys))
         for k, per_e in gs["metrics"].items():
             for e, ms in per_e.items():
                 cells = "".join(f"{rp._fmt(ms[m]['mean'] if m == 'detection_rate' else ms[m]['median']):>18s}" for m in keys)
-                lines.append(f"  {labels.get(k, k)[:14]:14s}{e[:10]:10s}{cells}")
+                lines.append(f"  {labels.get(k, k)[:24]:24s}{e[:10]:10s}{cells}")
     lines.append("  (face found: mean; others: median over photos)")
     return "\n".join(lines)

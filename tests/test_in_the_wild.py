@@ -138,6 +138,53 @@ def test_stand_ins_with_known_motion_give_known_gains(tmp_path, photo_dir):
     assert gif.shape[0] == 5 and gif.shape[2] > 3 * 128      # input | ours | ConvLSTM
 
 
+
+def test_neutral_start_rows_shut_the_smile_and_keep_the_known_gain(tmp_path, photo_dir):
+    """--start both: every model is also run from the photo's face warped back to neutral. The astronaut
+    smiles with parted lips: her neutral-start frame 0 has the mouth shut, the opener still opens it by OPEN,
+    identity is measured against the photo as it is (the still model's neutral start is not at distance 0)."""
+    opener, still = StandIn("open"), StandIn("still", name="convlstm", native_frames=10)
+    models = {"ours": {"surprise": _loaded(opener, "ours")}, "convlstm": {"surprise": _loaded(still, "convlstm")}}
+    out = tmp_path / "rep"
+    out.mkdir()
+    res = iw.run_photos(photo_dirs=[str(photo_dir / "heldout")], models=models, emotions=["surprise"],
+                        out_dir=str(out), device=torch.device("cpu"), n_frames=5, n_gifs=1, progress=False,
+                        warn=lambda m: None, starts=("as-is", "neutral"))
+    rows = {r["model"]: r for r in res["rows"]}
+    assert set(rows) == {"ours", "convlstm", "ours+neutral", "convlstm+neutral"}
+    assert rows["ours+neutral"]["start"] == "neutral" and rows["ours"]["start"] == "as-is"
+    assert res["models"]["ours+neutral"]["label"] == "ours (neutral start)"
+    assert res["models"]["ours+neutral"]["start"] == "neutral"
+    info = [p for p in res["photos"] if p["face"]][0]["neutral_start"]
+    assert info["happy"] > 0.4 and info["mouth_open"] > 0.03 and info["mouth_open_after"] < 0.005
+    sn = rows["convlstm+neutral"]
+    assert sn["l1_at_zero"] == 0.0 and abs(sn["mouth_open_gain"]) < 1e-9     # the still model repeats its input
+    assert 0.0 < sn["start_l1"] < 0.05 and 0.01 < sn["identity_distance"] < 0.6   # vs the photo as it is
+    assert rows["ours+neutral"]["mouth_open_gain"] == pytest.approx(OPEN, abs=0.06)
+    h = res["headline"]["heldout"]["surprise"]
+    assert h["neutral_start"]["mouth_open_gain_median"] == pytest.approx(OPEN, abs=0.06)
+    assert "ours (neutral start)" in (out / "report.md").read_text()
+    gif = iio.imread(out / res["compare"][0]["gif"], index=None)
+    assert gif.shape[2] > 5 * 128                             # input | 2 models x 2 starts
+
+
+def test_generate_neutral_start_shuts_a_smile_in_frame_0():
+    """`ckpp generate --neutral-start`: frame 0 (f(I,0) of a model that repeats its input) is the photo's face
+    with the smile taken back and the lips shut; without it frame 0 keeps the open smile."""
+    from skimage import data
+
+    from models.generate import generate_video
+
+    still = StandIn("still")
+    photo = data.astronaut()
+    as_is = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, min_side=96)
+    neutral = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, min_side=96, neutral=True)
+    m_as_is, m_neutral = fm.measure(_landmarks(as_is[0])), fm.measure(_landmarks(neutral[0]))
+    assert m_as_is["mouth_open"] > 0.05 and m_neutral["mouth_open"] < 0.03
+    assert m_neutral["mouth_width"] < m_as_is["mouth_width"] - 0.05
+    pasted = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, paste=True, neutral=True)
+    assert pasted.shape[1:3] == photo.shape[:2]
+
 def test_cli_photos_with_a_trained_run_and_no_baselines(tmp_path, photo_dir, monkeypatch):
     from ckpp_tools.cli import main
     from models.config import load_config
@@ -160,13 +207,20 @@ def test_cli_photos_with_a_trained_run_and_no_baselines(tmp_path, photo_dir, mon
     # ckpp generate on a tilted photo: levelled and pasted back (default) or as it is (--no-align)
     tilted, _ = _rotate(iio.imread(photo_dir / "heldout" / "astronaut.png"), 20.0)
     iio.imwrite(tmp_path / "tilted.png", tilted)
-    for extra in ([], ["--no-align"]):
+    for extra in ([], ["--no-align"], ["--neutral-start"]):
         res = CliRunner().invoke(main, ["generate", "runs/ours-surprise", "tilted.png", "--emotion", "surprise",
                                         "--frames", "2", "--paste-back", "-o", "t.gif", *extra])
         assert res.exit_code == 0, res.output
         assert iio.imread(tmp_path / "t.gif", index=None).shape[1:3] == tilted.shape[:2]
     res = CliRunner().invoke(main, ["benchmark", "--photos", "wild", "--split", "test"])
     assert res.exit_code != 0 and "not photos" in res.output
+    res = CliRunner().invoke(main, ["benchmark", "--start", "neutral"])
+    assert res.exit_code != 0 and "--start neutral applies to photos" in res.output
+    res = CliRunner().invoke(main, ["benchmark", "--photos", str(photo_dir / "unlike"), "--no-identity", "--gifs", "0",
+                                    "--start", "both", "-o", "wild2"])
+    assert res.exit_code == 0, res.output
+    assert "ours (neutral start)" in res.output
+    assert set(json.loads((tmp_path / "wild2" / "report.json").read_text())["models"]) == {"ours", "ours+neutral"}
     res = CliRunner().invoke(main, ["benchmark", "--photos", str(tmp_path / "nothing"), "-o", "wild"])
     assert res.exit_code != 0 and "not a folder of photos" in res.output
     assert (tmp_path / "wild" / "report.json").exists()       # a failed run leaves the old report

@@ -46,3 +46,41 @@ def test_a_neutral_face_is_left_alone(hopper):
     neutral = displace(hopper, neutralise(hopper)[0])
     field, info = neutralise(neutral)
     assert np.abs(field).max() < 0.01
+
+
+def test_neutral_photo_takes_the_astronaut_smile_back_and_shuts_her_lips():
+    """The test-time neutral start (generate/benchmark --neutral-start): the photo itself is warped, the
+    returned landmarks are where dlib finds the face afterwards, mouth width in the neutral range, lips shut."""
+    from ckpp_tools.faces import base_photo as _bp
+    from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
+    from ckpp_tools.neutral import neutral_photo
+
+    img, lm = _bp("astronaut")[:2]
+    out, target, info = neutral_photo(img, lm)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert info["teeth"] and info["mouth_open"] > 0.03 and info["mouth_open_after"] < 0.005
+    assert NEUTRAL_WIDTH[0] <= info["mouth_width_after"] <= NEUTRAL_WIDTH[1]
+    found = DlibLandmarker.shared().detect_landmarks(out)
+    assert found is not None
+    m = measure(found)
+    assert m["mouth_open"] < before_open(lm) / 2                 # dlib sees the lips (nearly) shut
+    assert NEUTRAL_WIDTH[0] - 0.02 <= m["mouth_width"] <= NEUTRAL_WIDTH[1]
+    iod = np.linalg.norm(lm[45] - lm[36])
+    assert np.median(np.linalg.norm(found - target, axis=1)) / iod < 0.05
+    ys, xs = np.nonzero(np.abs(out.astype(int) - img).max(2) > 2)
+    lo, hi = lm.min(0) - iod, lm.max(0) + iod
+    assert len(xs) and xs.min() >= lo[0] and xs.max() <= hi[0] and ys.min() >= lo[1] and ys.max() <= hi[1]   # only the face moves
+
+
+def before_open(lm):
+    return measure(lm)["mouth_open"]
+
+
+def test_neutral_photo_leaves_a_neutral_face_nearly_alone(hopper):
+    from ckpp_tools.faces import base_photo as _bp
+    from ckpp_tools.neutral import neutral_photo
+
+    img, lm = _bp("grace_hopper")[:2]
+    neutral = displace(lm, neutralise(lm)[0])
+    _, target, info = neutral_photo(img, neutral)
+    assert np.abs(target - neutral).max() / np.linalg.norm(lm[45] - lm[36]) < 0.02

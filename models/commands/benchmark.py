@@ -37,8 +37,11 @@ import click
 @click.option("--photos", "photo_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="evaluate on the portrait photos in DIR instead of clips (no ground truth: expression gains, "
                    "face found, identity); repeatable, each DIR (or sub-folder) is reported as its own group")
+@click.option("--start", "start", type=click.Choice(["as-is", "neutral", "both"]), default="as-is", show_default=True,
+              help="with --photos: models start from the photo as it is, from its face warped back to neutral "
+                   "(lips shut; `ckpp generate --neutral-start`), or both (extra '(neutral start)' rows)")
 def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device,
-              photo_dirs):
+              photo_dirs, start):
     """Evaluate the main model (and baselines) on held-out clips: paper Fig. 3 and more, as a report.
 
     \b
@@ -70,6 +73,9 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
         raise UsageError("--split, --max-clips and --identity-frames choose clips and frames of the clip benchmark, "
                          "not photos", path="--photos",
                          fix="leave them out with --photos (every photo is evaluated; identity on the peak frame)")
+    if start != "as-is" and not photo_dirs:
+        raise UsageError(f"--start {start} applies to photos, not clips (clips start from their recorded onset)",
+                         path="--start", fix="add --photos DIR, or leave --start out")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
@@ -101,7 +107,8 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     os.makedirs(partial)
     command = _command_line(click.get_current_context())
     if photo_dirs:
-        return _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command)
+        starts = ("as-is", "neutral") if start == "both" else (start,)
+        return _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command, starts)
     results = _build_into(partial, out_dir, lambda: bm.run_benchmark(
         data=sel.data, models=models, emotions=sel.emotions, splits=list(splits) or ["test"], out_dir=partial,
         device=dev, max_clips=max_clips, n_gifs=gifs, identity=identity, split_explicit=bool(splits),
@@ -127,13 +134,14 @@ def _build_into(partial, out_dir, build):
     return results
 
 
-def _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command) -> None:
+def _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command, starts) -> None:
     """The --photos branch: models/in_the_wild.py evaluates, the report is swapped in like the clip one."""
     from .. import in_the_wild as iw
 
     results = _build_into(partial, out_dir, lambda: iw.run_photos(
         photo_dirs=list(photo_dirs), models=models, emotions=sel.emotions, out_dir=partial, device=dev,
-        data=sel.data, identity=identity, n_gifs=gifs, command=command, warn=lambda m: click.echo(m, err=True)))
+        data=sel.data, identity=identity, n_gifs=gifs, command=command, warn=lambda m: click.echo(m, err=True),
+        starts=starts))
     click.echo(iw.summary_text(results))
     click.echo(f"report: {os.path.join(out_dir, 'report.md')}  (or open {os.path.join(out_dir, 'index.html')})")
     for name in list(results["sheets"].values())[:3]:

@@ -17,14 +17,18 @@ import click
 @click.option("--paste-back", is_flag=True, help="Paste the generated face back into the whole photo.")
 @click.option("--align/--no-align", default=True,
               help="Level the eyes of a tilted face before the model (rotated back with --paste-back).")
+@click.option("--neutral-start", is_flag=True,
+              help="Warp a smiling face back to neutral (lips shut) before the model: the models learnt from "
+                   "neutral onsets, and a smile leaves the mouth less to open. Frame 0 is then the neutralised face.")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
-def generate(run, photo, output, emotions, frames, fps, paste_back, align, device):
+def generate(run, photo, output, emotions, frames, fps, paste_back, align, neutral_start, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 
     \b
     Examples:
       ckpp generate runs/ours-surprise photo.jpg --emotion surprise -o out.mp4
       ckpp generate runs/ours-happy+anger me.png --emotion happy=0.7 --emotion anger=0.3 --frames 24 -o mix.gif
+      ckpp generate pretrained smiling.jpg --emotion surprise --neutral-start -o out.gif
     Baselines (convlstm, hp) make their native 10 frames, resampled to --frames.
     """
     from ..checkpoint import load_run
@@ -37,7 +41,8 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, devic
     if output is None:
         stem = os.path.splitext(os.path.basename(photo))[0]
         output = f"{stem}-{'+'.join(weights)}.mp4"
-    video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align)
+    video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align,
+                           neutral=neutral_start)
     write_video(video, output, fps)
     note = ""
     if getattr(family, "native_frames", None) and family.native_frames != frames:
