@@ -53,6 +53,8 @@ NEUTRAL_SUFFIX = "+neutral"
 WILD_METRICS: dict[str, tuple[str, str, str, str]] = {
     "detection_rate": ("face found", "fraction", "higher", "generated frames where dlib finds a face"),
     "mouth_open_gain": ("mouth open gain", "IOD", "match training", "inner-lip gap, peak − frame 0"),
+    "peak_mouth_open": ("mouth open at peak", "IOD", "match training", "inner-lip gap at the peak (absolute: a "
+                        "smiling photo's parted lips count here, not in the gain)"),
     "mouth_width_gain": ("mouth width gain", "IOD", "match training", "lip-corner distance, peak − frame 0"),
     "brow_height_gain": ("brow gain", "IOD", "match training", "brow height above the eye line, peak − frame 0"),
     "eye_open_gain": ("eye open gain", "IOD", "match training", "eyelid gap, peak − frame 0"),
@@ -227,11 +229,12 @@ def score_video(frames: np.ndarray, lms: np.ndarray, peak_desc, view: dict, refe
         for k in fm.MEASURES:
             m[f"{k}_gain"] = g[k]
         m["direction_cosine"] = fm.displacement_cosine(lms[0], lms[-1], reference) if reference is not None else float("nan")
-        m["peak_" + "mouth_open"] = fm.measure(lms[-1])["mouth_open"]
+        m["peak_mouth_open"] = fm.measure(lms[-1])["mouth_open"]
     else:
         for k in fm.MEASURES:
             m[f"{k}_gain"] = float("nan")
         m["direction_cosine"] = float("nan")
+        m["peak_mouth_open"] = float("nan")
     m["identity_distance"] = distance(peak_desc, view.get("desc"))
     m["l1_at_zero"] = float(ev.l1(frames[:1], view["crop"][None])[0])
     m["psnr_at_zero"] = float(min(ev.PSNR_IDENTICAL, ev.psnr(frames[:1], view["crop"][None])[0]))
@@ -399,11 +402,12 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                     if not ms:
                         continue
                     h = {"n_faces": summary[g]["n_faces"], "face_found": ms["detection_rate"]["mean"],
-                                      "mouth_open_gain_median": ms["mouth_open_gain"]["median"],
-                                      "mouth_open_gain_mean": ms["mouth_open_gain"]["mean"],
-                                      "direction_cosine_median": ms["direction_cosine"]["median"],
-                                      "identity_distance_median": ms["identity_distance"]["median"],
-                                      "l1_at_zero_mean": ms["l1_at_zero"]["mean"],
+                         "mouth_open_gain_median": ms["mouth_open_gain"]["median"],
+                         "mouth_open_gain_mean": ms["mouth_open_gain"]["mean"],
+                         "peak_mouth_open_median": ms["peak_mouth_open"]["median"],
+                         "direction_cosine_median": ms["direction_cosine"]["median"],
+                         "identity_distance_median": ms["identity_distance"]["median"],
+                         "l1_at_zero_mean": ms["l1_at_zero"]["mean"],
                          "training_mouth_open_gain_measured": (ref[e]["measured_gains"] or {}).get("mouth_open")}
                     if st == "as-is":
                         headline[g][e] = dict(h, **headline[g].get(e, {}))

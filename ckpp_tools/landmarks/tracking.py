@@ -78,10 +78,10 @@ PREDICT_SMOOTH = 0.02
 #: medians +0.0008-0.0014 on all kept frames, means within +-0.001, and still ahead of the naive pipeline
 #: on both subsets. The stored landmarks only: the checks and the trim use the tracking fit.
 REFIT_SCALES = (0.9,)
-REFIT_WITH_TRACK = False
 #: fit every REFIT_EVERY-th kept frame (and the last of a run); the frames between get the line between fits
 REFIT_EVERY = 2
-REFIT_TEMPORAL: tuple = (1, 2, 1)
+#: weights (previous, this, next kept frame) of the temporal average of the stored landmarks
+REFIT_TEMPORAL = (1, 2, 1)
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -198,9 +198,8 @@ class TrackResult:
 
 def unsmoothed_landmarks(landmarker, grays, track: TrackResult, idx) -> np.ndarray:
     """(len(idx),68,2) landmarks of frames `idx` (consecutive frames, in order) for storing: the predictor on
-    the unsmoothed image in the tracker's box scaled by REFIT_SCALES (see PREDICT_SMOOTH) -- when
-    REFIT_WITH_TRACK, averaged with the tracked (smoothed-image) fit -- then REFIT_TEMPORAL-weighted over
-    neighbouring re-fitted frames. Frames without a box (provided landmarks) keep the tracked ones, unsmoothed."""
+    the unsmoothed image in the tracker's box scaled by REFIT_SCALES (see PREDICT_SMOOTH), then
+    REFIT_TEMPORAL-weighted over neighbouring re-fitted frames. Frames without a box (provided landmarks) keep the tracked ones, unsmoothed."""
     idx = list(idx)
     out = np.array(track.landmarks[idx], dtype=np.float32)
     if track.boxes is None:
@@ -225,25 +224,25 @@ def unsmoothed_landmarks(landmarker, grays, track: TrackResult, idx) -> np.ndarr
         b = track.boxes[idx[k]]
         cx, cy, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, (b[2] - b[0]) / 2
         fits = [landmarker.predict(grays[idx[k]], (cx - f * h, cy - f * h, cx + f * h, cy + f * h)) for f in scales]
-        if REFIT_WITH_TRACK:
-            out[k] = (out[k] + sum(fits)) / np.float32(len(scales) + 1)
-        else:
-            out[k] = sum(fits) / np.float32(len(scales))
+        out[k] = sum(fits) / np.float32(len(scales))
     done = np.nonzero(fitted)[0]
     for k in np.nonzero(refit & ~fitted)[0]:
         a, b = done[done < k].max(), done[done > k].min()  # a run starts and ends with a fit
         u = np.float32((k - a) / (b - a))
         out[k] = (np.float32(1) - u) * out[a] + u * out[b]
-    if len(REFIT_TEMPORAL) == 3 and refit.sum() > 1:
+    if refit.sum() > 1:       # the weighted average over refit neighbours, all frames at once (float32)
         w_prev, w_mid, w_next = (np.float32(w) for w in REFIT_TEMPORAL)
-        src = out.copy()
-        for k in np.nonzero(refit)[0]:
-            acc, wsum = w_mid * src[k], w_mid
-            if k > 0 and refit[k - 1]:
-                acc, wsum = acc + w_prev * src[k - 1], wsum + w_prev
-            if k + 1 < len(idx) and refit[k + 1]:
-                acc, wsum = acc + w_next * src[k + 1], wsum + w_next
-            out[k] = acc / wsum
+        prev = np.zeros(len(idx), dtype=bool)
+        nxt = np.zeros(len(idx), dtype=bool)
+        prev[1:] = refit[1:] & refit[:-1]
+        nxt[:-1] = refit[:-1] & refit[1:]
+        src_prev = np.concatenate([out[:1], out[:-1]])
+        src_next = np.concatenate([out[1:], out[-1:]])
+        acc = w_mid * out
+        acc = np.where(prev[:, None, None], acc + w_prev * src_prev, acc)
+        acc = np.where(nxt[:, None, None], acc + w_next * src_next, acc)
+        wsum = w_mid + np.where(prev, w_prev, np.float32(0)) + np.where(nxt, w_next, np.float32(0))
+        out = np.where(refit[:, None, None], acc / wsum[:, None, None].astype(np.float32), out)
     return out
 
 
