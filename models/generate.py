@@ -246,13 +246,15 @@ def paste_back(photo: np.ndarray, crops: np.ndarray, box, feather: float = 0.12)
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
                    paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True,
-                   neutral: bool = False) -> np.ndarray:
+                   neutral: bool = False, report: dict | None = None) -> np.ndarray:
     """(T,H,W,3) uint8 video of `photo`'s face moving from neutral to the weighted expression.
 
     Crops smaller than `min_side` are upscaled for viewing; paste=True returns whole photos instead
     (longer side capped at 1280). align=True levels the eyes before the model (see face_crop);
     neutral=True warps a smiling face back to neutral first (see neutral_start; frame 0 is then the
-    neutralised face, and paste-back pastes into the neutralised photo)."""
+    neutralised face, and paste-back pastes into the neutralised photo). `report`, when given, receives what
+    was found: the levelled roll (`angle`) and the face's expression (`expression`: ckpp_tools.neutral's
+    fitted smile and mouth opening, as measured before any neutral start)."""
     import torch
 
     if n_frames < 2:
@@ -267,6 +269,10 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
     fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where)
+    if report is not None:
+        from ckpp_tools.neutral import neutralise
+
+        report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1])
     if neutral:
         photo, fc, _ = neutral_start(photo, fc, cfg.image_size)
     crop = fc.crop

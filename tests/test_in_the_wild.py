@@ -212,6 +212,8 @@ def test_cli_photos_with_a_trained_run_and_no_baselines(tmp_path, photo_dir, mon
                                         "--frames", "2", "--paste-back", "-o", "t.gif", *extra])
         assert res.exit_code == 0, res.output
         assert iio.imread(tmp_path / "t.gif", index=None).shape[1:3] == tilted.shape[:2]
+        # the astronaut smiles with parted lips: without --neutral-start the command suggests it
+        assert ("try --neutral-start" in res.output) == (extra != ["--neutral-start"]), res.output
     res = CliRunner().invoke(main, ["benchmark", "--photos", "wild", "--split", "test"])
     assert res.exit_code != 0 and "not photos" in res.output
     res = CliRunner().invoke(main, ["benchmark", "--start", "neutral"])

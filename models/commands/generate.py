@@ -6,6 +6,10 @@ import os
 import click
 
 
+#: fitted smile (ckpp_tools.neutral.estimate_smile) from which `ckpp generate` suggests --neutral-start
+SMILE_HINT = 0.4
+
+
 @click.command(context_settings={"show_default": True})
 @click.argument("run", type=click.Path())
 @click.argument("photo", type=click.Path())
@@ -41,11 +45,17 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, neutr
     if output is None:
         stem = os.path.splitext(os.path.basename(photo))[0]
         output = f"{stem}-{'+'.join(weights)}.mp4"
+    found: dict = {}
     video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align,
-                           neutral=neutral_start)
+                           neutral=neutral_start, report=found)
     write_video(video, output, fps)
     note = ""
     if getattr(family, "native_frames", None) and family.native_frames != frames:
         note = f" ({family.name} makes {family.native_frames} frames natively; resampled to {frames})"
     click.echo(f"wrote {output}: {len(video)} frames {video.shape[2]}x{video.shape[1]} at {fps:g} fps, "
                f"{family.name} step {meta['step']}{note}")
+    expr = found.get("expression", {})
+    if not neutral_start and (expr.get("happy", 0) >= SMILE_HINT or expr.get("teeth")):
+        click.echo(f"note: the face in {photo} smiles (fitted smile {expr['happy']:.2f}"
+                   f"{', lips parted' if expr.get('teeth') else ''}); the models learnt from neutral onsets, "
+                   "so it may move little: try --neutral-start (docs/recipe.md)", err=True)
