@@ -417,6 +417,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     labels = {key: LABELS.get(key, key) for key in models}
     labels.update({rk: labels[rk.removesuffix(NEUTRAL_SUFFIX)] + " (neutral start)" for rk in row_models
                    if rk.endswith(NEUTRAL_SUFFIX)})
+    # pictures have 72-128 px columns: "/N" marks a neutral start there (said in the report's notes)
+    short = {k: v.replace(" (neutral start)", "/N") for k, v in labels.items()}
     first_vk = {key: (m.size, round(m.crop_fraction, 6)) for key, e, m, _ in jobs}
     sheets, compare = {}, []
     for g in groups:
@@ -424,14 +426,14 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         for e in emotions:
             name = f"sheet_{_safe(g)}_{e}.png"
             rp.write_png(os.path.join(out_dir, name),
-                         contact_sheet([x for x in members if x[0] in sheet_photos], row_models, e, stills, labels))
+                         contact_sheet([x for x in members if x[0] in sheet_photos], row_models, e, stills, short))
             sheets[f"{g}/{e}"] = name
             for i, p in members:
                 if i not in gif_photos:
                     continue
                 ref_vk = first_vk.get("ours") or next(iter(first_vk.values()))
                 cols = [("input", p.views[ref_vk]["crop"])]
-                cols += [(labels[k], videos[(i, k, e)]) for k in row_models if (i, k, e) in videos]
+                cols += [(short[k], videos[(i, k, e)]) for k in row_models if (i, k, e) in videos]
                 gif = f"wild_{_safe(p.name)}_{e}.gif"
                 rp.write_gif(os.path.join(out_dir, gif), rp.compare_frames(cols, n_frames=n_frames, panel=128))
                 compare.append({"photo": p.name, "group": g, "emotion": e, "gif": gif})
@@ -476,7 +478,8 @@ NOTES = [
     "displacement, both in face-frame units",
     "identity: dlib 128-d descriptor of the peak frame vs the input crop (dlib's same-person threshold: 0.6)",
     "'(neutral start)' rows: the photo's face was first warped back to neutral, lips shut (`--start`); their "
-    "identity is measured against the photo as it is, f(I,0) against the neutralised crop the model was given",
+    "identity is measured against the photo as it is, f(I,0) against the neutralised crop the model was given; "
+    "in the contact sheets and GIFs they are labelled '<model>/N'",
     "mean [95% bootstrap interval] and median [95% bootstrap interval] over photos (2000 resamples)",
 ]
 
