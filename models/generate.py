@@ -181,7 +181,7 @@ def face_crop(photo: np.ndarray, size: int, crop_fraction: float = 1.0, *, align
 
 
 def neutral_start(photo: np.ndarray, fc: FaceCrop, size: int) -> tuple[np.ndarray, FaceCrop, dict]:
-    """(photo with its face warped back to neutral, the model's crop of it, what was done) — `--neutral-start`.
+    """(photo with its face warped back to neutral, the model's crop of it, what was done) — `--start neutral`.
 
     Why: the generator learnt from neutral onsets; a smiling photo is an input it never saw, and its parted
     lips have less left to open. ckpp_tools.neutral.neutral_photo (the sampler's own neutralising warp,
@@ -246,15 +246,16 @@ def paste_back(photo: np.ndarray, crops: np.ndarray, box, feather: float = 0.12)
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
                    paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True,
-                   neutral: bool = False, report: dict | None = None) -> np.ndarray:
+                   start: str = "as-is", report: dict | None = None) -> np.ndarray:
     """(T,H,W,3) uint8 video of `photo`'s face moving from neutral to the weighted expression.
 
     Crops smaller than `min_side` are upscaled for viewing; paste=True returns whole photos instead
     (longer side capped at 1280). align=True levels the eyes before the model (see face_crop);
-    neutral=True warps a smiling face back to neutral first (see neutral_start; frame 0 is then the
-    neutralised face, and paste-back pastes into the neutralised photo). `report`, when given, receives what
-    was found: the levelled roll (`angle`) and the face's expression (`expression`: ckpp_tools.neutral's
-    fitted smile and mouth opening, as measured before any neutral start)."""
+    start="neutral" warps a smiling face back to neutral first, "auto" only when its lips are parted
+    (ckpp_tools.neutral.start_for; see neutral_start: frame 0 is then the neutralised face, and paste-back
+    pastes into the neutralised photo). `report`, when given, receives what was found: the levelled roll
+    (`angle`), the face's expression (`expression`: ckpp_tools.neutral's fitted smile and mouth opening, as
+    measured before any neutral start) and the start applied (`start`: "as-is" or "neutral")."""
     import torch
 
     if n_frames < 2:
@@ -268,12 +269,15 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if paste and max(photo.shape[:2]) > 1280:
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
-    fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where)
-    if report is not None:
-        from ckpp_tools.neutral import neutralise
+    from ckpp_tools.neutral import STARTS, neutralise, start_for
 
-        report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1])
-    if neutral:
+    if start not in STARTS:
+        raise UsageError(f"unknown start {start!r}", path="--start", fix="use one of: " + ", ".join(STARTS))
+    fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where)
+    applied = start_for(fc.landmarks, start)
+    if report is not None:
+        report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1], start=applied)
+    if applied == "neutral":
         photo, fc, _ = neutral_start(photo, fc, cfg.image_size)
     crop = fc.crop
     extra = {}

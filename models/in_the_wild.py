@@ -11,10 +11,11 @@ measurement as the clip benchmark (frames upscaled to DETECT_SIZE, models.benchm
 - identity: dlib descriptor distance of the peak frame to the input crop (only the peak: descriptors are
   the slow part, ~0.1-0.4 s each);
 - f(I,0) vs I: L1 and PSNR of the model's frame 0 against its input crop.
-With starts=("as-is", "neutral") every model is also run from a *neutral start*: the photo's face warped
-back to neutral first (models.generate.neutral_start, what `ckpp generate --neutral-start` does), as extra
-rows "<model>+neutral". Its identity is still measured against the original photo's crop, its f(I,0)
-against the neutralised crop the model was given (how far that is from the photo: `start_l1`).
+With starts=("as-is", "neutral", "auto") every model is also run from a *neutral start* (the photo's face
+warped back to neutral first, models.generate.neutral_start) and from an *auto start* (neutral only where the
+lips are parted, ckpp_tools.neutral.start_for; what `ckpp generate` does by default), as extra rows
+"<model>+neutral" / "<model>+auto". Their identity is still measured against the original photo's crop, their
+f(I,0) against the crop the model was given (how far a neutralised crop is from the photo: `start_l1`).
 Every model sees the photo cropped by models.generate.face_crop (eyes levelled, the crop it trained on);
 videos are generated in batches, one pass per model and emotion. A photo without a face is a row with a
 reason. Photos are grouped by folder (each --photos DIR, or its sub-folders) so held-out people and faces
@@ -44,10 +45,18 @@ BATCH = 16
 SHEET_PHOTOS = 40
 #: side of a contact-sheet cell
 PANEL = 72
-#: how a model can start from a photo: the face as it is, or warped back to neutral first (--start)
-STARTS = ("as-is", "neutral")
-#: row / model key suffix of neutral-start rows
-NEUTRAL_SUFFIX = "+neutral"
+#: row / model key suffix and label of each start (ckpp_tools.neutral.STARTS, --start); pictures use the short tag
+START_SUFFIX = {"as-is": "", "neutral": "+neutral", "auto": "+auto"}
+START_LABEL = {"as-is": "", "neutral": " (neutral start)", "auto": " (auto start)"}
+START_TAG = {"as-is": "", "neutral": "/N", "auto": "/A"}
+
+
+def _split_key(row_key: str) -> tuple[str, str]:
+    """Row key -> (model key, start): 'ours+auto' -> ('ours', 'auto')."""
+    for st, suf in START_SUFFIX.items():
+        if suf and row_key.endswith(suf):
+            return row_key[: -len(suf)], st
+    return row_key, "as-is"
 
 #: metric -> (column title, unit, which way is better, meaning); order = table order
 WILD_METRICS: dict[str, tuple[str, str, str, str]] = {
@@ -76,7 +85,8 @@ class Photo:
     landmarks: np.ndarray | None = None
     reason: str = ""
     angle: float = 0.0
-    views: dict = field(default_factory=dict)     # (size, crop_fraction) -> dict(crop, lm, desc, matrix)
+    views: dict = field(default_factory=dict)     # (size, crop_fraction[, "neutral"]) -> dict(crop, lm, desc, ...)
+    auto: str = "as-is"                           # what --start auto applies to this face
 
 
 # ================================================================ photos
@@ -292,16 +302,18 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                warn=print, starts: tuple[str, ...] = ("as-is",)) -> dict:
     """Evaluate models (key -> emotion -> benchmark.LoadedModel) on the photos of `photo_dirs`; writes
     report.md / index.html / report.json, contact sheets and GIFs into `out_dir` (which must exist).
-    `starts` (subset of STARTS): from the photo as it is and/or from its neutralised face (see the module
-    docstring). Returns the results dict (= report.json)."""
+    `starts` (subset of ckpp_tools.neutral.STARTS): from the photo as it is, from its neutralised face, and/or
+    neutralised only where the lips are parted (see the module docstring). Returns the results dict (= report.json)."""
     from tqdm import tqdm
 
     from .benchmark import LABELS, Measurer, _versions
+    from ckpp_tools.neutral import STARTS, start_for
+
     from .generate import face_crop, neutral_start
 
     bad = [x for x in starts if x not in STARTS] or ([] if starts else ["(none)"])
     if bad:
-        raise UsageError(f"unknown start {bad[0]!r}", path="--start", fix="use as-is, neutral or both")
+        raise UsageError(f"unknown start {bad[0]!r}", path="--start", fix="use " + ", ".join(STARTS) + " (comma-separated)")
     warnings_out: list[str] = []
 
     def warn_(msg):
@@ -334,8 +346,9 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             ph.angle = fc.angle
             lm, desc = _measure_video(measurer, fc.crop[None], encoder)
             ph.views[(size, frac)] = {"crop": fc.crop, "crop_lm": fc.crop_landmarks, "lm": lm[0], "desc": desc}
-            if "neutral" in starts:                # identity stays measured against the photo as it is
-                _, nfc, info = neutral_start(ph.image, fc, size)
+            ph.auto = start_for(fc.landmarks, "auto")
+            if "neutral" in starts or ("auto" in starts and ph.auto == "neutral"):
+                _, nfc, info = neutral_start(ph.image, fc, size)   # identity: still against the photo as it is
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
                                                      "start": info}
         ph.image = None                            # memory stays bounded on big folders: crops only
@@ -353,24 +366,30 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     rows: list[dict] = []
     videos: dict[tuple, np.ndarray] = {}           # (photo index, model key, emotion) -> video (GIF photos)
     stills: dict[tuple, np.ndarray] = {}           # the same -> frames at SHEET_DEGREES (sheet photos)
-    # (row key, emotion, model, start): neutral-start rows are models of their own in the tables and sheets
-    jobs = [(key + ("" if st == "as-is" else NEUTRAL_SUFFIX), e, per_e[e], st)
+    # (row key, emotion, model, start): each start's rows are models of their own in the tables and sheets
+    jobs = [(key + START_SUFFIX[st], e, per_e[e], st)
             for st in STARTS if st in starts for key, per_e in models.items() for e in emotions if e in per_e]
-    row_models = {rk: models[rk.removesuffix(NEUTRAL_SUFFIX)] for rk, _, _, _ in jobs}
+    row_models = {rk: models[_split_key(rk)[0]] for rk, _, _, _ in jobs}
     bar = tqdm(total=len(jobs) * len(faces), desc="generate+measure", unit="video", disable=not progress)
     for key, e, m, st in jobs:
-        vk = (m.size, round(m.crop_fraction, 6)) + (() if st == "as-is" else ("neutral",))
+        base_vk = (m.size, round(m.crop_fraction, 6))
+
+        def view_key(ph, st=st, base_vk=base_vk):
+            applied = ph.auto if st == "auto" else st
+            return base_vk + (() if applied == "as-is" else ("neutral",))
         n = n_frames if m.key == "ours" else int(getattr(m.family, "native_frames", None) or n_frames)
         for b0 in range(0, len(faces), BATCH):
             chunk = faces[b0:b0 + BATCH]
-            vids = _generate_batch(m, [p.views[vk]["crop"] for p in chunk],
-                                   [p.views[vk]["crop_lm"] / float(m.size) for p in chunk], e, n, device)
+            vids = _generate_batch(m, [p.views[view_key(p)]["crop"] for p in chunk],
+                                   [p.views[view_key(p)]["crop_lm"] / float(m.size) for p in chunk], e, n, device)
             for ph, vid in zip(chunk, vids):
+                vk = view_key(ph)
                 lms, desc = _measure_video(measurer, vid, encoder)
                 met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
-                if st != "as-is":
+                if "start" in ph.views[vk]:
                     met["start_l1"] = ph.views[vk]["start"]["l1_vs_photo"]
-                rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, start=st, n_frames=int(len(vid)),
+                rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, start=st,
+                                 applied_start="neutral" if len(vk) == 3 else "as-is", n_frames=int(len(vid)),
                                  undetected_frames=[int(i) for i in np.flatnonzero(~ev.detected(lms))], **met))
                 i = index[id(ph)]
                 if i in gif_photos:
@@ -398,7 +417,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             headline[g] = {}
             for e in emotions:
                 for st in starts:
-                    ms = summary[g]["metrics"].get("ours" + ("" if st == "as-is" else NEUTRAL_SUFFIX), {}).get(e)
+                    ms = summary[g]["metrics"].get("ours" + START_SUFFIX[st], {}).get(e)
                     if not ms:
                         continue
                     h = {"n_faces": summary[g]["n_faces"], "face_found": ms["detection_rate"]["mean"],
@@ -411,14 +430,13 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                          "training_mouth_open_gain_measured": (ref[e]["measured_gains"] or {}).get("mouth_open")}
                     if st == "as-is":
                         headline[g][e] = dict(h, **headline[g].get(e, {}))
-                    else:                  # the neutral-start figures sit beside the as-is ones
-                        headline[g].setdefault(e, {})["neutral_start"] = h
+                    else:                  # the other starts' figures sit beside the as-is ones
+                        headline[g].setdefault(e, {})[f"{st}_start"] = h
     # ---- pictures
     labels = {key: LABELS.get(key, key) for key in models}
-    labels.update({rk: labels[rk.removesuffix(NEUTRAL_SUFFIX)] + " (neutral start)" for rk in row_models
-                   if rk.endswith(NEUTRAL_SUFFIX)})
-    # pictures have 72-128 px columns: "/N" marks a neutral start there (said in the report's notes)
-    short = {k: v.replace(" (neutral start)", "/N") for k, v in labels.items()}
+    labels.update({rk: labels[_split_key(rk)[0]] + START_LABEL[_split_key(rk)[1]] for rk in row_models})
+    # pictures have 72-128 px columns: "/N", "/A" mark the starts there (said in the report's notes)
+    short = {rk: labels[_split_key(rk)[0]] + START_TAG[_split_key(rk)[1]] for rk in row_models}
     first_vk = {key: (m.size, round(m.crop_fraction, 6)) for key, e, m, _ in jobs}
     sheets, compare = {}, []
     for g in groups:
@@ -441,8 +459,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     for key, per_e in row_models.items():
         for e, m in per_e.items():
             k = key if len({id(x) for x in per_e.values()}) == 1 else f"{key}:{e}"
-            model_info.setdefault(k, {"label": labels[key], "family": key.removesuffix(NEUTRAL_SUFFIX),
-                                      "start": "neutral" if key.endswith(NEUTRAL_SUFFIX) else "as-is",
+            model_info.setdefault(k, {"label": labels[key], "family": _split_key(key)[0], "start": _split_key(key)[1],
                                       "emotions": list(m.family.emotions),
                                       "run": m.run, "checkpoint": m.checkpoint, "step": m.meta.get("step"),
                                       "image_size": m.size, "crop_fraction": m.crop_fraction})
@@ -456,7 +473,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         "headline": headline, "groups": summary,
         "starts": list(starts),
         "photos": [{"photo": p.name, "group": p.group, "path": os.path.abspath(p.path), "face": p.landmarks is not None,
-                    "reason": p.reason, "roll_deg": round(p.angle, 2),
+                    "reason": p.reason, "roll_deg": round(p.angle, 2), "auto_start": p.auto if p.landmarks is not None else None,
                     **({"neutral_start": next(v["start"] for v in p.views.values() if "start" in v)}
                        if any("start" in v for v in p.views.values()) else {})} for p in photos],
         "rows": rows, "sheets": sheets, "compare": compare, "warnings": warnings_out,
@@ -477,9 +494,10 @@ NOTES = [
     "direction cosine: generated frame 0 → peak landmark displacement vs the training clips' mean onset → peak "
     "displacement, both in face-frame units",
     "identity: dlib 128-d descriptor of the peak frame vs the input crop (dlib's same-person threshold: 0.6)",
-    "'(neutral start)' rows: the photo's face was first warped back to neutral, lips shut (`--start`); their "
-    "identity is measured against the photo as it is, f(I,0) against the neutralised crop the model was given; "
-    "in the contact sheets and GIFs they are labelled '<model>/N'",
+    "'(neutral start)' rows: the photo's face was first warped back to neutral, lips shut (`--start`); '(auto "
+    "start)': the same only where the lips are parted (inner gap > 0.04 IOD), else the photo as it is; their "
+    "identity is measured against the photo as it is, f(I,0) against the crop the model was given; in the "
+    "contact sheets and GIFs they are labelled '<model>/N' and '<model>/A'",
     "mean [95% bootstrap interval] and median [95% bootstrap interval] over photos (2000 resamples)",
 ]
 

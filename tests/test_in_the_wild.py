@@ -149,9 +149,15 @@ def test_neutral_start_rows_shut_the_smile_and_keep_the_known_gain(tmp_path, pho
     out.mkdir()
     res = iw.run_photos(photo_dirs=[str(photo_dir / "heldout")], models=models, emotions=["surprise"],
                         out_dir=str(out), device=torch.device("cpu"), n_frames=5, n_gifs=1, progress=False,
-                        warn=lambda m: None, starts=("as-is", "neutral"))
+                        warn=lambda m: None, starts=("as-is", "neutral", "auto"))
     rows = {r["model"]: r for r in res["rows"]}
-    assert set(rows) == {"ours", "convlstm", "ours+neutral", "convlstm+neutral"}
+    assert set(rows) == {"ours", "convlstm", "ours+neutral", "convlstm+neutral", "ours+auto", "convlstm+auto"}
+    # her lips are parted: auto starts from the neutralised face, exactly as neutral does
+    assert rows["ours+auto"]["applied_start"] == "neutral" and rows["ours"]["applied_start"] == "as-is"
+    assert rows["convlstm+auto"]["l1_at_zero"] == 0.0
+    assert rows["convlstm+auto"]["identity_distance"] == pytest.approx(rows["convlstm+neutral"]["identity_distance"])
+    assert [p for p in res["photos"] if p["face"]][0]["auto_start"] == "neutral"
+    assert res["models"]["ours+auto"]["label"] == "ours (auto start)"
     assert rows["ours+neutral"]["start"] == "neutral" and rows["ours"]["start"] == "as-is"
     assert res["models"]["ours+neutral"]["label"] == "ours (neutral start)"
     assert res["models"]["ours+neutral"]["start"] == "neutral"
@@ -164,13 +170,15 @@ def test_neutral_start_rows_shut_the_smile_and_keep_the_known_gain(tmp_path, pho
     h = res["headline"]["heldout"]["surprise"]
     assert h["neutral_start"]["mouth_open_gain_median"] == pytest.approx(OPEN, abs=0.06)
     assert "ours (neutral start)" in (out / "report.md").read_text()
+    assert set(h) >= {"neutral_start", "auto_start"}
     gif = iio.imread(out / res["compare"][0]["gif"], index=None)
-    assert gif.shape[2] > 5 * 128                             # input | 2 models x 2 starts
+    assert gif.shape[2] > 7 * 128                             # input | 2 models x 3 starts
 
 
 def test_generate_neutral_start_shuts_a_smile_in_frame_0():
-    """`ckpp generate --neutral-start`: frame 0 (f(I,0) of a model that repeats its input) is the photo's face
-    with the smile taken back and the lips shut; without it frame 0 keeps the open smile."""
+    """`ckpp generate --start neutral`: frame 0 (f(I,0) of a model that repeats its input) is the photo's face
+    with the smile taken back and the lips shut; as-is keeps the open smile; auto neutralises the astronaut
+    (parted lips) and leaves Grace Hopper (closed lips) as she is."""
     from skimage import data
 
     from models.generate import generate_video
@@ -178,12 +186,20 @@ def test_generate_neutral_start_shuts_a_smile_in_frame_0():
     still = StandIn("still")
     photo = data.astronaut()
     as_is = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, min_side=96)
-    neutral = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, min_side=96, neutral=True)
+    neutral = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, min_side=96, start="neutral")
     m_as_is, m_neutral = fm.measure(_landmarks(as_is[0])), fm.measure(_landmarks(neutral[0]))
     assert m_as_is["mouth_open"] > 0.05 and m_neutral["mouth_open"] < 0.03
     assert m_neutral["mouth_width"] < m_as_is["mouth_width"] - 0.05
-    pasted = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, paste=True, neutral=True)
+    pasted = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, paste=True, start="neutral")
     assert pasted.shape[1:3] == photo.shape[:2]
+    found = {}
+    auto = generate_video(still, photo, {"surprise": 1.0}, n_frames=2, min_side=96, start="auto", report=found)
+    assert found["start"] == "neutral" and np.array_equal(auto, neutral)
+    hopper = iio.imread(HOPPER)
+    found = {}
+    auto = generate_video(still, hopper, {"surprise": 1.0}, n_frames=2, min_side=96, start="auto", report=found)
+    assert found["start"] == "as-is" and found["expression"]["mouth_open"] < 0.04
+    assert np.array_equal(auto, generate_video(still, hopper, {"surprise": 1.0}, n_frames=2, min_side=96))
 
 def test_cli_photos_with_a_trained_run_and_no_baselines(tmp_path, photo_dir, monkeypatch):
     from ckpp_tools.cli import main
@@ -207,19 +223,21 @@ def test_cli_photos_with_a_trained_run_and_no_baselines(tmp_path, photo_dir, mon
     # ckpp generate on a tilted photo: levelled and pasted back (default) or as it is (--no-align)
     tilted, _ = _rotate(iio.imread(photo_dir / "heldout" / "astronaut.png"), 20.0)
     iio.imwrite(tmp_path / "tilted.png", tilted)
-    for extra in ([], ["--no-align"], ["--neutral-start"]):
+    for extra in ([], ["--no-align"], ["--start", "neutral"], ["--start", "as-is"]):
         res = CliRunner().invoke(main, ["generate", "runs/ours-surprise", "tilted.png", "--emotion", "surprise",
                                         "--frames", "2", "--paste-back", "-o", "t.gif", *extra])
         assert res.exit_code == 0, res.output
         assert iio.imread(tmp_path / "t.gif", index=None).shape[1:3] == tilted.shape[:2]
-        # the astronaut smiles with parted lips: without --neutral-start the command suggests it
-        assert ("try --neutral-start" in res.output) == (extra != ["--neutral-start"]), res.output
+        # the astronaut smiles with parted lips: the default start (auto) shuts them first, and says so
+        assert ("lips in tilted.png are parted" in res.output) == ("--start" not in extra), res.output
     res = CliRunner().invoke(main, ["benchmark", "--photos", "wild", "--split", "test"])
     assert res.exit_code != 0 and "not photos" in res.output
     res = CliRunner().invoke(main, ["benchmark", "--start", "neutral"])
     assert res.exit_code != 0 and "--start neutral applies to photos" in res.output
+    res = CliRunner().invoke(main, ["benchmark", "--photos", str(photo_dir / "unlike"), "--start", "as-is,smile"])
+    assert res.exit_code != 0 and "unknown start 'smile'" in res.output
     res = CliRunner().invoke(main, ["benchmark", "--photos", str(photo_dir / "unlike"), "--no-identity", "--gifs", "0",
-                                    "--start", "both", "-o", "wild2"])
+                                    "--start", "as-is,neutral", "-o", "wild2"])
     assert res.exit_code == 0, res.output
     assert "ours (neutral start)" in res.output
     assert set(json.loads((tmp_path / "wild2" / "report.json").read_text())["models"]) == {"ours", "ours+neutral"}

@@ -164,9 +164,9 @@ def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite,
     wild = out / "report_wild"
     times["benchmark photos"] = _run(["benchmark", str(data), "--model", str(runs / f"ours-{emotion}"), "--baselines",
                                       "convlstm,hp", "--runs", str(runs), "-o", str(wild), *wild_dirs,
-                                      # as the photo is, and from its face warped back to neutral (the models
-                                      # learnt from neutral onsets; most portraits smile): docs/recipe.md
-                                      "--start", "both"])
+                                      # as the photo is, and `ckpp generate`'s default start (parted lips
+                                      # shut first: the models learnt from neutral onsets): docs/recipe.md
+                                      "--start", "as-is,auto"])
     total = sum(times.values())
     click.secho("\nckpp demo finished in %.0f s" % total, fg="green", bold=True)
     for k, v in times.items():

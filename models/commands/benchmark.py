@@ -37,9 +37,10 @@ import click
 @click.option("--photos", "photo_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="evaluate on the portrait photos in DIR instead of clips (no ground truth: expression gains, "
                    "face found, identity); repeatable, each DIR (or sub-folder) is reported as its own group")
-@click.option("--start", "start", type=click.Choice(["as-is", "neutral", "both"]), default="as-is", show_default=True,
-              help="with --photos: models start from the photo as it is, from its face warped back to neutral "
-                   "(lips shut; `ckpp generate --neutral-start`), or both (extra '(neutral start)' rows)")
+@click.option("--start", "start", default="as-is", show_default=True, metavar="LIST",
+              help="with --photos, comma-separated: models start from the photo as it is (as-is), from its face "
+                   "warped back to neutral, lips shut (neutral), or neutral only where the lips are parted (auto, "
+                   "`ckpp generate`'s default); each start after the first adds its own rows; 'all' = all three")
 def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device,
               photo_dirs, start):
     """Evaluate the main model (and baselines) on held-out clips: paper Fig. 3 and more, as a report.
@@ -73,7 +74,15 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
         raise UsageError("--split, --max-clips and --identity-frames choose clips and frames of the clip benchmark, "
                          "not photos", path="--photos",
                          fix="leave them out with --photos (every photo is evaluated; identity on the peak frame)")
-    if start != "as-is" and not photo_dirs:
+    from ckpp_tools.neutral import STARTS
+
+    starts = tuple(STARTS) if start.strip().lower() == "all" else \
+        tuple(dict.fromkeys(x.strip().lower() for x in start.split(",") if x.strip()))
+    bad = [x for x in starts if x not in STARTS]
+    if bad or not starts:
+        raise UsageError(f"unknown start {(bad or [start])[0]!r}", path="--start",
+                         fix="use as-is, neutral, auto (comma-separated, e.g. --start as-is,auto) or all")
+    if starts != ("as-is",) and not photo_dirs:
         raise UsageError(f"--start {start} applies to photos, not clips (clips start from their recorded onset)",
                          path="--start", fix="add --photos DIR, or leave --start out")
     if device == "auto":
@@ -107,7 +116,6 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
     os.makedirs(partial)
     command = _command_line(click.get_current_context())
     if photo_dirs:
-        starts = ("as-is", "neutral") if start == "both" else (start,)
         return _photos(sel, models, photo_dirs, partial, out_dir, dev, identity, gifs, command, starts)
     results = _build_into(partial, out_dir, lambda: bm.run_benchmark(
         data=sel.data, models=models, emotions=sel.emotions, splits=list(splits) or ["test"], out_dir=partial,

@@ -6,10 +6,6 @@ import os
 import click
 
 
-#: fitted smile (ckpp_tools.neutral.estimate_smile) from which `ckpp generate` suggests --neutral-start
-SMILE_HINT = 0.4
-
-
 @click.command(context_settings={"show_default": True})
 @click.argument("run", type=click.Path())
 @click.argument("photo", type=click.Path())
@@ -21,18 +17,20 @@ SMILE_HINT = 0.4
 @click.option("--paste-back", is_flag=True, help="Paste the generated face back into the whole photo.")
 @click.option("--align/--no-align", default=True,
               help="Level the eyes of a tilted face before the model (rotated back with --paste-back).")
-@click.option("--neutral-start", is_flag=True,
-              help="Warp a smiling face back to neutral (lips shut) before the model: the models learnt from "
-                   "neutral onsets, and a smile leaves the mouth less to open. Frame 0 is then the neutralised face.")
+@click.option("--start", "start", type=click.Choice(["auto", "as-is", "neutral"]), default="auto",
+              help="Where the video starts: 'neutral' warps the face back to neutral, lips shut, before the model "
+                   "(the models learnt from neutral onsets; parted lips leave the mouth less to open), 'auto' does "
+                   "so only when the lips are parted (measured best, docs/recipe.md), 'as-is' keeps the photo as "
+                   "frame 0.")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
-def generate(run, photo, output, emotions, frames, fps, paste_back, align, neutral_start, device):
+def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 
     \b
     Examples:
       ckpp generate runs/ours-surprise photo.jpg --emotion surprise -o out.mp4
       ckpp generate runs/ours-happy+anger me.png --emotion happy=0.7 --emotion anger=0.3 --frames 24 -o mix.gif
-      ckpp generate pretrained smiling.jpg --emotion surprise --neutral-start -o out.gif
+      ckpp generate pretrained smiling.jpg --emotion surprise --start as-is -o out.gif
     Baselines (convlstm, hp) make their native 10 frames, resampled to --frames.
     """
     from ..checkpoint import load_run
@@ -47,7 +45,7 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, neutr
         output = f"{stem}-{'+'.join(weights)}.mp4"
     found: dict = {}
     video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align,
-                           neutral=neutral_start, report=found)
+                           start=start, report=found)
     write_video(video, output, fps)
     note = ""
     if getattr(family, "native_frames", None) and family.native_frames != frames:
@@ -55,7 +53,7 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, neutr
     click.echo(f"wrote {output}: {len(video)} frames {video.shape[2]}x{video.shape[1]} at {fps:g} fps, "
                f"{family.name} step {meta['step']}{note}")
     expr = found.get("expression", {})
-    if not neutral_start and (expr.get("happy", 0) >= SMILE_HINT or expr.get("teeth")):
-        click.echo(f"note: the face in {photo} smiles (fitted smile {expr['happy']:.2f}"
-                   f"{', lips parted' if expr.get('teeth') else ''}); the models learnt from neutral onsets, "
-                   "so it may move little: try --neutral-start (docs/recipe.md)", err=True)
+    if found.get("start") == "neutral" and start == "auto":
+        click.echo(f"note: the lips in {photo} are parted (inner gap {expr.get('mouth_open', 0):.2f} IOD): the video "
+                   "starts from the face warped back to neutral, lips shut, the kind of onset the models learnt "
+                   "from (--start as-is keeps the photo as frame 0)", err=True)
