@@ -140,7 +140,7 @@ def test_stand_ins_with_known_motion_give_known_gains(tmp_path, photo_dir):
 
 
 def test_neutral_start_rows_shut_the_smile_and_keep_the_known_gain(tmp_path, photo_dir):
-    """--start both: every model is also run from the photo's face warped back to neutral. The astronaut
+    """--start as-is,neutral,auto: every model is also run from the photo's face warped back to neutral. The astronaut
     smiles with parted lips: her neutral-start frame 0 has the mouth shut, the opener still opens it by OPEN,
     identity is measured against the photo as it is (the still model's neutral start is not at distance 0)."""
     opener, still = StandIn("open"), StandIn("still", name="convlstm", native_frames=10)

@@ -49,7 +49,7 @@ def test_a_neutral_face_is_left_alone(hopper):
 
 
 def test_neutral_photo_takes_the_astronaut_smile_back_and_shuts_her_lips():
-    """The test-time neutral start (generate/benchmark --neutral-start): the photo itself is warped, the
+    """The test-time neutral start (generate/benchmark --start neutral): the photo itself is warped, the
     returned landmarks are where dlib finds the face afterwards, mouth width in the neutral range, lips shut."""
     from ckpp_tools.faces import base_photo as _bp
     from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
