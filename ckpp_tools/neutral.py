@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .expressions import DISPLACEMENTS
-from .face_measures import to_face_frame
+from .errors import UsageError
+from .expressions import DISPLACEMENTS, PiecewiseAffine, anchor_ring, displace, face_frame
+from .face_measures import measure, to_face_frame
 
 #: mouth features in IOD units, used for the fit (larger = more smiling):
 #:   corner_lift: height of the lip corners (48, 54) above the middle of the lips (51/57 mean)
@@ -66,8 +67,6 @@ def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict 
     With visible teeth (inner lips apart) only the corners and upper lip move back: pulling the lower lip up
     would drag lip texture over the teeth.
     """
-    from .face_measures import measure
-
     c = estimate_smile(landmarks, neutral, spread)
     m = measure(landmarks)
     teeth = m["mouth_open"] > TEETH_OPEN
@@ -88,14 +87,24 @@ STARTS = ("as-is", "neutral", "auto")
 START_AUTO_OPEN = TEETH_OPEN
 
 
+def parse_starts(spec) -> tuple[str, ...]:
+    """`--start` value ("as-is,auto", "all", or a sequence of names) -> the starts, in order, without repeats;
+    an unknown or empty one -> UsageError naming --start."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [str(x).strip().lower() for x in names if str(x).strip()]
+    starts = STARTS if names == ["all"] else tuple(dict.fromkeys(names))
+    bad = [x for x in starts if x not in STARTS]
+    if bad or not starts:
+        raise UsageError(f"unknown start {(bad or [spec])[0]!r}", path="--start",
+                         fix="use as-is, neutral, auto (comma-separated, e.g. --start as-is,auto) or all")
+    return starts
+
+
 def start_for(landmarks: np.ndarray, start: str) -> str:
     """The start `start` ("as-is", "neutral", "auto") means for this face: "as-is" or "neutral"."""
-    if start not in STARTS:
-        raise ValueError(f"unknown start {start!r}: one of {', '.join(STARTS)}")
+    (start,) = parse_starts([start])
     if start != "auto":
         return start
-    from .face_measures import measure
-
     return "neutral" if measure(landmarks)["mouth_open"] > START_AUTO_OPEN else "as-is"
 
 
@@ -103,8 +112,6 @@ def close_lips(landmarks: np.ndarray, field: np.ndarray) -> np.ndarray:
     """`field` plus the motion that shuts parted lips: the inner lower lip (65-67) up onto the inner upper lip
     (63-61) and the outer lower lip (55-59) up by the middle gap, as a CK+ onset's closed mouth. Lips already
     shut (or overlapping) are left alone."""
-    from .expressions import displace, face_frame
-
     q = displace(landmarks, field)
     _, rot, iod = face_frame(landmarks)
     gap = ((q[[67, 66, 65]] - q[[61, 62, 63]]) @ rot) / iod      # face frame: y down, positive = parted
@@ -125,18 +132,15 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
     on a surprise-opened shape) takes the smile back; `shut_lips` also closes parted lips (teeth stay, as a
     thin line: no pixels are invented). Outside the anchor ring the photo is untouched.
     """
-    from .expressions import DISPLACEMENTS as _D, PiecewiseAffine, anchor_ring, displace
-
     pts = np.asarray(landmarks, dtype=np.float64)
     field, info = neutralise(pts)
     if shut_lips:
         field = close_lips(pts, field)
     target = displace(pts, field)
     anchors = anchor_ring(pts)
-    ref = np.concatenate([displace(pts, _D["surprise"] * 0.8), anchors])
+    ref = np.concatenate([displace(pts, DISPLACEMENTS["surprise"] * 0.8), anchors])
     warper = PiecewiseAffine(np.ascontiguousarray(image), np.concatenate([pts, anchors]), ref)
     out = warper.warp(np.concatenate([target, anchors]))
-    from .face_measures import measure
-
-    return out, target, dict(info, mouth_open_after=round(measure(target)["mouth_open"], 4),
-                             mouth_width_after=round(measure(target)["mouth_width"], 4))
+    after = measure(target)
+    return out, target, dict(info, mouth_open_after=round(after["mouth_open"], 4),
+                             mouth_width_after=round(after["mouth_width"], 4))

@@ -180,18 +180,19 @@ def face_crop(photo: np.ndarray, size: int, crop_fraction: float = 1.0, *, align
                     crop_landmarks=apply_affine(pts, m), angle=angle)
 
 
-def neutral_start(photo: np.ndarray, fc: FaceCrop, size: int) -> tuple[np.ndarray, FaceCrop, dict]:
+def neutral_start(photo: np.ndarray, fc: FaceCrop, size: int, warped: tuple | None = None) -> tuple[np.ndarray, FaceCrop, dict]:
     """(photo with its face warped back to neutral, the model's crop of it, what was done) — `--start neutral`.
 
     Why: the generator learnt from neutral onsets; a smiling photo is an input it never saw, and its parted
     lips have less left to open. ckpp_tools.neutral.neutral_photo (the sampler's own neutralising warp,
     lips shut) is applied to the photo; the crop goes through the *same* matrix as the original's, so only
-    the face changes. The crop's landmarks are the warped ones (HP starts from them).
+    the face changes. The crop's landmarks are the warped ones (HP starts from them). `warped`: neutral_photo's
+    result for this photo and these landmarks when already computed (one warp serves every crop size).
     """
     from ckpp_tools.expressions import apply_affine
     from ckpp_tools.neutral import neutral_photo
 
-    out, pts, info = neutral_photo(photo, fc.landmarks)
+    out, pts, info = warped if warped is not None else neutral_photo(photo, fc.landmarks)
     crop = warp_crop(out, fc.matrix, size)
     info = dict(info, l1_vs_photo=round(float(np.abs(crop.astype(np.float32) - fc.crop).mean() / 255.0), 5))
     return out, FaceCrop(crop=crop, matrix=fc.matrix, landmarks=pts, crop_landmarks=apply_affine(pts, fc.matrix),
@@ -269,10 +270,9 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if paste and max(photo.shape[:2]) > 1280:
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
-    from ckpp_tools.neutral import STARTS, neutralise, start_for
+    from ckpp_tools.neutral import neutralise, parse_starts, start_for
 
-    if start not in STARTS:
-        raise UsageError(f"unknown start {start!r}", path="--start", fix="use one of: " + ", ".join(STARTS))
+    parse_starts([start])                 # an unknown start fails before the face is looked for
     fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where)
     applied = start_for(fc.landmarks, start)
     if report is not None:

@@ -87,6 +87,7 @@ class Photo:
     angle: float = 0.0
     views: dict = field(default_factory=dict)     # (size, crop_fraction[, "neutral"]) -> dict(crop, lm, desc, ...)
     auto: str = "as-is"                           # what --start auto applies to this face
+    neutral_info: dict | None = None              # what the neutral start did (neutral_start's info)
 
 
 # ================================================================ photos
@@ -307,13 +308,11 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     from tqdm import tqdm
 
     from .benchmark import LABELS, Measurer, _versions
-    from ckpp_tools.neutral import STARTS, start_for
+    from ckpp_tools.neutral import STARTS, neutral_photo, parse_starts, start_for
 
     from .generate import face_crop, neutral_start
 
-    bad = [x for x in starts if x not in STARTS] or ([] if starts else ["(none)"])
-    if bad:
-        raise UsageError(f"unknown start {bad[0]!r}", path="--start", fix="use " + ", ".join(STARTS) + " (comma-separated)")
+    starts = parse_starts(starts)
     warnings_out: list[str] = []
 
     def warn_(msg):
@@ -341,6 +340,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})
     for ph in tqdm(faces, desc="input crops", unit="photo", disable=not progress):
+        warped = None                              # the neutralised photo: one warp for every view
         for size, frac in view_keys:
             fc = face_crop(ph.image, size, frac, landmarks=ph.landmarks, where=ph.path)
             ph.angle = fc.angle
@@ -348,9 +348,11 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             ph.views[(size, frac)] = {"crop": fc.crop, "crop_lm": fc.crop_landmarks, "lm": lm[0], "desc": desc}
             ph.auto = start_for(fc.landmarks, "auto")
             if "neutral" in starts or ("auto" in starts and ph.auto == "neutral"):
-                _, nfc, info = neutral_start(ph.image, fc, size)   # identity: still against the photo as it is
+                warped = warped or neutral_photo(ph.image, fc.landmarks)
+                _, nfc, ph.neutral_info = neutral_start(ph.image, fc, size, warped)
+                # identity is still measured against the photo as it is
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
-                                                     "start": info}
+                                                     "start": ph.neutral_info}
         ph.image = None                            # memory stays bounded on big folders: crops only
     for ph in photos:
         if ph.image is not None:                   # no face: a thumbnail for the sheet
@@ -380,10 +382,10 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         n = n_frames if m.key == "ours" else int(getattr(m.family, "native_frames", None) or n_frames)
         for b0 in range(0, len(faces), BATCH):
             chunk = faces[b0:b0 + BATCH]
-            vids = _generate_batch(m, [p.views[view_key(p)]["crop"] for p in chunk],
-                                   [p.views[view_key(p)]["crop_lm"] / float(m.size) for p in chunk], e, n, device)
-            for ph, vid in zip(chunk, vids):
-                vk = view_key(ph)
+            keys = [view_key(p) for p in chunk]
+            vids = _generate_batch(m, [p.views[k]["crop"] for p, k in zip(chunk, keys)],
+                                   [p.views[k]["crop_lm"] / float(m.size) for p, k in zip(chunk, keys)], e, n, device)
+            for ph, vid, vk in zip(chunk, vids, keys):
                 lms, desc = _measure_video(measurer, vid, encoder)
                 met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
                 if "start" in ph.views[vk]:
@@ -474,8 +476,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         "starts": list(starts),
         "photos": [{"photo": p.name, "group": p.group, "path": os.path.abspath(p.path), "face": p.landmarks is not None,
                     "reason": p.reason, "roll_deg": round(p.angle, 2), "auto_start": p.auto if p.landmarks is not None else None,
-                    **({"neutral_start": next(v["start"] for v in p.views.values() if "start" in v)}
-                       if any("start" in v for v in p.views.values()) else {})} for p in photos],
+                    **({"neutral_start": p.neutral_info} if p.neutral_info is not None else {})} for p in photos],
         "rows": rows, "sheets": sheets, "compare": compare, "warnings": warnings_out,
         "notes": NOTES + [f"ours: {n_frames} frames at degrees a = t/{n_frames - 1}; baselines: their native frames "
                           "(degrees k/(N−1)), so frame 0 and the peak are at the same degrees"],

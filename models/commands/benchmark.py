@@ -74,14 +74,9 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
         raise UsageError("--split, --max-clips and --identity-frames choose clips and frames of the clip benchmark, "
                          "not photos", path="--photos",
                          fix="leave them out with --photos (every photo is evaluated; identity on the peak frame)")
-    from ckpp_tools.neutral import STARTS
+    from ckpp_tools.neutral import parse_starts
 
-    starts = tuple(STARTS) if start.strip().lower() == "all" else \
-        tuple(dict.fromkeys(x.strip().lower() for x in start.split(",") if x.strip()))
-    bad = [x for x in starts if x not in STARTS]
-    if bad or not starts:
-        raise UsageError(f"unknown start {(bad or [start])[0]!r}", path="--start",
-                         fix="use as-is, neutral, auto (comma-separated, e.g. --start as-is,auto) or all")
+    starts = parse_starts(start)
     if starts != ("as-is",) and not photo_dirs:
         raise UsageError(f"--start {start} applies to photos, not clips (clips start from their recorded onset)",
                          path="--start", fix="add --photos DIR, or leave --start out")
