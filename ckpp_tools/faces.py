@@ -29,12 +29,14 @@ def _astronaut() -> np.ndarray:
 def _grace_hopper() -> np.ndarray:
     import matplotlib
 
+    from .photo_io import PhotoError, read_photo
+
     path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise MissingWeightsError("matplotlib's sample photo is missing", path=path,
-                                  fix="pip install --force-reinstall matplotlib")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:
+        return read_photo(path)
+    except PhotoError as exc:
+        raise MissingWeightsError(f"matplotlib's sample photo is missing or damaged ({exc.detail})", path=path,
+                                  fix="pip install --force-reinstall matplotlib") from None
 
 
 PHOTOS = {"astronaut": _astronaut, "grace_hopper": _grace_hopper}

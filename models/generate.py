@@ -26,31 +26,13 @@ import numpy as np
 from ckpp_tools import emotions as emo
 from ckpp_tools.crop import crop_box, crop_image
 from ckpp_tools.errors import CkppError, UsageError
+from ckpp_tools.photo_io import read_photo
 
 
 def load_photo(path) -> np.ndarray:
-    """RGB uint8 (H,W,3) of an image file (gray and RGBA converted); unreadable -> CkppError."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CkppError("no such photo", path=path, fix="pass the path of a JPEG/PNG photo with a face")
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        try:
-            import warnings
-
-            import imageio.v3 as iio
-
-            with warnings.catch_warnings():          # imageio probes every plugin (DICOM, ...) on junk
-                warnings.simplefilter("ignore")
-                img = np.asarray(iio.imread(path))
-        except Exception:
-            raise CkppError("cannot read this file as an image", path=path,
-                            fix="pass a JPEG or PNG photo (the file may be damaged or not an image)")
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        img = img[..., :3].astype(np.uint8)
-        return np.ascontiguousarray(img)
-    return np.ascontiguousarray(img[..., ::-1])
+    """RGB uint8 (H,W,3) of a photo file, upright (EXIF orientation) with transparency flattened
+    (ckpp_tools.photo_io); unreadable -> CkppError naming the file and the fix."""
+    return read_photo(path)
 
 
 def face_box(photo: np.ndarray, where: str = "PHOTO") -> tuple[np.ndarray, np.ndarray]:

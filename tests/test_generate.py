@@ -73,7 +73,7 @@ def test_bad_inputs(run, tmp_path):
     junk = tmp_path / "junk.jpg"
     junk.write_text("not an image")
     res = r.invoke(main, ["generate", run, str(junk), "--emotion", "surprise"])
-    assert res.exit_code != 0 and "cannot read this file as an image" in res.output
+    assert res.exit_code != 0 and "not a decodable image" in res.output and "junk.jpg" in res.output
     res = r.invoke(main, ["generate", run, HOPPER, "--emotion", "anger"])
     assert res.exit_code != 0 and "'anger' is not one this model was trained on" in res.output
     assert "surprise, happy" in res.output
