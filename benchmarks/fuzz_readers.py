@@ -341,6 +341,8 @@ def fuzz_photo(fz: Fuzz, base: dict):
     cases["wrong_type_text"] = b"not a photo\n" * 40
     cases["12000x12000"] = jpg_bytes(cv2.resize(hopper, (12000, 12000), interpolation=cv2.INTER_LINEAR))
     cases["no_face"] = jpg_bytes(np.full((480, 640, 3), 128, np.uint8))
+    cases["heic"] = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(4000)   # an iPhone photo's container
+    cases["tiny_4x4"] = png_bytes(np.full((4, 4), 90, np.uint8))
     for case, blob in cases.items():
         d = fz.case_dir(f"photo-{case}")
         p = os.path.join(d, "photo.jpg")
@@ -470,7 +472,10 @@ def main():
     if a.only and os.path.exists(a.out):  # a partial rerun updates those readers' rows only
         old = json.load(open(a.out))
         keep = [r for r in old["results"] if not any(r["reader"].startswith(p) for p in _prefixes(a.only))]
-        result["results"] = keep + fz.results
+        order = list(READERS)   # readers in their usual order, whichever were rerun
+        rank = {p: i for i, name in enumerate(order) for p in _prefixes(name)}
+        result["results"] = sorted(keep + fz.results, key=lambda r: min(
+            (i for p, i in rank.items() if r["reader"].startswith(p)), default=len(order)))
         result["cases"] = len(result["results"])
         result["outcomes"] = {}
         for r in result["results"]:
@@ -500,6 +505,13 @@ FOUND = [
     "and the row says so; huge Emotion/Landmarks text files are no longer read whole",
     "checkpoints refused by `weights_only=True` (malicious pickles, also random bytes) repeated torch's advice to "
     "use `weights_only=False` -> `refused: ... could run code` / `not a ckpp checkpoint` / `damaged checkpoint`",
+    "a photo cut at 10/50/90 % (an interrupted download): OpenCV decoded a half-grey picture and `generate` "
+    "animated it (`ok`) or found no face -> `the file ends before the image does`, fix: copy the photo again "
+    "(ckpp_tools/photo_io.py, stop 19; HEIC/AVIF and 4x4 photos added as cases: `HEIC photos cannot be decoded "
+    "here` + convert, `only 4x4 pixels`)",
+    "a 12000x12000 photo with the default auto start: the neutralising warp built its remap tables over the whole "
+    "face box at once (8 bytes a pixel: 2.7 GB peak) -> remapped in bands of 2 MP, the same bytes, 1.6 GB peak "
+    "(the decoded photo and its copies)",
 ]
 WEAK = [
     "frame_folder 12000x12000: 3 frames of 144 MP are analysed at full resolution (predictor smoothing and crops "
@@ -530,7 +542,7 @@ def write_doc(result: dict, path: str) -> None:
              ", ".join(f"{n} {o}" for o, n in sorted(result["outcomes"].items(), key=lambda kv: -kv[1])) + ".", "",
              "Outcomes: **error** a clear message naming the file (exit 1, no traceback); **row** `prepare` went on "
              "and the clip got a manifest row with its reason; **ok** the command succeeded (the damage hit only "
-             "data it tolerates, e.g. a JPEG cut at 50 % decodes with a grey bottom); **traceback** / **hang** / "
+             "data it tolerates, e.g. a bit flip in a checkpoint's weights or a shard's pixels); **traceback** / **hang** / "
              "**memory** (peak over "
              f"{result['mem_limit_mb']:.0f} MB) / **crash** would be bugs.", "",
              "| reader | " + " | ".join(cols) + " | cases |", "|---|" + "---|" * (len(cols) + 1)]

@@ -194,6 +194,10 @@ def anchor_ring(landmarks: np.ndarray, n: int = 20, scale: float = 1.75, below: 
     return np.stack([c[0] + scale * half[0] * np.cos(t), c[1] + ry * np.sin(t)], axis=1)
 
 
+#: PiecewiseAffine remaps at most this many pixels at a time (memory bound for huge photos)
+WARP_BAND_PIXELS = 2_000_000
+
+
 class PiecewiseAffine:
     """Warp one source image to any target shape of the same landmark+anchor topology.
 
@@ -214,7 +218,10 @@ class PiecewiseAffine:
         # the anchors are fixed, so outside their hull the target equals the source: only this box is remapped
         self.roi = (max(lo[0], 0), max(lo[1], 0), min(hi[0] + 1, w), min(hi[1] + 1, h))
         x0, y0, x1, y1 = self.roi
-        self._gx, self._gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+        gx, gy = np.arange(x0, x1, dtype=np.float32)[None, :], np.arange(y0, y1, dtype=np.float32)[:, None]
+        if (x1 - x0) * (y1 - y0) <= WARP_BAND_PIXELS:   # full grids: ~10% faster per frame; 8 bytes a pixel
+            gx, gy = np.broadcast_to(gx, (y1 - y0, x1 - x0)).copy(), np.broadcast_to(gy, (y1 - y0, x1 - x0)).copy()
+        self._gx, self._gy = gx, gy          # else a row and a column, broadcast band by band in warp()
 
     def warp(self, dst_points: np.ndarray) -> np.ndarray:
         dst = np.asarray(dst_points, dtype=np.float64)
@@ -238,25 +245,34 @@ class PiecewiseAffine:
         sol[~ok] = np.concatenate([np.zeros((np.count_nonzero(~ok), 2, 2)), s[~ok].mean(1, keepdims=True)], axis=1)
         A[1:] = np.transpose(sol, (0, 2, 1))
         A = A.astype(np.float32)
-        gx, gy = self._gx, self._gy
         if small:
             table = np.zeros((256, 6), dtype=np.float32)
             table[: len(A)] = A.reshape(len(A), 6)
+            cols = [np.ascontiguousarray(table[:, c]).reshape(1, 256) for c in range(6)]
 
-            def look(c):
-                return cv2.LUT(idx, np.ascontiguousarray(table[:, c]).reshape(1, 256))
+            def look(band, c):
+                return cv2.LUT(band, cols[c])
         else:
-            def look(c):
-                return np.take(A.reshape(len(A), 6)[:, c], idx)
-        # six small-table lookups beat gathering a (h,w,2,3) array several times over
-        mx = look(0) * gx
-        mx += look(1) * gy
-        mx += look(2)
-        my = look(3) * gx
-        my += look(4) * gy
-        my += look(5)
+            flat = A.reshape(len(A), 6)
+
+            def look(band, c):
+                return np.take(flat[:, c], band)
         out = self.image.copy()
-        out[y0:y1, x0:x1] = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        # in bands of rows: the remap tables cost 8 bytes a pixel, and a face filling a 100-MP photo would
+        # otherwise hold ~2 GB of them at once (a sample frame is one band)
+        rows = max(1, WARP_BAND_PIXELS // max(1, x1 - x0))
+        for b0 in range(0, y1 - y0, rows):
+            band, gy = idx[b0:b0 + rows], self._gy[b0:b0 + rows]
+            gx = self._gx if self._gx.shape[0] == 1 else self._gx[b0:b0 + rows]
+            # six small-table lookups beat gathering a (h,w,2,3) array several times over
+            mx = look(band, 0) * gx
+            mx += look(band, 1) * gy
+            mx += look(band, 2)
+            my = look(band, 3) * gx
+            my += look(band, 4) * gy
+            my += look(band, 5)
+            out[y0 + b0:y0 + b0 + len(band), x0:x1] = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR,
+                                                                   borderMode=cv2.BORDER_REFLECT101)
         return out
 
 

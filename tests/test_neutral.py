@@ -84,3 +84,18 @@ def test_neutral_photo_leaves_a_neutral_face_nearly_alone(hopper):
     neutral = displace(lm, neutralise(lm)[0])
     _, target, info = neutral_photo(img, neutral)
     assert np.abs(target - neutral).max() / np.linalg.norm(lm[45] - lm[36]) < 0.02
+
+
+def test_neutral_photo_of_a_huge_face_is_warped_in_bands_with_the_same_pixels(monkeypatch):
+    """A face filling a 100-MP photo would need ~2 GB of remap tables at once: PiecewiseAffine remaps
+    band by band above WARP_BAND_PIXELS. Banded and whole-box warps must give the same bytes."""
+    from ckpp_tools import expressions as ex
+    from ckpp_tools.faces import base_photo as _bp
+    from ckpp_tools.neutral import neutral_photo
+
+    img, lm = _bp("astronaut")[:2]
+    whole = neutral_photo(img, lm)[0]
+    monkeypatch.setattr(ex, "WARP_BAND_PIXELS", 5_000)    # ~30 rows a band over the astronaut's face box
+    banded = neutral_photo(img, lm)[0]
+    assert np.array_equal(whole, banded)
+    assert not np.array_equal(whole, img)
