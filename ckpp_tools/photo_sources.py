@@ -131,7 +131,7 @@ def detect_faces(lm, gray: np.ndarray) -> list:
 #: 0.0075 IOD (median) from the 24-call median, 8 calls 0.006, 2 calls 0.010
 FAST_SCALES, FAST_GROWS = (1.0, 1.5), (1.0,)
 #: bump when check_photo's answer changes, so cached checks are redone
-CHECK_VERSION = 2
+CHECK_VERSION = 3
 
 
 def check_photo(path: str, fast: bool = True) -> dict:

@@ -43,6 +43,8 @@ def face_box(photo: np.ndarray, where: str = "PHOTO") -> tuple[np.ndarray, np.nd
     boxes = lm.detect(photo, upsample=0, max_side=640)
     if not boxes:
         boxes = lm.detect(photo, upsample=1, max_side=1024)   # small faces in big photos
+    if not boxes and max(photo.shape[:2]) <= 480:
+        boxes = lm.detect(photo, upsample=2, max_side=None)   # small photos (as the photo check does)
     if not boxes:
         raise CkppError("no face found in the photo", path=where,
                         fix="use a photo with one clearly visible, roughly frontal face")

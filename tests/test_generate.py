@@ -87,3 +87,40 @@ def test_bad_inputs(run, tmp_path):
     assert parse_weights(["Surprised", "happy=0.25"], ["surprise", "happy"]) == {"surprise": 1.0, "happy": 0.25}
     with pytest.raises(CkppError, match="at least 2"):
         generate_video(load_run(run)[0], load_photo(HOPPER), {"surprise": 1.0}, 1)
+
+
+def test_a_marginal_detection_never_wins_over_the_face(tmp_path):
+    """A greyscale JPEG of the astronaut: HOG finds her face (score ~1.5) and a larger patch of her suit (~0.01);
+    'largest face first' animated the suit. Marginal boxes are dropped when a confident one exists."""
+    import cv2
+    import skimage.data
+
+    from models.generate import face_box
+
+    gray = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY)
+    path = tmp_path / "gray.jpg"
+    iio.imwrite(path, gray)
+    photo = load_photo(path)
+    lm = DlibLandmarker.shared()
+    from ckpp_tools.landmarks.dlib_backend import _to_gray_u8
+
+    rects, scores, _ = lm.detector.run(_to_gray_u8(photo), 0, 0.0)
+    assert len(rects) >= 2 and min(scores) < 0.1            # the case still exists with this dlib
+    boxes = lm.detect(photo, upsample=0, max_side=640)
+    assert len(boxes) == 1
+    box, pts = face_box(photo)
+    x0, y0, x1, y1 = boxes[0]
+    assert 150 < (x0 + x1) / 2 < 300 and 60 < (y0 + y1) / 2 < 200    # her face, not her suit (y ~ 380)
+    assert x0 <= pts[30, 0] <= x1 and y0 <= pts[30, 1] <= y1
+
+
+def test_a_small_photo_is_looked_at_closer():
+    """A 128-px photo whose face is ~25 px: found at upsample 2, as the photo check finds it."""
+    import cv2
+    import skimage.data
+
+    from models.generate import face_box
+
+    small = cv2.resize(np.ascontiguousarray(skimage.data.astronaut()), (128, 128), interpolation=cv2.INTER_AREA)
+    box, pts = face_box(small)
+    assert 30 < pts[30, 0] < 80 and 15 < pts[30, 1] < 50
