@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 
 import numpy as np
@@ -110,11 +111,12 @@ def _decode_pillow(data: bytes) -> np.ndarray | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")          # palette-transparency and bomb warnings: handled here
-            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None   # our own limit, with the size named
-            try:
+            try:   # Pillow's global bomb limit is left alone (threads): ours is lower and names the size
                 im = Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = limit
+            except Image.DecompressionBombError as exc:   # over twice Pillow's limit (~179 MP)
+                size = re.search(r"\((\d+) pixels\)", str(exc))
+                mp = f" ({int(size.group(1)) / 1e6:.0f} MP)" if size else ""
+                raise PhotoError("too_large", f"larger than {MAX_PIXELS / 1e6:.0f} megapixels{mp}") from None
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise PhotoError("too_large", f"{w}x{h} pixels ({w * h / 1e6:.0f} MP)")

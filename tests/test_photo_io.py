@@ -103,7 +103,8 @@ def test_bad_files_name_the_reason_and_the_fix(portrait, tmp_path):
         "notes.jpg": (b"not an image at all" * 10, "unreadable", "not a decodable image"),
         "iphone.heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "unsupported_format", "HEIC"),
         "tiny.png": (None, "too_small", "only 10x10 pixels"),
-        "bomb.png": (_png_header(40000, 40000), "too_large", "40000x40000"),
+        "bomb.png": (_png_header(40000, 40000), "too_large", "1600 MP"),
+        "big.png": (_png_header(12500, 12500), "too_large", "12500x12500"),
     }
     b = io.BytesIO(); Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(b, "PNG")
     cases["tiny.png"] = (b.getvalue(),) + cases["tiny.png"][1:]
