@@ -168,6 +168,26 @@ def composite(rgba: np.ndarray) -> np.ndarray:
     return (rgb + 0.5).astype(np.uint8)
 
 
+#: file endings whose EXIF orientation frame folders honour (PNG/BMP frames, e.g. CK+, carry none)
+EXIF_ENDINGS = (".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp")
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """EXIF orientation (1-8) of an image file from its header alone (~0.1 ms; no pixels decoded); 1 when
+    it has none, is not a JPEG/TIFF/WebP, or cannot be read (the decoder then reports the file)."""
+    if not os.fspath(path).lower().endswith(EXIF_ENDINGS):
+        return 1
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return int(im.getexif().get(_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a damaged header is the decoder's to report
+        return 1
+
+
 def orient(img: np.ndarray, orientation: int) -> np.ndarray:
     """Pixels as stored -> as shown, for EXIF orientation 1-8 (others: unchanged)."""
     if orientation == 2:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .photo_io import exif_orientation, orient
+
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 # ffmpeg (inside OpenCV) prints to stderr for every broken file; the run reports them as rows instead
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -124,6 +126,9 @@ def read_image_folder(folder: str, max_frames: int | None = None, max_bytes: int
             out.n_failed += 1
             continue
         img = _gray_if_equal(_to_rgb_or_gray(img))
+        turn = exif_orientation(path)   # phone/camera JPEGs stored sideways (OpenCV's UNCHANGED read ignores it)
+        if turn != 1:
+            img = np.ascontiguousarray(orient(img, turn))
         if out.frames:  # one colour mode per clip, set by its first frame
             if out.frames[0].ndim == 2 and img.ndim == 3:
                 img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)

@@ -95,3 +95,38 @@ def test_decoded_frames_stop_at_the_memory_guard(tmp_path):
     dec = video_io.read_clip(str(tmp_path / "v.mp4"), max_bytes=3 * 64 * 48 * 3)
     assert dec.n == 3 and "memory guard" in dec.error, (dec.n, dec.error)
     assert video_io.read_clip(str(tmp_path / "v.mp4")).n == 10
+
+
+def test_sideways_phone_frames_and_videos_come_out_upright(tmp_path):
+    """Phones store portrait JPEGs and videos sideways and say so in metadata (EXIF orientation; the
+    container's display matrix). A frame folder honours EXIF (OpenCV's UNCHANGED read ignores it); OpenCV's
+    video reader applies the display matrix itself. Either way the clip is decoded as it is shown."""
+    import io
+    import subprocess
+
+    import imageio_ffmpeg
+    from PIL import Image
+
+    up = photo((96, 128))                                    # portrait: 96 wide, 128 high
+    folder = tmp_path / "phone_burst"
+    folder.mkdir()
+    for t in range(3):
+        ex = Image.Exif()
+        ex[0x0112] = 6                                       # "rotate 90 clockwise to show"
+        b = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(np.rot90(up, 1))).save(b, "JPEG", quality=95, exif=ex.tobytes())
+        (folder / f"IMG_{t:04d}.jpg").write_bytes(b.getvalue())
+    dec = video_io.read_clip(str(folder))
+    assert dec.n == 3 and dec.frames[0].shape == (128, 96, 3)
+    assert np.abs(dec.frames[0].astype(float) - up).mean() < 4.0
+
+    plain = str(tmp_path / "plain.mp4")
+    write_video(plain, 4, size=(128, 96))                    # stored landscape
+    tagged = str(tmp_path / "tagged.mp4")
+    r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", "90",
+                        "-i", plain, "-c", "copy", tagged], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    a, b = video_io.read_clip(plain), video_io.read_clip(tagged)
+    assert a.frames[0].shape == (96, 128, 3) and b.frames[0].shape == (128, 96, 3)
+    assert np.array_equal(np.rot90(a.frames[0], 1), b.frames[0]) or \
+        np.abs(np.rot90(a.frames[0], 1).astype(float) - b.frames[0]).mean() < 1.0
