@@ -120,10 +120,7 @@ def _decode_pillow(data: bytes) -> np.ndarray | None:
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise PhotoError("too_large", f"{w}x{h} pixels ({w * h / 1e6:.0f} MP)")
-            try:
-                orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
-            except Exception:  # noqa: BLE001 - a damaged EXIF block must not lose the photo
-                orientation = 1
+            orientation = _orientation_of(im)
             im.seek(0)                                # animated GIF/WebP: the first frame
             im.load()
             arr = _to_rgb(im)
@@ -183,8 +180,17 @@ def exif_orientation(path: str | os.PathLike) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
-                return int(im.getexif().get(_ORIENTATION, 1) or 1)
+                return _orientation_of(im)
     except Exception:  # noqa: BLE001 - a damaged header is the decoder's to report
+        return 1
+
+
+def _orientation_of(im) -> int:
+    """EXIF orientation of an opened Pillow image; 1 when absent or damaged (a bad EXIF block must not
+    lose the photo)."""
+    try:
+        return int(im.getexif().get(_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001
         return 1
 
 

@@ -114,12 +114,16 @@ def _is_placeholder(img: np.ndarray) -> bool:
     return float(np.sort(counts)[-4:].sum()) / counts.sum() > 0.6
 
 
+#: photos whose longer side is at most this many pixels get a second look at 2x upsampling (also `generate`)
+SMALL_PHOTO_SIDE = 480
+
+
 def detect_faces(lm, gray: np.ndarray) -> list:
     """Face boxes, largest first: upsampled once (small faces), at most ~480 px on the long side (speed);
     small photos with no face found get a second look at twice the resolution."""
     big = max(gray.shape[:2])
     boxes = lm.detect(gray, upsample=1, max_side=min(big, 480))
-    if not boxes and big <= 480:
+    if not boxes and big <= SMALL_PHOTO_SIDE:
         boxes = lm.detect(gray, upsample=2, max_side=None)
     elif not boxes:
         boxes = lm.detect(gray, upsample=0, max_side=None)

@@ -38,13 +38,14 @@ def load_photo(path) -> np.ndarray:
 def face_box(photo: np.ndarray, where: str = "PHOTO") -> tuple[np.ndarray, np.ndarray]:
     """(prepare's square crop box [x0,y0,x1,y1], 68 landmarks) of the largest face; none -> CkppError."""
     from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
+    from ckpp_tools.photo_sources import SMALL_PHOTO_SIDE
 
     lm = DlibLandmarker.shared()
     boxes = lm.detect(photo, upsample=0, max_side=640)
     if not boxes:
         boxes = lm.detect(photo, upsample=1, max_side=1024)   # small faces in big photos
-    if not boxes and max(photo.shape[:2]) <= 480:
-        boxes = lm.detect(photo, upsample=2, max_side=None)   # small photos (as the photo check does)
+    if not boxes and max(photo.shape[:2]) <= SMALL_PHOTO_SIDE:
+        boxes = lm.detect(photo, upsample=2, max_side=None)   # small photos, as the photo check looks at them
     if not boxes:
         raise CkppError("no face found in the photo", path=where,
                         fix="use a photo with one clearly visible, roughly frontal face")
