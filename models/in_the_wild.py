@@ -117,7 +117,8 @@ def find_faces(photos: list[Photo], progress: bool = True) -> None:
     """Load every photo and find its face (landmarks at full resolution); failures get a reason."""
     from tqdm import tqdm
 
-    from .generate import face_box, load_photo
+    from ckpp_tools.face_geometry import face_box
+    from .generate import load_photo
 
     for ph in tqdm(photos, desc="faces", unit="photo", disable=not progress):
         try:
@@ -310,7 +311,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     from .benchmark import LABELS, Measurer, _versions
     from ckpp_tools.neutral import STARTS, neutral_photo, parse_starts, start_for
 
-    from .generate import face_crop, neutral_start
+    from ckpp_tools.face_geometry import face_crop, neutral_start
 
     starts = parse_starts(starts)
     warnings_out: list[str] = []
