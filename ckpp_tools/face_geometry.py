@@ -1,5 +1,8 @@
 """The geometry of a face in a photo: detect, pick, level, crop, and paste back — one torch-free place.
 
+Which face of a photo with several is picked (size, centre, whole in the frame, detector scores) is
+ckpp_tools.face_pick's ranking; `face_box(..., face=N)` takes another, `report` lists them all.
+
 `ckpp generate`, `ckpp benchmark --photos`, the Python API and the app all see a photo's face through this
 module, so they crop exactly alike: prepare's square box over dlib's 68 landmarks (ckpp_tools.crop), the central
 crop_fraction the model trained on, eyes levelled by a similarity transform (`crop_matrix`), and `paste_back`
@@ -17,22 +20,22 @@ from ckpp_tools.crop import crop_box, crop_image
 from ckpp_tools.errors import CkppError
 
 
-def face_box(photo: np.ndarray, where: str = "PHOTO") -> tuple[np.ndarray, np.ndarray]:
-    """(prepare's square crop box [x0,y0,x1,y1], 68 landmarks) of the largest face; none -> CkppError."""
-    from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
-    from ckpp_tools.photo_sources import SMALL_PHOTO_SIDE
+def face_box(photo: np.ndarray, where: str = "PHOTO", face: int | None = None,
+             report: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(prepare's square crop box [x0,y0,x1,y1], 68 landmarks) of the photo's face: the first of the ranking
+    (ckpp_tools.face_pick: size, centre, whole in the frame, detector scores) or the 1-based `face` of it.
+    `report`, when given, receives `faces` (every face_pick.Face, ranked) and `face` (the one used). No face
+    -> CkppError naming `where`; `face` out of range -> UsageError naming --face and listing the faces."""
+    from ckpp_tools import face_pick
 
-    lm = DlibLandmarker.shared()
-    boxes = lm.detect(photo, upsample=0, max_side=640)
-    if not boxes:
-        boxes = lm.detect(photo, upsample=1, max_side=1024)   # small faces in big photos
-    if not boxes and max(photo.shape[:2]) <= SMALL_PHOTO_SIDE:
-        boxes = lm.detect(photo, upsample=2, max_side=None)   # small photos, as the photo check looks at them
-    if not boxes:
+    found = face_pick.faces(photo)
+    if not found:
         raise CkppError("no face found in the photo", path=where,
                         fix="use a photo with one clearly visible, roughly frontal face")
-    pts = lm.predict(photo, boxes[0])
-    return crop_box(pts), pts
+    chosen = face_pick.choose(found, face, where)
+    if report is not None:
+        report.update(faces=found, face=chosen)
+    return chosen.crop_box.copy(), chosen.landmarks
 
 
 def shrink_box(box, fraction: float) -> np.ndarray:
@@ -42,10 +45,11 @@ def shrink_box(box, fraction: float) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
-def crop_face(photo: np.ndarray, size: int = 289, crop_fraction: float = 1.0, where: str = "PHOTO"):
+def crop_face(photo: np.ndarray, size: int = 289, crop_fraction: float = 1.0, where: str = "PHOTO",
+              face: int | None = None, report: dict | None = None):
     """(crop size×size uint8 RGB, box in photo pixels): prepare's crop (crop_fraction=1) or the central
-    part of it a model trained on (crop_fraction=cfg.crop_fraction)."""
-    box, _ = face_box(photo, where)
+    part of it a model trained on (crop_fraction=cfg.crop_fraction); `face`, `report`: as face_box."""
+    box, _ = face_box(photo, where, face, report)
     box = shrink_box(box, crop_fraction)
     return crop_image(photo, box, size), box
 
@@ -134,12 +138,14 @@ def level_landmarks(photo: np.ndarray, landmarks: np.ndarray, window: int = 400)
 
 
 def face_crop(photo: np.ndarray, size: int, crop_fraction: float = 1.0, *, align: bool = True,
-              where: str = "PHOTO", landmarks: np.ndarray | None = None) -> FaceCrop:
-    """The model's input from a photo: largest face (or the given landmarks), eyes levelled (align=True),
-    prepare's crop box, central crop_fraction, size x size. No face -> CkppError naming `where`."""
+              where: str = "PHOTO", landmarks: np.ndarray | None = None, face: int | None = None,
+              report: dict | None = None) -> FaceCrop:
+    """The model's input from a photo: its face (face_box's pick, `face` to choose another; or the given
+    landmarks), eyes levelled (align=True), prepare's crop box, central crop_fraction, size x size. No face
+    -> CkppError naming `where`; `report` receives face_box's `faces` and `face`."""
     from ckpp_tools.expressions import apply_affine
 
-    pts = landmarks if landmarks is not None else face_box(photo, where)[1]
+    pts = landmarks if landmarks is not None else face_box(photo, where, face, report)[1]
     if align and abs(eye_angle(pts)) > REFINE_ABOVE:
         pts = level_landmarks(photo, pts)
     m, angle = crop_matrix(pts, size, crop_fraction, align)
