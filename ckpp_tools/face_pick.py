@@ -86,8 +86,9 @@ class Face:
         """Best HOG score over the looks that found it."""
         return max(self.scores.values())
 
-    def box_text(self) -> str:
-        return "[" + ",".join(str(int(round(v))) for v in self.box) + "]"
+    def box_text(self, scale: float = 1.0) -> str:
+        """'[x0,y0,x1,y1]' of `box`; scale: pixels of the photo searched per pixel of the photo named."""
+        return "[" + ",".join(str(int(round(v / scale))) for v in self.box) + "]"
 
     def summary(self) -> dict:
         """JSON-able record (reports, rows)."""
@@ -257,21 +258,21 @@ def choose(found: list[Face], face: int | None, where: str = "PHOTO") -> Face:
     if face is None:
         return found[0]
     if not 1 <= int(face) <= len(found):
-        listing = "; ".join(f"{f.rank}: {f.box_text()} ({', '.join(f.reasons)})" for f in found)
         n = len(found)
-        raise UsageError(f"--face {face}: {where} has {n} face{'s' if n != 1 else ''}", path="--face",
-                         fix=f"use --face 1..{n} (faces by rank, boxes [x0,y0,x1,y1] in photo pixels: {listing})")
+        listing = "; ".join(f"{f.rank} at {f.box_text()} ({', '.join(f.reasons)})" for f in found)
+        raise UsageError(f"{where} has {n} face{'s' if n != 1 else ''}; there is no face {face}", path="--face",
+                         fix=f"use --face {'1' if n == 1 else f'1 to {n}'} (boxes [x0,y0,x1,y1] in photo pixels): {listing}")
     return found[int(face) - 1]
 
 
-def describe(found: list[Face], chosen: Face, verb: str = "animating") -> str:
+def describe(found: list[Face], chosen: Face, verb: str = "animating", scale: float = 1.0) -> str:
     """One line for a photo with several faces: how many, which one is used (box, why) and how to pick
-    another; '' for a photo with one face."""
+    another; '' for a photo with one face. scale: as Face.box_text (a photo shrunk before the search)."""
     if len(found) < 2:
         return ""
     others = [f for f in found if f is not chosen]
-    alt = "; ".join(f"--face {f.rank} for the one at {f.box_text()}" for f in others[:3])
+    alt = "; ".join(f"--face {f.rank} for the one at {f.box_text(scale)}" for f in others[:3])
     if len(others) > 3:
         alt += f"; ... (--face 1..{len(found)})"
-    return (f"{len(found)} faces found; {verb} face {chosen.rank} at {chosen.box_text()} "
+    return (f"{len(found)} faces found; {verb} face {chosen.rank} at {chosen.box_text(scale)} "
             f"({', '.join(chosen.reasons)}); {alt}")

@@ -59,6 +59,7 @@ class BasePhoto:
     landmarks: np.ndarray     # (68,2) float64
     rest: np.ndarray = field(default_factory=lambda: np.zeros((68, 2)))  # face-frame field back to neutral
     expression: dict = field(default_factory=dict)                     # estimated expression of the photo
+    faces: int = 1            # faces dlib found (the others are under OTHER_FACE_FRACTION of this one's width)
 
     @property
     def iod(self) -> float:
@@ -134,8 +135,8 @@ def detect_faces(lm, gray: np.ndarray) -> list:
 #: dlib-bin's predictor costs ~15 ms a call here, 2x the detection: on 70 NBA photos these 4 calls land
 #: 0.0075 IOD (median) from the 24-call median, 8 calls 0.006, 2 calls 0.010
 FAST_SCALES, FAST_GROWS = (1.0, 1.5), (1.0,)
-#: bump when check_photo's answer changes, so cached checks are redone
-CHECK_VERSION = 3
+#: bump when check_photo's answer changes, so cached checks are redone (4: it counts the faces found)
+CHECK_VERSION = 4
 
 
 def check_photo(path: str, fast: bool = True) -> dict:
@@ -157,6 +158,7 @@ def check_photo(path: str, fast: bool = True) -> dict:
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     lm = DlibLandmarker.shared()
     boxes = detect_faces(lm, gray)
+    out["faces"] = len(boxes)
     if not boxes:
         if _is_placeholder(img):
             out.update(status="placeholder", detail="a grey silhouette placeholder, no face")
@@ -165,8 +167,8 @@ def check_photo(path: str, fast: bool = True) -> dict:
         return out
     width0 = boxes[0][2] - boxes[0][0]
     n = sum((b[2] - b[0]) >= OTHER_FACE_FRACTION * width0 for b in boxes)
-    if n > 1:
-        out.update(status="several_faces", detail=f"{n} faces")
+    if n > 1:   # a training subject must be unambiguous: not picked by rank, as `ckpp generate` does
+        out.update(status="several_faces", detail=f"{n} faces of a similar size")
         return out
     scales, grows = (FAST_SCALES, FAST_GROWS) if fast else ((0.8, 1.0, 1.25, 1.5), (0.94, 1.0, 1.06))
     pts = refined_landmarks(lm, gray, boxes[0], scales=scales, grows=grows)
@@ -348,11 +350,12 @@ def scan_folder(folder: str, workers: int | None = None, progress: bool = True, 
             if abs(yaw) > MAX_YAW_DEG:
                 r = dict(r, status="face_turned", detail=f"head turned ~{abs(yaw):.0f} deg (more than {MAX_YAW_DEG:g})")
         if r["status"] != "ok":
-            skipped.append({"file": rel[p], "reason": r["status"], "detail": r.get("detail", "")})
+            skipped.append({"file": rel[p], "reason": r["status"], "detail": r.get("detail", ""),
+                            **({"faces": r["faces"]} if "faces" in r else {})})
             continue
         rest, expr = neutralise(r["landmarks"])
         usable.append(BasePhoto(name=names[p], path=p, sha1=sha[p], size=r["size"], landmarks=r["landmarks"],
-                                rest=rest, expression=expr))
+                                rest=rest, expression=expr, faces=int(r.get("faces", 1))))
     usable.sort(key=lambda b: b.name)
     rel_order = {rel[p]: k for k, p in enumerate(files)}
     skipped.sort(key=lambda s: rel_order.get(s["file"], -1))
@@ -409,7 +412,8 @@ def report(scan: PhotoScan) -> dict:
         "counts": {"files": len(scan.usable) + len(scan.skipped), "usable": len(scan.usable),
                    "skipped": len(scan.skipped), "ignored_not_photos": scan.ignored, **skip_counts(scan)},
         "usable": [{"name": b.name, "file": os.path.relpath(b.path, scan.folder), "sha1": b.sha1,
-                    "size": list(b.size), "iod_px": round(b.iod, 2), "expression": b.expression}
+                    "size": list(b.size), "iod_px": round(b.iod, 2), "expression": b.expression, "faces": b.faces,
+                    "face_box": [int(round(v)) for v in np.concatenate([b.landmarks.min(0), b.landmarks.max(0)])]}
                    for b in scan.usable],
         "skipped": scan.skipped,
     }

@@ -60,7 +60,7 @@ def parse_weights(specs, available: list[str]) -> dict[str, float]:
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
                    paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True,
-                   start: str = "as-is", report: dict | None = None) -> np.ndarray:
+                   start: str = "as-is", report: dict | None = None, face: int | None = None) -> np.ndarray:
     """(T,H,W,3) uint8 video of `photo`'s face moving from neutral to the weighted expression.
 
     Crops smaller than `min_side` are upscaled for viewing; paste=True returns whole photos instead
@@ -69,7 +69,9 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     (ckpp_tools.neutral.start_for; see neutral_start: frame 0 is then the neutralised face, and paste-back
     pastes into the neutralised photo). `report`, when given, receives what was found: the levelled roll
     (`angle`), the face's expression (`expression`: ckpp_tools.neutral's fitted smile and mouth opening, as
-    measured before any neutral start) and the start applied (`start`: "as-is" or "neutral")."""
+    measured before any neutral start), the start applied (`start`: "as-is" or "neutral"), every face found
+    (`faces`, ranked: ckpp_tools.face_pick) and the one animated (`face`; `face=N` picks the N-th), with
+    `photo_scale` (face boxes are in photo pixels times it: < 1 where paste shrank the photo)."""
     import torch
 
     if n_frames < 2:
@@ -83,10 +85,12 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if paste and max(photo.shape[:2]) > 1280:
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
+        if report is not None:
+            report["photo_scale"] = k
     from ckpp_tools.neutral import neutralise, parse_starts, start_for
 
     parse_starts([start])                 # an unknown start fails before the face is looked for
-    fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where)
+    fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where, face=face, report=report)
     applied = start_for(fc.landmarks, start)
     if report is not None:
         report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1], start=applied)

@@ -88,6 +88,8 @@ class Photo:
     views: dict = field(default_factory=dict)     # (size, crop_fraction[, "neutral"]) -> dict(crop, lm, desc, ...)
     auto: str = "as-is"                           # what --start auto applies to this face
     neutral_info: dict | None = None              # what the neutral start did (neutral_start's info)
+    faces: int = 0                                # faces found (ckpp_tools.face_pick); the first is measured
+    face_used: dict | None = None                 # that face: rank, box [x0,y0,x1,y1], why it ranks first
 
 
 # ================================================================ photos
@@ -133,7 +135,10 @@ def find_faces(photos: list[Photo], progress: bool = True) -> None:
             img = cv2.resize(img, (round(img.shape[1] * k), round(img.shape[0] * k)), interpolation=cv2.INTER_AREA)
         ph.image = img
         try:
-            _, ph.landmarks = face_box(img, ph.path)
+            found: dict = {}
+            _, ph.landmarks = face_box(img, ph.path, report=found)
+            ph.faces = len(found["faces"])
+            ph.face_used = {k: v for k, v in found["face"].summary().items() if k in ("rank", "box", "reasons")}
         except CkppError as exc:
             ph.reason = _reason(exc)
 
@@ -409,6 +414,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         members = [p for p in photos if g == "all" or p.group == g]
         gs = {"n_photos": len(members), "n_faces": sum(p.landmarks is not None for p in members),
               "no_face": [{"photo": p.name, "reason": p.reason} for p in members if p.landmarks is None],
+              "several_faces": [{"photo": p.name, "faces": p.faces, "face_used": p.face_used}
+                                for p in members if p.faces > 1],
               "metrics": {}}
         for key, e, _, _ in jobs:
             sel = [r for r in rows if r["model"] == key and r["emotion"] == e and (g == "all" or r["group"] == g)]
@@ -477,6 +484,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         "starts": list(starts),
         "photos": [{"photo": p.name, "group": p.group, "path": os.path.abspath(p.path), "face": p.landmarks is not None,
                     "reason": p.reason, "roll_deg": round(p.angle, 2), "auto_start": p.auto if p.landmarks is not None else None,
+                    "faces": p.faces, "face_used": p.face_used,
                     **({"neutral_start": p.neutral_info} if p.neutral_info is not None else {})} for p in photos],
         "rows": rows, "sheets": sheets, "compare": compare, "warnings": warnings_out,
         "notes": NOTES + [f"ours: {n_frames} frames at degrees a = t/{n_frames - 1}; baselines: their native frames "
@@ -577,6 +585,10 @@ def _blocks(results: dict) -> list[tuple]:
         B.append(("h", 2, f"{g} ({gs['n_faces']} faces in {gs['n_photos']} photos)"))
         if gs["no_face"]:
             B.append(("list", [f"{x['photo']}: {x['reason']}" for x in gs["no_face"]]))
+        if gs.get("several_faces"):
+            B.append(("list", [f"{x['photo']}: {x['faces']} faces; measured face {x['face_used']['rank']} at "
+                               f"{x['face_used']['box']} ({', '.join(x['face_used']['reasons'])})"
+                               for x in gs["several_faces"]]))
         for e in results.get("emotions", []):
             present = [k for k in gs["metrics"] if e in gs["metrics"][k]]
             if not present:

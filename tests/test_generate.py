@@ -124,3 +124,40 @@ def test_a_small_photo_is_looked_at_closer():
     small = cv2.resize(np.ascontiguousarray(skimage.data.astronaut()), (128, 128), interpolation=cv2.INTER_AREA)
     box, pts = face_box(small)
     assert 30 < pts[30, 0] < 80 and 15 < pts[30, 1] < 50
+
+
+def test_several_faces_are_listed_and_face_picks_another(run, tmp_path):
+    """A photo with three real faces (tests.fakes.group_photo): generate animates the central, whole one, says
+    how many it found and where, and --face N takes another; an out-of-range --face lists the faces."""
+    from ckpp_tools import face_pick
+    from tests.fakes import group_photo
+
+    photo, _ = group_photo()
+    path = tmp_path / "group.png"
+    iio.imwrite(path, photo)
+    faces = face_pick.faces(load_photo(path))
+    r = CliRunner()
+    res = r.invoke(main, ["generate", run, str(path), "--emotion", "surprise", "--frames", "3", "-o", str(tmp_path / "a.gif")])
+    assert res.exit_code == 0, res.output
+    assert f"3 faces found; animating face 1 at {faces[0].box_text()} (" in res.output
+    assert "central, whole" in res.output
+    assert f"--face 2 for the one at {faces[1].box_text()}" in res.output
+    assert f"--face 3 for the one at {faces[2].box_text()}" in res.output
+    res = r.invoke(main, ["generate", run, str(path), "--emotion", "surprise", "--frames", "3", "--face", "2",
+                          "-o", str(tmp_path / "b.gif")])
+    assert res.exit_code == 0, res.output
+    assert f"animating face 2 at {faces[1].box_text()}" in res.output
+    assert f"--face 1 for the one at {faces[0].box_text()}" in res.output
+    assert not np.array_equal(iio.imread(tmp_path / "a.gif", index=0), iio.imread(tmp_path / "b.gif", index=0))
+    res = r.invoke(main, ["generate", run, str(path), "--emotion", "surprise", "--face", "7", "-o", str(tmp_path / "c.gif")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "--face: " in res.output and "group.png has 3 faces; there is no face 7" in res.output
+    assert f"1 at {faces[0].box_text()}" in res.output and f"3 at {faces[2].box_text()}" in res.output
+    assert not (tmp_path / "c.gif").exists()
+    # the Python API: report lists the faces, face= picks one
+    found: dict = {}
+    generate_video(load_run(run)[0], photo, {"surprise": 1.0}, 2, report=found, face=3)
+    assert found["face"].rank == 3 and len(found["faces"]) == 3
+    # one face: no note
+    res = r.invoke(main, ["generate", run, HOPPER, "--emotion", "surprise", "--frames", "2", "-o", str(tmp_path / "h.gif")])
+    assert res.exit_code == 0 and "faces found" not in res.output

@@ -22,8 +22,11 @@ import click
                    "(the models learnt from neutral onsets; parted lips leave the mouth less to open), 'auto' does "
                    "so only when the lips are parted (measured best, docs/recipe.md), 'as-is' keeps the photo as "
                    "frame 0.")
+@click.option("--face", type=int, default=None,
+              help="Which face of a photo with several: its number in the list generate prints (1 = the main face: "
+                   "large, central, whole in the frame).  [default: 1]")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
-def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, device):
+def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, face, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 
     \b
@@ -31,7 +34,9 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, start
       ckpp generate runs/ours-surprise photo.jpg --emotion surprise -o out.mp4
       ckpp generate runs/ours-happy+anger me.png --emotion happy=0.7 --emotion anger=0.3 --frames 24 -o mix.gif
       ckpp generate pretrained smiling.jpg --emotion surprise --start as-is -o out.gif
-    Baselines (convlstm, hp) make their native 10 frames, resampled to --frames.
+      ckpp generate pretrained group.jpg --emotion happy --face 2
+    Baselines (convlstm, hp) make their native 10 frames, resampled to --frames. A photo with several faces:
+    the largest, most central face whole in the frame is animated and the others are listed (--face N).
     """
     from ..checkpoint import load_run
     from ..generate import generate_video, load_photo, parse_weights, write_video
@@ -45,13 +50,18 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, start
         output = f"{stem}-{'+'.join(weights)}.mp4"
     found: dict = {}
     video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align,
-                           start=start, report=found)
+                           start=start, report=found, face=face)
     write_video(video, output, fps)
     note = ""
     if getattr(family, "native_frames", None) and family.native_frames != frames:
         note = f" ({family.name} makes {family.native_frames} frames natively; resampled to {frames})"
     click.echo(f"wrote {output}: {len(video)} frames {video.shape[2]}x{video.shape[1]} at {fps:g} fps, "
                f"{family.name} step {meta['step']}{note}")
+    from ckpp_tools.face_pick import describe
+
+    several = describe(found["faces"], found["face"], scale=found.get("photo_scale", 1.0))
+    if several:
+        click.echo(f"note: {photo}: {several}", err=True)
     expr = found.get("expression", {})
     if found.get("start") == "neutral" and start == "auto":
         click.echo(f"note: the lips in {photo} are parted (inner gap {expr.get('mouth_open', 0):.2f} IOD): the video "
