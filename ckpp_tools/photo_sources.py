@@ -21,6 +21,7 @@ import numpy as np
 
 from . import photo_io
 from .errors import CkppError
+from .face_pick import SMALL_PHOTO_SIDE, cnn_confidence  # SMALL_PHOTO_SIDE: photos given a 2x-upsampled look
 
 #: file extensions read as photos (others in the folder are ignored and counted)
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif",
@@ -115,19 +116,18 @@ def _is_placeholder(img: np.ndarray) -> bool:
     return float(np.sort(counts)[-4:].sum()) / counts.sum() > 0.6
 
 
-#: photos whose longer side is at most this many pixels get a second look at 2x upsampling (also `generate`)
-SMALL_PHOTO_SIDE = 480
 
 
-def detect_faces(lm, gray: np.ndarray) -> list:
+def detect_faces(lm, gray: np.ndarray, dropped: list | None = None) -> list:
     """Face boxes, largest first: upsampled once (small faces), at most ~480 px on the long side (speed);
-    small photos with no face found get a second look at twice the resolution."""
+    small photos with no face found get a second look at twice the resolution. `dropped` receives the
+    marginal detections left out (DlibLandmarker.detect)."""
     big = max(gray.shape[:2])
-    boxes = lm.detect(gray, upsample=1, max_side=min(big, 480))
+    boxes = lm.detect(gray, upsample=1, max_side=min(big, 480), dropped=dropped)
     if not boxes and big <= SMALL_PHOTO_SIDE:
-        boxes = lm.detect(gray, upsample=2, max_side=None)
+        boxes = lm.detect(gray, upsample=2, max_side=None, dropped=dropped)
     elif not boxes:
-        boxes = lm.detect(gray, upsample=0, max_side=None)
+        boxes = lm.detect(gray, upsample=0, max_side=None, dropped=dropped)
     return boxes
 
 
@@ -157,16 +157,20 @@ def check_photo(path: str, fast: bool = True) -> dict:
     out["size"] = (int(img.shape[1]), int(img.shape[0]))
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     lm = DlibLandmarker.shared()
-    boxes = detect_faces(lm, gray)
-    out["faces"] = len(boxes)
+    weak: list = []
+    boxes = detect_faces(lm, gray, weak)
+    if boxes and weak:   # a weak detection beside a confident one: a face when dlib's CNN confirms it (face_pick)
+        weak = [b for b in weak if cnn_confidence(img, b) is not None]
+    every = boxes + (weak if boxes else [])
+    out["faces"] = len(every)
     if not boxes:
         if _is_placeholder(img):
             out.update(status="placeholder", detail="a grey silhouette placeholder, no face")
         else:
             out.update(status="no_face", detail="dlib finds no face")
         return out
-    width0 = boxes[0][2] - boxes[0][0]
-    n = sum((b[2] - b[0]) >= OTHER_FACE_FRACTION * width0 for b in boxes)
+    width0 = max(b[2] - b[0] for b in every)
+    n = sum((b[2] - b[0]) >= OTHER_FACE_FRACTION * width0 for b in every)
     if n > 1:   # a training subject must be unambiguous: not picked by rank, as `ckpp generate` does
         out.update(status="several_faces", detail=f"{n} faces of a similar size")
         return out

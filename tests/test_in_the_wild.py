@@ -306,3 +306,25 @@ def test_cli_photos_with_a_bare_checkpoint_and_the_shipped_weights(tmp_path, pho
         res = CliRunner().invoke(main, ["benchmark", "--photos", str(photo_dir / "unlike"), "--model", bad,
                                         "--baselines", "none", "-o", "w"])
         assert res.exit_code != 0 and text in res.output and "Traceback" not in res.output, res.output
+
+
+def test_photo_rows_record_how_many_faces_and_which_was_measured(tmp_path):
+    """`benchmark --photos`: a photo with several faces measures the first of the ranking and its row says how
+    many were found and which one (rank, box, reasons); a one-face photo says 1."""
+    from ckpp_tools import face_pick
+    from tests.fakes import group_photo
+
+    photo, _ = group_photo()
+    (tmp_path / "p").mkdir()
+    iio.imwrite(tmp_path / "p" / "group.png", photo)
+    shutil.copy(HOPPER, tmp_path / "p" / "hopper.jpg")
+    photos = iw.collect_photos([str(tmp_path / "p")])
+    iw.find_faces(photos, progress=False)
+    group, hopper = photos
+    first = face_pick.faces(photo)[0]
+    assert group.faces == 3 and hopper.faces == 1
+    assert group.face_used == {"rank": 1, "box": [int(round(v)) for v in first.box], "reasons": first.reasons}
+    assert np.array_equal(group.landmarks, first.landmarks)
+    md = iw._blocks({"groups": {"p": {"n_faces": 2, "n_photos": 2, "no_face": [], "metrics": {},
+                                      "several_faces": [{"photo": "p/group.png", "faces": 3, "face_used": group.face_used}]}}})
+    assert any(b[0] == "list" and b[1] and b[1][0].startswith("p/group.png: 3 faces; measured face 1 at [") for b in md)

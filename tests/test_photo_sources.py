@@ -48,6 +48,8 @@ def test_photos_dir_two_subjects_and_skips_with_reasons(photo_dir, tmp_path):
     for f in reasons:
         assert f in res.output
     assert sorted(u["name"] for u in rep["usable"]) == ["astronaut", "hopper"]
+    assert all(u["faces"] == 1 and len(u["face_box"]) == 4 for u in rep["usable"])
+    assert [s.get("faces") for s in rep["skipped"] if s["reason"] == "no_face"] == [0]
     assert rep["counts"]["ignored_not_photos"] == 1 and rep["counts"]["subjects"] == 2
     truth = json.loads((out / "truth.json").read_text())
     clips = truth["clips"]
@@ -67,6 +69,19 @@ def test_photos_dir_hold_out_copies_the_original(photo_dir, tmp_path):
     assert used and held["name"] not in used
     src = photo_dir / os.path.basename(held["original"])
     assert (out / held["file"]).read_bytes() == src.read_bytes()
+
+
+def test_a_photo_with_several_faces_is_skipped_with_its_count(tmp_path):
+    """A training subject must be unambiguous: a photo with several faces of a similar size is skipped (not
+    ranked, as `ckpp generate` does), and its row says how many faces were found."""
+    from ckpp_tools import photo_sources as ps
+    from tests.fakes import group_photo
+
+    path = tmp_path / "group.png"
+    cv2.imwrite(str(path), cv2.cvtColor(group_photo()[0], cv2.COLOR_RGB2BGR))
+    r = ps.check_photo(str(path))
+    assert r["status"] == "several_faces" and r["faces"] == 3
+    assert r["detail"] == "2 faces of a similar size"     # the cut one and the central one; the small one is not
 
 
 def test_photos_dir_without_faces_is_a_clear_error(tmp_path):

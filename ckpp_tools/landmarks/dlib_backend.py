@@ -90,9 +90,11 @@ class DlibLandmarker:
                 cls._shared = cls()
             return cls._shared
 
-    def detect(self, image: np.ndarray, upsample: int = 0, max_side: int | None = 320) -> list[tuple[float, float, float, float]]:
+    def detect(self, image: np.ndarray, upsample: int = 0, max_side: int | None = 320,
+               dropped: list | None = None) -> list[tuple[float, float, float, float]]:
         """Face boxes (x0, y0, x1, y1) in `image` pixels, largest first; a marginal detection (score below
-        MARGINAL_SCORE and below half the best) is dropped when a confident one exists.
+        MARGINAL_SCORE and below half the best) is dropped when a confident one exists (appended to `dropped`
+        when given: a caller that must not miss a weak real face checks them, see ckpp_tools.face_pick).
 
         The HOG detector costs ~O(pixels): by default the image is downscaled so its longer side is at most
         `max_side` (faces in face videos are large), then boxes are scaled back.
@@ -107,6 +109,9 @@ class DlibLandmarker:
         rects, scores, _ = self.detector.run(gray, upsample, 0.0)   # = detector(gray, upsample), with scores
         if len(scores):
             floor = min(MARGINAL_SCORE, 0.5 * max(scores))
+            if dropped is not None:
+                dropped.extend((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
+                               for r, s in zip(rects, scores) if s < floor)
             rects = [r for r, s in zip(rects, scores) if s >= floor]
         boxes = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale) for r in rects]
         boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
