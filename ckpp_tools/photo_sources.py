@@ -116,8 +116,6 @@ def _is_placeholder(img: np.ndarray) -> bool:
     return float(np.sort(counts)[-4:].sum()) / counts.sum() > 0.6
 
 
-
-
 def detect_faces(lm, gray: np.ndarray, dropped: list | None = None) -> list:
     """Face boxes, largest first: upsampled once (small faces), at most ~480 px on the long side (speed);
     small photos with no face found get a second look at twice the resolution. `dropped` receives the
