@@ -45,7 +45,7 @@ FER_OFFSETS = (10, 10)
 #: the judge's box from 68 landmarks: a square of side K * W, W = jaw width (landmarks 0-16), centred at the
 #: eye centre + (DX*W, DY*W); K includes fer's 10-px offset on each side as a fraction (MARGIN) of fer's box.
 #: Fitted (medians) to fer's Haar boxes on real photos by benchmarks/bm_judge_parity.py (see docs/evaluation.md).
-JUDGE_BOX = {"k": 1.10, "dx": 0.0, "dy": 0.20, "margin": 0.06}
+JUDGE_BOX = {"k": 1.20, "dx": 0.0, "dy": 0.12, "margin": 0.12}
 
 
 def label_index(emotion: str) -> int | None:
