@@ -184,7 +184,8 @@ def curve_results(group: str, emotion: str, n: int, curves: dict, labels: dict, 
     series = [{"key": "gt", "label": "training clips (ceiling)", "protocol": "clip"}] if ceiling_curve else []
     series += [{"key": k, "label": labels.get(k, k), "protocol": "clip"} for k in curves]
     jc = dict(curves, **({"gt": ceiling_curve} if ceiling_curve else {}))
-    return {"series": series, "groups": {f"{emotion}/{group}": {"emotion": emotion, "split": f"{group}, {n} photos",
+    title = f"{emotion} — {group} ({n} photos" + (f"; ceiling: {ceiling_curve['n']} training clips)" if ceiling_curve else ")")
+    return {"series": series, "groups": {f"{emotion}/{group}": {"emotion": emotion, "split": group, "title": title,
                                                                   "n_clips": n, "judge_curves": jc, "metrics": {}}}}
 
 

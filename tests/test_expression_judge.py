@@ -80,3 +80,26 @@ def test_face_sharpness_sees_resolution_and_blur():
     big = cv2.resize(img, (1024, 1024), interpolation=cv2.INTER_CUBIC)   # no new detail: about the same
     assert 0.6 * s < face_sharpness(big, (lm + 0.5) * 2 - 0.5) < 1.6 * s
     assert np.isnan(face_sharpness(img, lm + 5000))                        # the box left the image
+
+
+def test_video_scores_and_contempt_has_no_judge_row():
+    from models import evaluate as ev
+    from models import judge_metrics as jm
+    from models import report as rp
+
+    img = skimage.data.astronaut()
+    lm = face_box(img)[1].astype(np.float64)
+    frames, lms = np.stack([img, img, img]), np.stack([lm, np.full((68, 2), np.nan), lm])
+    inp = jm.input_sharpness(img, lm)
+    s = jm.video_scores(frames, lms, "surprise", input_sharp=inp, fallback_landmarks=lm)
+    assert s["sharpness_start"] == s["sharpness_peak"] == 1.0                  # the input itself
+    assert s["judge_recognised"] == 0.0 and s["judge_p_start"] == s["judge_p_peak"] < 0.01   # she smiles
+    assert len(s["judge_curve"]) == 3 and np.isfinite(s["judge_curve"]).all()  # the faceless frame: input's box
+    happy = jm.video_scores(frames, lms, "happy", input_sharp=inp, fallback_landmarks=lm)
+    assert happy["judge_recognised"] == 1.0 and happy["judge_p_peak"] > 0.9
+    c = jm.video_scores(frames, lms, "contempt", input_sharp=inp)
+    assert "judge_curve" not in c and np.isnan(c["judge_p_peak"]) and c["sharpness_peak"] == 1.0
+    # the report: contempt gets the note and its sharpness, no judge columns
+    g = {"emotion": "contempt", "split": "test", "metrics": {"gt": ev.summarize([jm.metric_row(c)])}}
+    text = str(rp.judge_blocks({"series": [{"key": "gt", "label": "ground truth"}]}, g))
+    assert "FER2013 has no contempt" in text and "sharpness peak" in text and "P(target)" not in text
