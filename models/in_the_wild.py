@@ -342,7 +342,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                   "direction cosines use the synthetic expression table")
     from .benchmark import to_view, view_params                  # the judge's ceiling: training clips, model view
 
-    viewer = (lambda fr: to_view(fr, *view_params(fr.shape[1], main.crop_fraction, main.size), main.size)) if main else None
+    viewer = (lambda fr: to_view(fr, *view_params(fr.shape[1], main.crop_fraction, main.size), main.size)) \
+        if main else None
     ceiling = jm.ceiling(data, emotions, viewer, measurer, summarize)
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})
@@ -396,7 +397,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             for ph, vid, vk in zip(chunk, vids, keys):
                 lms, desc = _measure_video(measurer, vid, encoder)
                 met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
-                met.update(jm.video_scores(vid, lms, e, input_sharp=ph.sharpness, fallback_landmarks=ph.views[vk]["crop_lm"]))
+                met.update(jm.video_scores(vid, lms, e, input_sharp=ph.sharpness,
+                                           fallback_landmarks=ph.views[vk]["crop_lm"]))
                 if "start" in ph.views[vk]:
                     met["start_l1"] = ph.views[vk]["start"]["l1_vs_photo"]
                 rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, start=st,
@@ -494,8 +496,9 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                     "reason": p.reason, "roll_deg": round(p.angle, 2), "auto_start": p.auto if p.landmarks is not None else None,
                     **({"neutral_start": p.neutral_info} if p.neutral_info is not None else {})} for p in photos],
         "rows": rows, "sheets": sheets, "compare": compare, "warnings": warnings_out,
-        "notes": NOTES + jm.NOTES + [f"ours: {n_frames} frames at degrees a = t/{n_frames - 1}; baselines: their native frames "
-                          "(degrees k/(N−1)), so frame 0 and the peak are at the same degrees"],
+        "notes": NOTES + jm.NOTES + [
+            f"ours: {n_frames} frames at degrees a = t/{n_frames - 1}; baselines: their native frames "
+            "(degrees k/(N−1)), so frame 0 and the peak are at the same degrees"],
     }
     write_report(out_dir, results)
     return results
@@ -663,7 +666,7 @@ def summary_text(results: dict) -> str:
         lines.append(f"  {'model':24s}{'emotion':10s}" + "".join(f"{short[k]:>18s}" for k in keys))
         for k, per_e in gs["metrics"].items():
             for e, ms in per_e.items():
-                cells = "".join(f"{rp._fmt(ms[m]['mean'] if m in ('detection_rate', 'judge_recognised') else ms[m]['median']):>18s}"
+                cells = "".join(f"{rp._fmt(ms[m]['mean' if m in ('detection_rate', 'judge_recognised') else 'median']):>18s}"
                                 for m in keys)
                 lines.append(f"  {labels.get(k, k)[:24]:24s}{e[:10]:10s}{cells}")
     lines.append("  (face found, judge: target = share recognised at the peak: means; others: median over photos)")

@@ -155,7 +155,8 @@ def plot_curves(path: str, results: dict, group_keys: list[str] | None = None, c
             lw = 2.6 if s["key"] == "gt" else 1.8
             ax.plot(t, m, ls, color=color, lw=lw, marker="o", ms=3, label=label)
             ax.fill_between(t, lo, hi, color=color, alpha=0.15, lw=0)
-        ax.set_title(g.get("title") or f"{g['emotion']} — {g['split']} ({g['n_clips']} clip{'s' if g['n_clips'] != 1 else ''})")
+        n = g["n_clips"]
+        ax.set_title(g.get("title") or f"{g['emotion']} — {g['split']} ({n} clip{'s' if n != 1 else ''})")
         ax.set_xlabel("normalised time (expression degree a)")
         ax.set_ylabel(ylabel)
         ax.set_xlim(0, 1)
