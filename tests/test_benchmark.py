@@ -145,6 +145,19 @@ def test_protocol_with_stand_in_models(tmp_path, data_file):
     assert (tmp_path / "report.md").exists()
     json.loads((tmp_path / "report.json").read_text())
     assert "HP" in bm.summary_text(res)
+    # the judge and the sharpness (models/judge_metrics.py) on every series, the real clips as the ceiling
+    for key in m:
+        for metric in ("judge_recognised", "judge_p_start", "judge_p_peak", "sharpness_start", "sharpness_peak"):
+            assert m[key][metric]["n"] == 1, (key, metric)
+    assert mean("convlstm", "judge_p_start") == mean("convlstm", "judge_p_peak")   # the frozen face: same verdict
+    assert mean("convlstm", "sharpness_start") == mean("convlstm", "sharpness_peak")
+    assert 0.05 < mean("gt", "sharpness_start") < 1.0     # 64-px view of a larger stored face: less detail
+    curves = res["groups"]["surprise/test"]["judge_curves"]
+    assert set(curves) == set(m) and len(curves["convlstm"]["mean"]) == 10
+    md = (tmp_path / "report.md").read_text()
+    assert "![judge P(target) curves for surprise/test](judge_surprise_test.png)" in md
+    assert "| ground truth — ceiling (n=1) |" in md and "P(target) peak (higher)" in md
+    assert (tmp_path / "judge_surprise_test.png").stat().st_size > 0
 
 
 def test_empty_split_falls_back_with_a_warning_or_errors_when_explicit(tmp_path):
@@ -257,6 +270,9 @@ def test_end_to_end_train_then_benchmark(tmp_path, monkeypatch):
     md = (tmp_path / "report" / "report.md").read_text()
     for label in ("ConvLSTM", "HP", "ours a=0.1…1", "ground truth"):
         assert label in md
+    for key in ("gt", "ours", "ours@10", "convlstm", "hp"):   # the judge's rows and its curve file
+        assert g["metrics"][key]["judge_p_peak"]["n"] == 1 and g["judge_curves"][key]["n"] == 1
+    assert "What a viewer would see" in md and (tmp_path / "report" / "judge_surprise_test.png").exists()
     # the same runs on a real photo in the wild (models/in_the_wild.py): every model, one GIF with all three
     import shutil
 
@@ -270,3 +286,6 @@ def test_end_to_end_train_then_benchmark(tmp_path, monkeypatch):
     wild = json.loads((tmp_path / "wild" / "report.json").read_text())
     assert {r["model"] for r in wild["rows"]} == {"ours", "convlstm", "hp"} and len(wild["compare"]) == 1
     assert all(r["n_frames"] == 10 for r in wild["rows"])
+    assert all(len(r["judge_curve"]) == 10 and r["sharpness_peak"] > 0 for r in wild["rows"])
+    assert wild["judge_figs"] == {"photos/surprise": "judge_photos_surprise.png"}
+    assert (tmp_path / "wild" / "judge_photos_surprise.png").exists()

@@ -136,6 +136,21 @@ def test_stand_ins_with_known_motion_give_known_gains(tmp_path, photo_dir):
         assert (out / name).stat().st_size > 0
     gif = iio.imread(out / res["compare"][0]["gif"], index=None)
     assert gif.shape[0] == 5 and gif.shape[2] > 3 * 128      # input | ours | ConvLSTM
+    # the judge and the sharpness (models/judge_metrics.py): the still face keeps its verdict and its detail,
+    # and a 96-px crop holds less detail than the face in the photo
+    for photo in ("heldout/astronaut.png", "unlike/hopper.jpg"):
+        s, o = rows[(photo, "convlstm")], rows[(photo, "ours")]
+        assert s["judge_p_start"] == s["judge_p_peak"] and s["sharpness_start"] == s["sharpness_peak"]
+        assert 0.05 < s["sharpness_peak"] < 0.9 and len(s["judge_curve"]) == 10 and len(o["judge_curve"]) == 5
+        assert o["judge_p_start"] == pytest.approx(s["judge_p_start"], abs=0.02)   # the same frame 0
+    assert rows[("heldout/astronaut.png", "convlstm")]["judge_recognised"] == 0.0    # she smiles: no surprise
+    ceiling = res["judge_ceiling"]["surprise"]
+    assert ceiling["n_clips"] >= 1 and len(ceiling["curve"]["mean"]) > 1
+    assert 0 <= h["judge_recognised_share"] <= 1 and h["sharpness_peak_median"] > 0.05
+    for name in ("judge_heldout_surprise.png", "judge_unlike_surprise.png"):
+        assert (out / name).stat().st_size > 0
+    assert "What a viewer would see" in md and "training clips — ceiling" in md and "![judge P(target)" in md
+    assert "FER2013" in md
 
 
 
