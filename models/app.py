@@ -35,12 +35,17 @@ VIEW_SIDE = 480
 INSTALL_FIX = 'pip install -e ".[app]"   (or: pip install gradio)'
 
 
-def require_gradio():
-    """import gradio with OFFLINE_ENV set; not installed -> CkppError saying how to install it."""
+def check_gradio() -> None:
+    """Not installed -> CkppError saying how to install it (before anything is loaded or written)."""
     import importlib.util
 
     if importlib.util.find_spec("gradio") is None:
         raise CkppError("the web app needs Gradio, which is not installed", path="ckpp app", fix=INSTALL_FIX)
+
+
+def require_gradio():
+    """import gradio with OFFLINE_ENV set; not installed -> CkppError saying how to install it."""
+    check_gradio()
     for k, v in OFFLINE_ENV.items():
         os.environ.setdefault(k, v)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -65,7 +70,7 @@ def builtin_photos(folder: str) -> dict[str, str]:
         if not os.path.isfile(path):
             iio.imwrite(path, np.ascontiguousarray(skimage.data.astronaut()[..., :3]))
         out["astronaut (skimage)"] = path
-    except Exception:  # noqa: BLE001 - a missing sample photo only shortens the list
+    except (ImportError, OSError):      # a missing sample photo only shortens the list
         pass
     hopper = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
     if os.path.isfile(hopper):
@@ -117,8 +122,10 @@ class Studio:
         self.runs = runs
         self.device = device
         self.out_dir = out_dir or tempfile.mkdtemp(prefix="ckpp-app-")
+        os.makedirs(self.out_dir, exist_ok=True)
         self.photos = builtin_photos(self.out_dir)
         self._pipes: dict = {}
+        self._made: dict = {}             # mp4 path -> ExpressionOutput, the last few (for their GIF)
         self._lock = threading.Lock()
 
     def models(self) -> list[str]:
@@ -140,7 +147,8 @@ class Studio:
 
     def video(self, source: str, photo: str, where: str, values: dict[str, float], frames: int = 16,
               fps: float = 8.0, paste_back: bool = False, start: str = "auto", align: bool = True) -> dict:
-        """The whole video: {mp4, gif, first_peak, face_view, status, seconds}; raises CkppError."""
+        """The whole video as .mp4: {mp4, first_peak, peak, face_view, status, seconds, frames}; raises CkppError.
+        The GIF is written by gif(mp4) afterwards: Pillow's per-frame palettes take ~10x longer than the video."""
         t0 = time.perf_counter()
         pipe = self.pipeline(source)
         w = self.weights(pipe, values)
@@ -149,7 +157,10 @@ class Studio:
         mix = "+".join(f"{e}{v:.2f}" for e, v in w.items() if v > 0) or "neutral"
         folder = os.path.join(self.out_dir, uuid.uuid4().hex[:8])
         mp4 = out.save(os.path.join(folder, f"{stem}-{mix}.mp4"))
-        gif = out.save(os.path.join(folder, f"{stem}-{mix}.gif"))
+        with self._lock:
+            self._made[mp4] = out
+            while len(self._made) > 4:
+                self._made.pop(next(iter(self._made)))
         secs = time.perf_counter() - t0
         f = out.face
         note = {"neutral": " (lips parted: warped back to neutral first, the models' onset)", "as-is": ""}
@@ -157,9 +168,15 @@ class Studio:
                   f"{pipe.name} step {pipe.meta.get('step')}. Face: crop box ({f.box[0]:.0f}, {f.box[1]:.0f}) to "
                   f"({f.box[2]:.0f}, {f.box[3]:.0f}) px, levelled {f.angle:+.1f} deg, start {f.start}"
                   f"{note.get(f.start, '')}.")
-        return {"mp4": mp4, "gif": gif, "first_peak": side_by_side(out.first, out.peak), "peak": out.peak,
+        return {"mp4": mp4, "first_peak": side_by_side(out.first, out.peak), "peak": out.peak,
                 "face_view": draw_face(pipe.read(photo, where), f), "status": status, "seconds": secs,
                 "frames": out.frames}
+
+    def gif(self, mp4: str) -> str | None:
+        """The GIF beside a video video() made (the same frames and fps); None when it is no longer held."""
+        with self._lock:
+            out = self._made.get(mp4)
+        return None if out is None else out.save(os.path.splitext(mp4)[0] + ".gif")
 
     def preview(self, source: str, photo: str, where: str, values: dict[str, float], paste_back: bool = False,
                 start: str = "auto", align: bool = True) -> np.ndarray:
@@ -234,12 +251,16 @@ def build(studio: Studio, model: str = "pretrained"):
         def make_video(source, ph, *args):
             *ws, p, s, a, n, f = args
             if not ph:
-                return None, None, None, None, None, "Upload a photo or pick a built-in one."
+                return None, None, None, None, None, "Upload a photo or pick a built-in one.", None
             try:
                 r = studio.video(source, ph[0], ph[1], values_of(ws), frames=n, fps=f, paste_back=p, start=s, align=a)
             except Exception as exc:  # noqa: BLE001 - every failure is shown on the page
-                return None, None, None, None, None, error_text(exc)
-            return r["face_view"], r["peak"], r["mp4"], r["first_peak"], [r["mp4"], r["gif"]], r["status"]
+                return None, None, None, None, None, error_text(exc), None
+            return r["face_view"], r["peak"], r["mp4"], r["first_peak"], [r["mp4"]], r["status"], r["mp4"]
+
+        def make_gif(mp4):
+            gif = studio.gif(mp4) if mp4 else None
+            return [mp4, gif] if gif else gr.skip()
 
         def make_preview(source, ph, *args):
             *ws, p, s, a = args
@@ -258,26 +279,32 @@ def build(studio: Studio, model: str = "pretrained"):
             pipe = studio.pipeline(source)
             return slider_updates(source) + [f"{source}: {pipe!r}"]
 
-        video_outs = [face_view, peak_view, video, pair, files, status]
+        made = gr.State(None)           # the last video's mp4 (its GIF follows)
+        video_outs = [face_view, peak_view, video, pair, files, status, made]
         video_in = [*opts, frames, fps]
         run = dict(fn=make_video, inputs=video_in, outputs=video_outs, concurrency_id="video", concurrency_limit=1,
                    trigger_mode="always_last")
-        upload.upload(on_upload, upload, photo).then(**run)
-        builtin.input(on_builtin, builtin, photo).then(**run)
-        model_box.input(on_model, model_box, [*sliders, status]).then(**run)
-        go.click(**run)
+        gif = dict(fn=make_gif, inputs=made, outputs=files, concurrency_id="gif", concurrency_limit=1,
+                   show_progress="minimal")
+        upload.upload(on_upload, upload, photo).then(**run).then(**gif)
+        builtin.input(on_builtin, builtin, photo).then(**run).then(**gif)
+        model_box.input(on_model, model_box, [*sliders, status]).then(**run).then(**gif)
+        go.click(**run).then(**gif)
         for sl in sliders:
             sl.input(make_preview, opts, [peak_view, status], concurrency_id="preview", concurrency_limit=1,
                      trigger_mode="always_last", show_progress="hidden")
-            sl.release(**run)
+            sl.release(**run).then(**gif)
     return page
 
 
 def launch(model: str = "pretrained", runs: str = "runs", host: str = "127.0.0.1", port: int = 7860,
            share: bool = False, device: str = "auto") -> None:
     """Build the page and serve it until interrupted (SIGTERM / Ctrl-C); the output folder is removed."""
-    require_gradio()
+    check_gradio()
     studio = Studio(runs=runs, device=device)
+    # Gradio's copies of uploads and outputs go into our folder, removed at exit (not /tmp/gradio forever);
+    # set before gradio is imported (it reads the variable at import)
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(studio.out_dir, "gradio"))
     try:
         page = build(studio, model)
 
