@@ -106,14 +106,6 @@ def draw_face(photo: np.ndarray, face) -> np.ndarray:
     return img
 
 
-def side_by_side(first: np.ndarray, peak: np.ndarray, gap: int = 4) -> np.ndarray:
-    h = max(first.shape[0], peak.shape[0])
-    out = np.full((h, first.shape[1] + gap + peak.shape[1], 3), 255, np.uint8)
-    out[:first.shape[0], :first.shape[1]] = first
-    out[:peak.shape[0], first.shape[1] + gap:] = peak
-    return out
-
-
 class Studio:
     """What the page calls, as plain functions (tested without a browser): pipelines by model, cached; one
     output folder per process, removed at exit."""
@@ -147,7 +139,7 @@ class Studio:
 
     def video(self, source: str, photo: str, where: str, values: dict[str, float], frames: int = 16,
               fps: float = 8.0, paste_back: bool = False, start: str = "auto", align: bool = True) -> dict:
-        """The whole video as .mp4: {mp4, first_peak, peak, face_view, status, seconds, frames}; raises CkppError.
+        """The whole video as .mp4: {mp4, first, peak, face_view, status, seconds, frames}; raises CkppError.
         The GIF is written by gif(mp4) afterwards: Pillow's per-frame palettes take ~10x longer than the video."""
         t0 = time.perf_counter()
         pipe = self.pipeline(source)
@@ -168,7 +160,7 @@ class Studio:
                   f"{pipe.name} step {pipe.meta.get('step')}. Face: crop box ({f.box[0]:.0f}, {f.box[1]:.0f}) to "
                   f"({f.box[2]:.0f}, {f.box[3]:.0f}) px, levelled {f.angle:+.1f} deg, start {f.start}"
                   f"{note.get(f.start, '')}.")
-        return {"mp4": mp4, "first_peak": side_by_side(out.first, out.peak), "peak": out.peak,
+        return {"mp4": mp4, "first": out.first, "peak": out.peak,
                 "face_view": draw_face(pipe.read(photo, where), f), "status": status, "seconds": secs,
                 "frames": out.frames}
 
@@ -183,6 +175,17 @@ class Studio:
         pipe = self.pipeline(source)
         return pipe.preview(photo, self.weights(pipe, values), paste_back=paste_back, start=start, align=align,
                             where=where)
+
+    def warm_up(self, source: str) -> None:
+        """Load dlib's detector and predictor and run the model once (on the astronaut) while the page loads and
+        the user picks a photo, so the first video does not pay for them (~2-5 s on a busy 2-core machine)."""
+        photo = self.photos.get("astronaut (skimage)")
+        try:
+            if photo:
+                pipe = self.pipeline(source)
+                pipe.preview(photo, {pipe.emotions[0]: 1.0}, where="astronaut.png")
+        except Exception:  # noqa: BLE001 - a warm-up failure shows up (with its message) on first real use
+            pass
 
     def close(self) -> None:
         shutil.rmtree(self.out_dir, ignore_errors=True)
@@ -235,9 +238,10 @@ def build(studio: Studio, model: str = "pretrained"):
                     peak_view = gr.Image(label="Peak (live, follows the sliders)", interactive=False, height=300,
                                          elem_id="peak")
                 with gr.Row(equal_height=True):
-                    video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, height=300,
+                    video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, height=280,
                                      elem_id="video")
-                    pair = gr.Image(label="First | peak frame", interactive=False, height=300, elem_id="pair")
+                    first_view = gr.Image(label="First frame", interactive=False, height=280, elem_id="first")
+                    last_view = gr.Image(label="Peak frame", interactive=False, height=280, elem_id="last")
                 files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="files")
 
         opts = [model_box, photo, *sliders, paste, start, align]
@@ -248,19 +252,28 @@ def build(studio: Studio, model: str = "pretrained"):
         def on_builtin(label):
             return (studio.photos[label], os.path.basename(studio.photos[label])) if label else None
 
-        def make_video(source, ph, *args):
+        latest: dict[str, str] = {}     # session -> its newest video: a GIF still queued for an older one is dropped
+
+        def make_video(request, source, ph, *args):
             *ws, p, s, a, n, f = args
             if not ph:
-                return None, None, None, None, None, "Upload a photo or pick a built-in one.", None
+                return None, None, None, None, None, None, "Upload a photo or pick a built-in one.", None
             try:
                 r = studio.video(source, ph[0], ph[1], values_of(ws), frames=n, fps=f, paste_back=p, start=s, align=a)
             except Exception as exc:  # noqa: BLE001 - every failure is shown on the page
-                return None, None, None, None, None, error_text(exc), None
-            return r["face_view"], r["peak"], r["mp4"], r["first_peak"], [r["mp4"]], r["status"], r["mp4"]
+                return None, None, None, None, None, None, error_text(exc), None
+            latest[request.session_hash] = r["mp4"]
+            return r["face_view"], r["peak"], r["mp4"], r["first"], r["peak"], [r["mp4"]], r["status"], r["mp4"]
 
-        def make_gif(mp4):
-            gif = studio.gif(mp4) if mp4 else None
+        def make_gif(request, mp4):
+            if not mp4 or latest.get(request.session_hash) != mp4:
+                return gr.skip()
+            gif = studio.gif(mp4)
             return [mp4, gif] if gif else gr.skip()
+
+        # gradio injects the request into a parameter annotated gr.Request (set here: gr is not a module global)
+        make_video.__annotations__["request"] = gr.Request
+        make_gif.__annotations__["request"] = gr.Request
 
         def make_preview(source, ph, *args):
             *ws, p, s, a = args
@@ -280,7 +293,7 @@ def build(studio: Studio, model: str = "pretrained"):
             return slider_updates(source) + [f"{source}: {pipe!r}"]
 
         made = gr.State(None)           # the last video's mp4 (its GIF follows)
-        video_outs = [face_view, peak_view, video, pair, files, status, made]
+        video_outs = [face_view, peak_view, video, first_view, last_view, files, status, made]
         video_in = [*opts, frames, fps]
         run = dict(fn=make_video, inputs=video_in, outputs=video_outs, concurrency_id="video", concurrency_limit=1,
                    trigger_mode="always_last")
@@ -297,10 +310,20 @@ def build(studio: Studio, model: str = "pretrained"):
     return page
 
 
+def app_threads(threads: int = 0) -> int:
+    """Torch threads per job: the page runs a preview and a video at once, so each gets half the cores (at least
+    one). Why: two 2-thread jobs on 2 cores made every OpenMP barrier wait for a descheduled thread; one thread
+    each decoded the peak in ~15 ms where two took 0.3-1 s on a busy 2-core machine (benchmarks/bm_app.py)."""
+    return threads if threads > 0 else max(1, (os.cpu_count() or 2) // 2)
+
+
 def launch(model: str = "pretrained", runs: str = "runs", host: str = "127.0.0.1", port: int = 7860,
-           share: bool = False, device: str = "auto") -> None:
+           share: bool = False, device: str = "auto", threads: int = 0) -> None:
     """Build the page and serve it until interrupted (SIGTERM / Ctrl-C); the output folder is removed."""
     check_gradio()
+    import torch
+
+    torch.set_num_threads(app_threads(threads))
     studio = Studio(runs=runs, device=device)
     # Gradio's copies of uploads and outputs go into our folder, removed at exit (not /tmp/gradio forever);
     # set before gradio is imported (it reads the variable at import)
@@ -308,12 +331,16 @@ def launch(model: str = "pretrained", runs: str = "runs", host: str = "127.0.0.1
     try:
         page = build(studio, model)
 
-        def stop(signum, frame):
-            raise KeyboardInterrupt
+        def stop(signum, frame):          # SIGTERM: remove our files and go (Gradio's orderly close takes ~5 s)
+            studio.close()
+            os._exit(0)
 
         signal.signal(signal.SIGTERM, stop)
+        threading.Thread(target=studio.warm_up, args=(model,), daemon=True).start()
         page.queue(default_concurrency_limit=1)
         print(f"ckpp app: http://{host}:{port}  (model {model}; Ctrl-C stops it)", flush=True)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"note: --host {host}: the page is reachable from other machines, not only this one", flush=True)
         page.launch(server_name=host, server_port=port, share=share, inbrowser=False, ssr_mode=False,
                     max_file_size=MAX_FILE_SIZE, footer_links=[], show_error=True, quiet=True,
                     allowed_paths=[studio.out_dir] + list(studio.photos.values()))

@@ -177,30 +177,35 @@ def test_the_page_in_a_real_browser(run, tmp_path):
             assert len(frames) == 16
             assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 2.0     # the peak is not frame 0
             stem = f"obama-happy{value:.2f}"         # its mp4, then its GIF, offered for download
+
+            # meanwhile, in a second tab: a text file named .jpg gives the CLI's message on the page
+            junk = tmp_path / "junk.jpg"
+            junk.write_text("not an image")
+            bad = ctx.new_page()
+            bad.goto(url)
+            bad.locator("#upload input[type=file]").set_input_files(str(junk))
+            bad.wait_for_function("() => document.querySelector('#status textarea')?.value.includes('Error')",
+                                  timeout=30000)
+            text = bad.locator("#status textarea").input_value()
+            assert "junk.jpg: not a decodable image" in text and "fix: pass a JPEG" in text, text
+
             page.wait_for_function("v => (document.querySelector('#files')?.innerText || '').split(v).length > 2",
                                    arg=stem, timeout=60000)
             names = page.locator("#files").inner_text()
             assert stem in names and ".mp4" in names and ".gif" in names, names
-
-            # a text file named .jpg: the CLI's message on the page
-            junk = tmp_path / "junk.jpg"
-            junk.write_text("not an image")
-            page.goto(url)
-            page.locator("#upload input[type=file]").set_input_files(str(junk))
-            page.wait_for_function("() => document.querySelector('#status textarea')?.value.includes('Error')",
-                                   timeout=30000)
-            text = page.locator("#status textarea").input_value()
-            assert "junk.jpg: not a decodable image" in text and "fix: pass a JPEG" in text, text
+            t_done = time.time() - t0
             browser.close()
         print(f"\napp up {t_up:.1f} s, first video in the browser {t_video:.1f} s after start, preview "
-              f"{t_preview:.2f} s after the drag began")
+              f"{t_preview:.2f} s after the drag began, all checked at {t_done:.1f} s")
     finally:
+        t_stop = time.time()
         proc.terminate()
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    print(f"app stopped {time.time() - t_stop:.1f} s after SIGTERM")
     assert outside == [], f"the page contacted other hosts: {outside}"
     assert proc.returncode is not None and not is_alive(proc.pid)
     assert not [d for d in os.listdir(tmp) if d.startswith("ckpp-app-")], "the app left its output folder behind"

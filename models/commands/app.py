@@ -16,7 +16,9 @@ import click
 @click.option("--share", is_flag=True,
               help="Also open a public gradio.live link (contacts Gradio's servers; off unless asked).")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
-def app(model, runs, host, port, share, device):
+@click.option("--threads", type=int, default=0,
+              help="CPU threads per job (a preview and a video run at once); 0: half the cores, at least 1.")
+def app(model, runs, host, port, share, device, threads):
     """A web page to control a face's expression with sliders: upload or pick a photo, move a slider per
     expression (several at once = a mix), watch the peak follow, get the video (mp4/GIF).
 
@@ -29,4 +31,4 @@ def app(model, runs, host, port, share, device):
     """
     from ..app import launch
 
-    launch(model=model, runs=runs, host=host, port=port, share=share, device=device)
+    launch(model=model, runs=runs, host=host, port=port, share=share, device=device, threads=threads)
