@@ -210,7 +210,10 @@ class ExpressionPipeline:
         w = self.weights(weights)
         fam = self.family
         G = getattr(fam, "G", None)
-        if not hasattr(G, "encode"):      # a baseline: no encode/decode split
+        import ckpp_tools.face_geometry as fg
+
+        if not hasattr(G, "encode") or (face is not None and not _accepts(fg.face_crop, "face")):
+            # a baseline (no encode/decode split), or a face choice only generate_video knows: a 2-frame video
             return self(photo, w, 2, paste_back=paste_back, align=align, start=start, where=where, face=face).peak
         entry = self._prepared(photo, where, align, start, face, paste_back)
         a = torch.zeros(1, 1, len(self.emotions))
@@ -250,8 +253,6 @@ class ExpressionPipeline:
             k = 1280 / max(image.shape[:2])
             image = cv2.resize(image, (round(image.shape[1] * k), round(image.shape[0] * k)), interpolation=cv2.INTER_AREA)
         kw = {"face": face} if face is not None else {}
-        if kw and not _accepts(fg.face_crop, "face"):
-            raise UsageError("face= is not supported by this ckpp's face finder", path="face=", fix="leave it out")
         fc = fg.face_crop(image, cfg.image_size, cfg.crop_fraction, align=align, where=where, **kw)
         if start_for(fc.landmarks, start) == "neutral":
             image, fc, _ = fg.neutral_start(image, fc, cfg.image_size)

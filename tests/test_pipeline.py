@@ -108,3 +108,24 @@ def test_docs_api_snippet_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "docs/api.md", "exec"), {})
     assert (tmp_path / "astronaut-surprise.gif").stat().st_size > 0
+
+
+def test_extra_keywords_reach_generate_video_only_where_it_takes_them(pipe, monkeypatch):
+    """size= / face= (other branches' generate_video) pass through by signature; before they exist: an error."""
+    import inspect
+
+    import models.generate as gen
+
+    real, seen = gen.generate_video, []
+
+    def with_face(family, photo, weights, n_frames=16, *, face=None, **kw):
+        seen.append(face)
+        return real(family, photo, weights, n_frames, **kw)
+
+    if "face" not in inspect.signature(real).parameters:
+        with pytest.raises(UsageError, match="face= is not supported"):
+            pipe(HOPPER, "happy", 2, face=2)
+    monkeypatch.setattr(gen, "generate_video", with_face)
+    pipe(HOPPER, "happy", 2, face=2)
+    pipe(HOPPER, "happy", 2)                        # None is not passed on
+    assert seen == [2, None]
