@@ -191,12 +191,21 @@ class Studio:
         shutil.rmtree(self.out_dir, ignore_errors=True)
 
 
+def full_name(model: str) -> str:
+    """"pretrained" as the model list names it ("pretrained:ours-surprise"), so it is loaded once."""
+    if model == "pretrained":
+        from .pretrained import DEFAULT
+
+        return f"pretrained:{DEFAULT}"
+    return model
+
+
 def build(studio: Studio, model: str = "pretrained"):
     """The gr.Blocks page over `studio`."""
-    gr = require_gradio()
-
     names = list(emo.EXPRESSIONS)
-    first = studio.pipeline(model)            # loads torch and the model before the page is served
+    model = full_name(model)
+    first = studio.pipeline(model)            # a bad model fails before Gradio loads; the page starts warm
+    gr = require_gradio()
     models = studio.models()
     if model not in models:
         models = [model] + models
@@ -325,18 +334,18 @@ def launch(model: str = "pretrained", runs: str = "runs", host: str = "127.0.0.1
 
     torch.set_num_threads(app_threads(threads))
     studio = Studio(runs=runs, device=device)
+
+    def stop(signum, frame):              # SIGTERM: remove our files and go (Gradio's orderly close takes ~5 s)
+        studio.close()
+        os._exit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
     # Gradio's copies of uploads and outputs go into our folder, removed at exit (not /tmp/gradio forever);
     # set before gradio is imported (it reads the variable at import)
     os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(studio.out_dir, "gradio"))
     try:
         page = build(studio, model)
-
-        def stop(signum, frame):          # SIGTERM: remove our files and go (Gradio's orderly close takes ~5 s)
-            studio.close()
-            os._exit(0)
-
-        signal.signal(signal.SIGTERM, stop)
-        threading.Thread(target=studio.warm_up, args=(model,), daemon=True).start()
+        threading.Thread(target=studio.warm_up, args=(full_name(model),), daemon=True).start()
         page.queue(default_concurrency_limit=1)
         print(f"ckpp app: http://{host}:{port}  (model {model}; Ctrl-C stops it)", flush=True)
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -345,4 +354,5 @@ def launch(model: str = "pretrained", runs: str = "runs", host: str = "127.0.0.1
                     max_file_size=MAX_FILE_SIZE, footer_links=[], show_error=True, quiet=True,
                     allowed_paths=[studio.out_dir] + list(studio.photos.values()))
     finally:
+        signal.signal(signal.SIGTERM, previous)
         studio.close()

@@ -84,6 +84,21 @@ def test_without_gradio_the_command_says_how_to_install_it(monkeypatch):
     assert 'pip install -e ".[app]"' in res.output and "Traceback" not in res.output
 
 
+def test_a_bad_model_is_the_clis_error_and_leaves_nothing(tmp_path, monkeypatch):
+    if importlib.util.find_spec("gradio") is None:
+        pytest.skip('gradio is not installed (pip install -e ".[app]")')
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    before = dict(os.environ)
+    try:
+        res = CliRunner().invoke(main, ["app", "--model", str(tmp_path / "nope"), "--port", str(_free_port())])
+    finally:                            # launch sets Gradio's variables (GRADIO_TEMP_DIR...): not for later tests
+        for k in set(os.environ) - set(before):
+            del os.environ[k]
+    assert res.exit_code == 1 and "no such checkpoint file or run folder" in res.output, res.output
+    assert not [d for d in os.listdir(tmp_path) if d.startswith("ckpp-app-")]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
