@@ -89,6 +89,9 @@ def error_text(exc: BaseException) -> str:
     """What the CLI prints for a CkppError (`Error: PATH: what\\n  fix: how`); other exceptions by type."""
     if isinstance(exc, CkppError):
         return f"Error: {exc.format_message()}"
+    import traceback
+
+    traceback.print_exception(exc)      # not the user's doing: the whole story goes to the terminal too
     return f"Error: {type(exc).__name__}: {exc}"
 
 

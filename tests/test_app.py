@@ -84,6 +84,13 @@ def test_without_gradio_the_command_says_how_to_install_it(monkeypatch):
     assert 'pip install -e ".[app]"' in res.output and "Traceback" not in res.output
 
 
+def test_app_help_imports_neither_gradio_nor_torch():
+    code = ("import sys; from ckpp_tools.cli import main; main(['app', '--help'], standalone_mode=False); "
+            "print('gradio' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--share" in out and out.strip().endswith("False False"), out
+
+
 def test_a_bad_model_is_the_clis_error_and_leaves_nothing(tmp_path, monkeypatch):
     if importlib.util.find_spec("gradio") is None:
         pytest.skip('gradio is not installed (pip install -e ".[app]")')
