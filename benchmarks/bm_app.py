@@ -195,6 +195,9 @@ def browser(moves: int, screenshot: str | None) -> dict:
             proc.kill()
             proc.wait()
         log.close()
+        if sys.exc_info()[0] is not None:     # failed: show the app's log, leave nothing behind
+            print(open(log.name).read(), file=sys.stderr)
+            shutil.rmtree(tmp, ignore_errors=True)
     res.pop("_pid", None)
     res["browser_requests_outside_localhost"] = outside
     if os.path.isfile(trace):
