@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "train": "models.commands.train:train",
     "generate": "models.commands.generate:generate",
     "benchmark": "models.commands.benchmark:benchmark",
+    "app": "models.commands.app:app",
     "demo": "ckpp_tools.commands.demo:demo",
 }
 
@@ -62,6 +63,7 @@ def main():
       ckpp train --emotion surprise            # the paper's generator (or --model convlstm|hp)
       ckpp generate runs/ours-surprise photo.jpg --emotion surprise -o out.gif
       ckpp benchmark --baselines convlstm,hp   # Fig. 3 curves and more, as a report
+      ckpp app                                 # sliders over a photo in the browser (pip install -e ".[app]")
     Or all of it on sample data: ckpp demo
     """
     from .lifecycle import adopt_parent_from_env

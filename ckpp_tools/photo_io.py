@@ -92,6 +92,58 @@ def decode_photo(data: bytes) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def as_photo(photo, where: str | None = None) -> np.ndarray:
+    """A photo given any way a Python caller holds one -> RGB uint8 (H,W,3), read as read_photo reads files:
+    a path (str / PathLike: read_photo), bytes (decode_photo), a PIL image (EXIF orientation applied, any mode
+    flattened by the same rules) or an array ((H,W) grey, (H,W,3) RGB, (H,W,4) RGBA; uint8, or float in [0,1]).
+    Anything else, or an array of the wrong shape / size, is a PhotoError naming `where` (default: the path,
+    else "photo"; e.g. an upload's own file name instead of the server's copy of it)."""
+    if isinstance(photo, (str, os.PathLike)):
+        try:
+            return read_photo(photo)
+        except PhotoError as exc:
+            if where is None or exc.reason == "missing":
+                raise
+            raise PhotoError(exc.reason, exc.detail, where) from None
+    where = where or "photo"
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        try:
+            return decode_photo(bytes(photo))
+        except PhotoError as exc:
+            raise PhotoError(exc.reason, exc.detail, where) from None
+    if type(photo).__module__.startswith("PIL.") and hasattr(photo, "getexif"):
+        w, h = photo.size
+        if w * h > MAX_PIXELS:
+            raise PhotoError("too_large", f"{w}x{h} pixels ({w * h / 1e6:.0f} MP)", where)
+        img = orient(_to_rgb(photo), _orientation_of(photo))
+    elif isinstance(photo, np.ndarray):
+        img = _array_to_rgb(photo, where)
+    else:
+        raise PhotoError("unreadable", f"a {type(photo).__name__} is not a photo", where)
+    if min(img.shape[:2]) < MIN_SIDE:
+        raise PhotoError("too_small", f"only {img.shape[1]}x{img.shape[0]} pixels", where)
+    return np.ascontiguousarray(img)
+
+
+def _array_to_rgb(a: np.ndarray, where: str) -> np.ndarray:
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+        raise PhotoError("unreadable", f"an array of shape {a.shape} is not a photo (want (H,W), (H,W,3) or (H,W,4))",
+                         where)
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise PhotoError("too_large", f"{a.shape[1]}x{a.shape[0]} pixels ({a.shape[0] * a.shape[1] / 1e6:.0f} MP)",
+                         where)
+    if a.dtype != np.uint8:
+        if a.dtype.kind not in "fiu" or a.size == 0 or not np.isfinite(a).all() or a.min() < 0 or \
+                (a.dtype.kind == "f" and a.max() > 1.0):
+            raise PhotoError("unreadable", f"an array of {a.dtype} values is not a photo (want uint8 0-255, or "
+                                           "float 0-1)", where)
+        top = 1.0 if a.dtype.kind == "f" else (65535.0 if a.max() > 255 else 255.0)
+        a = np.clip(a.astype(np.float64) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if a.ndim == 2 or a.shape[2] == 1:
+        return np.repeat(a.reshape(a.shape[0], a.shape[1], 1), 3, axis=2)
+    return composite(a) if a.shape[2] == 4 else a
+
+
 def _sniff(data: bytes) -> str:
     """Container type of formats neither decoder reads (ISO-BMFF 'ftyp' brands), else ''."""
     if len(data) >= 12 and data[4:8] == b"ftyp":

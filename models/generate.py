@@ -71,7 +71,8 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     (`angle`), the face's expression (`expression`: ckpp_tools.neutral's fitted smile and mouth opening, as
     measured before any neutral start), the start applied (`start`: "as-is" or "neutral"), every face found
     (`faces`, ranked: ckpp_tools.face_pick) and the one animated (`face`; `face=N` picks the N-th), with
-    `photo_scale` (face boxes are in photo pixels times it: < 1 where paste shrank the photo)."""
+    `photo_scale` (face boxes are in photo pixels times it: < 1 where paste shrank the photo), the face's 68
+    `landmarks` and the 2x3 `matrix` photo -> model crop (both in pixels of `photo` as given)."""
     import torch
 
     if n_frames < 2:
@@ -82,6 +83,7 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
         raise UsageError(f"emotion {unknown[0]!r} is not one this model was trained on", path="--emotion",
                          fix="use one of: " + ", ".join(family.emotions))
     cfg = family.cfg
+    k = 1.0
     if paste and max(photo.shape[:2]) > 1280:
         k = 1280 / max(photo.shape[:2])
         photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)), interpolation=cv2.INTER_AREA)
@@ -93,7 +95,8 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     fc = face_crop(photo, cfg.image_size, cfg.crop_fraction, align=align, where=where, face=face, report=report)
     applied = start_for(fc.landmarks, start)
     if report is not None:
-        report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1], start=applied)
+        report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1], start=applied,
+                      landmarks=fc.landmarks / k, matrix=fc.matrix @ np.diag([k, k, 1.0]))
     if applied == "neutral":
         photo, fc, _ = neutral_start(photo, fc, cfg.image_size)
     crop = fc.crop

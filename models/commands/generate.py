@@ -1,4 +1,5 @@
-"""`ckpp generate`: a video of an expression from one photo, with any trained run. torch imported inside."""
+"""`ckpp generate`: a video of an expression from one photo, with any trained run; thin over the Python API
+(models.pipeline.ExpressionPipeline). torch imported inside."""
 from __future__ import annotations
 
 import os
@@ -38,32 +39,27 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, start
     Baselines (convlstm, hp) make their native 10 frames, resampled to --frames. A photo with several faces:
     the largest, most central face whole in the frame is animated and the others are listed (--face N).
     """
-    from ..checkpoint import load_run
-    from ..generate import generate_video, load_photo, parse_weights, write_video
-    from ..training_loop import resolve_device
+    from ..pipeline import ExpressionPipeline
 
-    image = load_photo(photo)             # unreadable photo fails before the model loads
-    family, meta = load_run(run, device=str(resolve_device(device)))
-    weights = parse_weights(emotions, family.emotions)
+    image = ExpressionPipeline.read(photo)  # unreadable photo fails before the model loads
+    pipe = ExpressionPipeline.from_pretrained(run, device=device)
+    weights = pipe.weights(emotions)
     if output is None:
         stem = os.path.splitext(os.path.basename(photo))[0]
         output = f"{stem}-{'+'.join(weights)}.mp4"
-    found: dict = {}
-    video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align,
-                           start=start, report=found, face=face)
-    write_video(video, output, fps)
+    out = pipe(image, weights, frames, paste_back=paste_back, align=align, start=start, fps=fps, where=photo,
+               face=face)
+    out.save(output)
+    video, family = out.frames, pipe.family
     note = ""
     if getattr(family, "native_frames", None) and family.native_frames != frames:
         note = f" ({family.name} makes {family.native_frames} frames natively; resampled to {frames})"
     click.echo(f"wrote {output}: {len(video)} frames {video.shape[2]}x{video.shape[1]} at {fps:g} fps, "
-               f"{family.name} step {meta['step']}{note}")
-    from ckpp_tools.face_pick import describe
-
-    several = describe(found["faces"], found["face"], scale=found.get("photo_scale", 1.0))
-    if several:
-        click.echo(f"note: {photo}: {several}", err=True)
-    expr = found.get("expression", {})
-    if found.get("start") == "neutral" and start == "auto":
+               f"{family.name} step {pipe.meta['step']}{note}")
+    if out.face.note:
+        click.echo(f"note: {photo}: {out.face.note}", err=True)
+    expr = out.face.expression
+    if out.face.start == "neutral" and start == "auto":
         click.echo(f"note: the lips in {photo} are parted (inner gap {expr.get('mouth_open', 0):.2f} IOD): the video "
                    "starts from the face warped back to neutral, lips shut, the kind of onset the models learnt "
                    "from (--start as-is keeps the photo as frame 0)", err=True)
