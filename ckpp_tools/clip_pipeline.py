@@ -251,6 +251,7 @@ def process_clip(
     extra["t_crop"] = time.perf_counter() - t1
     extra["t_total"] = time.perf_counter() - t0
     extra["ms_per_frame"] = 1000.0 * extra["t_total"] / n
+    extra["decode"] = dict(getattr(src, "stats", {}))   # frames decoded (more than n: decoded again), seeks
     return ClipResult(
         status="accepted", reason="", detail=how, onset=onset, peak=peak, frames=out, landmarks=lm_s,
         mouth_mask=masks, degree=degree, source_index=np.arange(onset, peak + 1, dtype=np.int32),

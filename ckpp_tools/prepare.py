@@ -34,7 +34,7 @@ from .locking import OutputLock
 from .sources import Clip, find_clips
 
 DEFAULT_SHARD_SIZE = 1_000_000_000   # bytes of compressed frames per shard (~1 GB)
-DEFAULT_TIMEOUT = 600.0              # seconds per clip (decode + analysis)
+DEFAULT_TIMEOUT = 600.0              # seconds a clip may go without decoding a frame (a hung decoder / analysis)
 #: frames read per clip at most (--max-frames): 5 minutes at 30 fps, 2.5 at 60. A clip is streamed, so what a
 #: frame read costs in memory is a few numbers (landmarks, a fingerprint), ~1 KB; the bound is on time: a stray
 #: hour-long video must not take an hour. A longer clip's row says it was cut (prepare.cut_note)
@@ -96,7 +96,7 @@ def analyse(clip: dict, opts: dict) -> dict:
     from . import frame_stream
 
     max_frames = int(opts.get("max_frames") or 0) or None
-    frames = frame_stream.ClipFrames(clip["path"], max_frames=max_frames, threads=opts.get("decode_threads"))
+    frames = frame_stream.ClipFrames(clip["path"], max_frames=max_frames, progress=_tick)
     try:
         return _analyse(clip, opts, frames, max_frames)
     finally:
@@ -237,9 +237,20 @@ def _huge_pages_when_worth_it(frames_done: int, opts: dict) -> None:
     threading.Thread(target=collapse_heap, name="ckpp-hugepages", daemon=True).start()
 
 
-def _worker_main(conn, opts, parent_pid=None):
+#: this worker's count of frames decoded, shared with the parent (the --timeout clock restarts when it moves)
+_PROGRESS = None
+
+
+def _tick() -> None:
+    if _PROGRESS is not None:
+        _PROGRESS.value += 1
+
+
+def _worker_main(conn, opts, parent_pid=None, progress=None):
     """Worker loop: receive (key, clip), send (key, result). Exceptions become rows; crashes and hangs are
-    seen by the parent (sentinel / timeout)."""
+    seen by the parent (sentinel / timeout). `progress`: a shared counter of the frames decoded."""
+    global _PROGRESS
+    _PROGRESS = progress
     _worker_init(opts, parent_pid)
     frames_done = 0
     while True:
@@ -276,10 +287,11 @@ class _Pool:
 
     def _spawn(self) -> dict:
         parent, child = self.ctx.Pipe()
-        p = self.ctx.Process(target=_worker_main, args=(child, self.opts, os.getpid()), daemon=True)
+        progress = self.ctx.Value("q", 0, lock=False)   # frames decoded: a long HD clip is slow, not hung
+        p = self.ctx.Process(target=_worker_main, args=(child, self.opts, os.getpid(), progress), daemon=True)
         p.start()
         child.close()
-        return {"proc": p, "conn": parent, "task": None, "start": 0.0}
+        return {"proc": p, "conn": parent, "task": None, "start": 0.0, "progress": progress, "seen": 0}
 
     def idle(self) -> list[dict]:
         return [w for w in self.workers if w["task"] is None]
@@ -288,7 +300,7 @@ class _Pool:
         return sum(w["task"] is not None for w in self.workers)
 
     def submit(self, w: dict, key, clip: dict) -> None:
-        w["task"], w["start"] = key, time.monotonic()
+        w["task"], w["start"], w["seen"] = key, time.monotonic(), w["progress"].value
         w["conn"].send((key, clip))
 
     def _replace(self, w: dict) -> None:
@@ -307,6 +319,9 @@ class _Pool:
         if not busy:
             return []
         now = time.monotonic()
+        for w in busy:   # a worker still decoding frames is working: --timeout counts time without progress
+            if w["progress"].value != w["seen"]:
+                w["seen"], w["start"] = w["progress"].value, now
         wait_for = min([max_wait] + [max(0.0, w["start"] + self.timeout - now) for w in busy])
         ready = set(mp_wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy], timeout=wait_for))
         done = []
@@ -329,7 +344,8 @@ class _Pool:
             elif time.monotonic() - w["start"] > self.timeout:
                 w["task"] = None
                 self._replace(w)
-                done.append((key, {"failed": f"decode/analysis took longer than --timeout {self.timeout:g}s (hung?)"}))
+                done.append((key, {"failed": f"decode/analysis made no progress for --timeout {self.timeout:g}s "
+                                             f"(hung?)"}))
         return done
 
     def close(self) -> None:
