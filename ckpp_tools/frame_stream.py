@@ -179,7 +179,7 @@ class ClipFrames(Sequence):
         self.progress = progress     # called once for every frame decoded (the driver's --timeout watches it)
         self.max_frames = max_frames
         self.cache_bytes = int(cache_bytes)
-        self.threads = threads
+        self.threads = threads       # decoder threads (None: OpenCV's default, one per core)
         self.is_folder = os.path.isdir(self.path)
         self.fps = float("nan")
         self.error = ""              # why decoding failed / stopped early ("" when it ran to the end cleanly)
