@@ -60,6 +60,13 @@ def _reject(reason: str, detail: str, **kw) -> ClipResult:
     return ClipResult(status="rejected", reason=reason, detail=detail, **kw)
 
 
+def crop_scale(face_side: float, size: int) -> int:
+    """The largest reduction of the frames that still leaves the crop (~2.2x a face whose detector box is
+    face_side px: crop.crop_box) 1.5x the stored size: crop.crop_image shrinks it at least that much itself
+    (area filter), so crops from frames reduced by this much keep all the detail an S x S crop can hold."""
+    return max(1, int(2.2 * face_side // (1.5 * size)))
+
+
 def _blur_frames(start: int, stop: int, k: int = 5) -> list[int]:
     """A few frames spread over [start, stop) for the blur score (one blurry frame must not decide)."""
     if stop - start <= k:
@@ -78,52 +85,74 @@ def process_clip(
 ) -> ClipResult:
     """Analyse one clip.
 
-    frames: source frames in order, uint8 (H,W) gray or (H,W,3) RGB.
+    frames: source frames in order, uint8 (H,W) gray or (H,W,3) RGB: a list, or a frame_stream.ClipFrames
+        (decoded as the analysis streams it: the worker then holds a bounded cache, the kept crops and a
+        few numbers a frame, whatever the resolution and length of the clip).
     already_trimmed: CK+ sequences are neutral->peak already: keep them whole (no trimming).
     provided_landmarks: (N,68,2) source-pixel landmarks (CK+ Landmarks/ files), NaN rows where absent.
     onset_peak: (onset, peak) source indices from a CSV: skip automatic trimming.
     landmarker: a backend object (detect/predict); default: landmarks.get_backend(options.landmark_backend).
 
-    Order of checks: no_face / multiple_faces (tracking), blurry, head_motion, then the trim
-    (no_expression, too_short). Timings and detector calls are in result.extra.
+    Two passes over the frames. Pass 1, every frame once in order: landmarks (detect once, then track), on
+    the frame reduced by an integer factor when the face is large (tracking.analysis_scale: HD and 4K) and
+    the blur score of each tracked frame. Then the checks on the landmarks (in source pixels): no_face /
+    multiple_faces (tracking), blurry, head_motion, the trim (no_expression, too_short). Pass 2, the kept
+    frames only: the stored landmarks' re-fit (reduced frames), then the crops (full resolution). Timings,
+    detector calls and the reduction are in result.extra.
     """
+    from .frame_stream import as_frames, to_reduced, to_source
     from .landmarks import get_backend
-    from .landmarks.tracking import FaceTracker, to_gray, unsmoothed_landmarks
+    from .landmarks.tracking import FaceTracker, analysis_scale, refit_finish, refit_frame, refit_plan
 
     opt = options or ClipOptions()
     t0 = time.perf_counter()
-    n = len(frames)
-    if n == 0:
+    src = as_frames(frames)
+    if not src.has(0):
         return _reject("too_short", "no frames to analyse")
-    h, w = np.asarray(frames[0]).shape[:2]
+    h, w = src.gray(0).shape[:2]
     size_wh = (int(w), int(h))
-    extra: dict = {"n_frames": n}
     if opt.landmark_backend != "dlib" and landmarker is None:
         landmarker = get_backend(opt.landmark_backend)
     lm_backend = landmarker or get_backend("dlib")
 
-    grays = [to_gray(f) for f in frames]
     provided = None
     if provided_landmarks is not None and opt.ck_landmarks == "provided":
+        n = len(src)
         provided = np.asarray(provided_landmarks, dtype=np.float32)
         if provided.shape[1:] != (68, 2) or len(provided) < n:
             pad = np.full((n, 68, 2), np.nan, dtype=np.float32)
             if provided.ndim == 3 and provided.shape[1:] == (68, 2):
                 pad[: min(n, len(provided))] = provided[:n]
             provided = pad
+
+    def frames_from(start, k):
+        src.set_scale(k)   # from here on the frames are kept and served reduced by k (colour too)
+        t = start
+        while src.has(t):
+            yield t, src.gray(t)
+            t += 1
+
+    blur_of: dict[int, float] = {}   # pass 1: the blur score of every tracked frame (the checks pick 5 of them)
+
+    def on_frame(t, gray, landmarks):
+        blur_of[t] = quality.blur_score(gray, landmarks)
+
     tracker = FaceTracker(lm_backend, multiple_faces=opt.multiple_faces)
-    tr = tracker.run(grays, provided=provided)
+    tr = tracker.track(src.gray, lambda: len(src), frames_from, provided=provided, on_frame=on_frame,
+                       scale_for=lambda side: min(analysis_scale(side), crop_scale(side, opt.size)))
+    n, k = len(src), tr.scale
+    extra: dict = {"n_frames": n}
     extra.update(detector_calls=tr.detector_calls, redetections=tr.redetections, provided_landmarks=tr.provided_used,
-                 usable=(tr.start, tr.stop), track_events=tr.events[:20])
+                 usable=(tr.start, tr.stop), track_events=tr.events[:20], analysis_scale=k)
     extra["t_track"] = time.perf_counter() - t0
     blur_thr = quality.BLUR_THRESHOLD if opt.blur_threshold is None else opt.blur_threshold
-    if tr.status == "no_face":
+    if tr.status == "no_face":   # (the frames were never reduced: no face, no scale)
         # 'blurry' needs evidence of a face the blur hides, not just a smooth picture: the picture is blurred
         # (sample blurred takes 0.004-0.006, sharp faces >= 0.09) AND keeps coarse structure (blurred faces
         # 23-60 grey levels; uniform grey, a sky gradient, a title card's empty centre <= 0.3) -- quality.py
         probe = _blur_frames(0, n, 3)
-        fb = float(np.median([quality.frame_blur_score(grays[i]) for i in probe]))
-        cs = float(np.median([quality.coarse_structure(grays[i]) for i in probe]))
+        fb = float(np.median([quality.frame_blur_score(src.gray(i)) for i in probe]))
+        cs = float(np.median([quality.coarse_structure(src.gray(i)) for i in probe]))
         extra.update(frame_blur=fb, coarse_structure=cs)
         if fb < blur_thr and cs >= quality.HIDDEN_STRUCTURE_THRESHOLD:
             return _reject("blurry", f"{tr.detail}: the picture is blurred (sharpness {fb:.4f} < {blur_thr:g}, "
@@ -138,9 +167,11 @@ def process_clip(
         return _reject(tr.status, tr.detail, original_size=size_wh, extra=extra)
     start, stop = tr.start, tr.stop
     lms = tr.landmarks[start:stop].astype(np.float64)
+    if k > 1:   # the checks and the trim work in source pixels
+        lms = lms * k + (k - 1) / 2
     # blur: median over a few frames of the usable part
     bidx = _blur_frames(start, stop)
-    blur = float(np.median([quality.blur_score(grays[i], tr.landmarks[i]) for i in bidx]))
+    blur = float(np.median([blur_of[i] for i in bidx]))
     if stop - start < opt.min_frames:
         # a blurred face is what the detector misses most: if the few frames where it was found are blurry,
         # that is the reason (the face was there all along), not the clip's length
@@ -192,25 +223,35 @@ def process_clip(
         return _reject("too_short", f"{T} frame(s) from onset {onset} to peak {peak} < --min-frames {opt.min_frames}",
                        onset=onset, peak=peak, **common)
 
-    # crop, resize, landmarks and masks in stored pixels
+    # pass 2, the kept frames: landmarks to store, crop, resize, landmarks and masks in stored pixels
     t1 = time.perf_counter()
+    src.keep_only(onset, peak)
     # store the predictor's fit on the unsmoothed image (closer to the face), averaged over neighbouring kept
     # frames (tracking.REFIT_SCALES / REFIT_TEMPORAL); the smoothed-image fit, steadier, drove the checks and the trim
-    kept = unsmoothed_landmarks(lm_backend, grays, tr, range(onset, peak + 1))
+    idx = list(range(onset, peak + 1))
+    kept, refit, fitted = refit_plan(tr, idx)
+    for j, i in enumerate(idx):
+        src.load(i)   # every kept frame, in order: the crops below find them cached
+        if refit is not None and fitted[j]:
+            kept[j] = refit_frame(lm_backend, src.gray(i), tr.boxes[i])
+    if refit is not None:
+        kept = refit_finish(kept, refit, fitted)
+    kept = to_source(kept, k)
     box = crop_box(kept)
     S = int(opt.size)
-    colour = any(np.asarray(frames[i]).ndim == 3 and np.asarray(frames[i]).shape[2] >= 3 and
-                 not _is_gray_rgb(np.asarray(frames[i])) for i in (onset, peak))
+    colour = any(np.asarray(src[i]).ndim == 3 and np.asarray(src[i]).shape[2] >= 3 and
+                 not _is_gray_rgb(np.asarray(src[i])) for i in (onset, peak))
     out = np.empty((T, S, S, 3), dtype=np.uint8)
-    for k, i in enumerate(range(onset, peak + 1)):
-        src = np.asarray(frames[i])[..., :3] if colour else grays[i]
-        out[k] = crop_image(src, box, S)
+    box_k = to_reduced(box, k)   # the crop from the frames as kept (reduced by k: crop_scale left it room)
+    for j, i in enumerate(idx):
+        out[j] = crop_image(np.asarray(src[i])[..., :3] if colour else src.gray(i), box_k, S)
     lm_s = to_crop(kept, box, S).astype(np.float32)
     masks = mouth_masks(lm_s, S)
     degree = (np.arange(T, dtype=np.float32) / np.float32(max(T - 1, 1))).astype(np.float32)
     extra["t_crop"] = time.perf_counter() - t1
     extra["t_total"] = time.perf_counter() - t0
     extra["ms_per_frame"] = 1000.0 * extra["t_total"] / n
+    extra["decode"] = dict(getattr(src, "stats", {}))   # frames decoded (more than n: decoded again), seeks
     return ClipResult(
         status="accepted", reason="", detail=how, onset=onset, peak=peak, frames=out, landmarks=lm_s,
         mouth_mask=masks, degree=degree, source_index=np.arange(onset, peak + 1, dtype=np.int32),

@@ -34,9 +34,11 @@ from .locking import OutputLock
 from .sources import Clip, find_clips
 
 DEFAULT_SHARD_SIZE = 1_000_000_000   # bytes of compressed frames per shard (~1 GB)
-DEFAULT_TIMEOUT = 600.0              # seconds per clip (decode + analysis)
-#: frames decoded per clip at most: expression clips last seconds; a stray hour-long video must not eat all memory
-DEFAULT_MAX_FRAMES = 3000
+DEFAULT_TIMEOUT = 600.0              # seconds a clip may go without decoding a frame (a hung decoder / analysis)
+#: frames read per clip at most (--max-frames): 5 minutes at 30 fps, 2.5 at 60. A clip is streamed, so what a
+#: frame read costs in memory is a few numbers (landmarks, a fingerprint), ~1 KB; the bound is on time: a stray
+#: hour-long video must not take an hour. A longer clip's row says it was cut (prepare.cut_note)
+DEFAULT_MAX_FRAMES = 9000
 
 
 @dataclass
@@ -89,53 +91,84 @@ class PrepareResult:
 
 def analyse(clip: dict, opts: dict) -> dict:
     """Decode and analyse one clip; returns the manifest-row fields plus, when accepted, arrays ready to write
-    (frames and masks as compressed chunks)."""
+    (frames and masks as compressed chunks). The clip is streamed (frame_stream.ClipFrames): the worker holds
+    a bounded cache of decoded frames, a few numbers a frame and the kept crops, whatever its resolution."""
+    from . import frame_stream
+
+    max_frames = int(opts.get("max_frames") or 0) or None
+    frames = frame_stream.ClipFrames(clip["path"], max_frames=max_frames, progress=_tick)
+    try:
+        return _analyse(clip, opts, frames, max_frames)
+    finally:
+        frames.close()
+
+
+def cut_note(frames, max_frames) -> str:
+    """What a clip longer than --max-frames says about it ("" when it was read whole)."""
+    if not frames.cut:
+        return ""
+    n = frames.known_len()
+    of = f"{n} of {frames.total_hint}" if frames.total_hint > n else f"{n} of more"
+    return f"read the first {of} frames (--max-frames {max_frames}; raise it to read the whole clip)"
+
+
+#: rejections that frames after a --max-frames cut could have changed: such a row's reason is too_long
+CUT_MAY_CHANGE = ("no_expression", "no_face", "too_short")
+
+
+def _analyse(clip: dict, opts: dict, frames, max_frames) -> dict:
     from . import clip_pipeline, video_io
     from .sources import ckplus
     from .writer import compress_chunks
 
     out = {"status": schema.STATUS_REJECTED, "reason": "", "detail": "", "onset": -1, "peak": -1,
            "n_source_frames": 0, "content_hash": ""}
-    max_frames = int(opts.get("max_frames") or 0) or None
-    dec = video_io.read_clip(clip["path"], max_frames=max_frames)
-    if max_frames and dec.n >= max_frames:
-        dec.error = (dec.error + "; " if dec.error else "") + f"decoded only the first {max_frames} frames (--max-frames)"
-    out["n_source_frames"] = dec.n
-    if dec.n == 0:
-        out.update(reason="unreadable", detail=f"no decodable frame: {dec.error or 'unknown error'}")
+    if not frames.has(0):
+        out.update(reason="unreadable", detail=f"no decodable frame: {frames.error or 'unknown error'}")
         return out
     out["content_hash"] = video_io.content_hash(clip["path"])
     min_frames = int(opts.get("min_frames", 4))
-    if dec.n < min_frames:
-        out.update(reason="too_short", detail=f"only {dec.n} decodable frame(s), --min-frames is {min_frames}"
-                   + (f" ({dec.error})" if dec.error else ""))
+    if not frames.has(min_frames - 1):
+        out["n_source_frames"] = n = len(frames)
+        out.update(reason="too_short", detail=f"only {n} decodable frame(s), --min-frames is {min_frames}"
+                   + (f" ({frames.error})" if frames.error else ""))
         return out
     provided = None
     if clip.get("landmark_files") and opts.get("ck_landmarks", "provided") == "provided":
-        provided = ckplus.load_landmarks(clip["landmark_files"], dec.kept if dec.kept else None)
+        len(frames)   # the decoded frames' file indices (frames.kept) are known once the folder was read
+        provided = ckplus.load_landmarks(clip["landmark_files"], frames.kept if frames.kept else None)
     onset_peak = clip.get("onset_peak")
     if onset_peak is not None:
         o, p = int(onset_peak[0]), int(onset_peak[1])
-        if o >= dec.n:
-            out.update(reason="too_short", detail=f"labels onset {o} is beyond the {dec.n} decodable frames")
+        if not frames.has(o):
+            out["n_source_frames"] = n = len(frames)
+            why = f"labels onset {o} is beyond the {n} decodable frames"
+            cut = cut_note(frames, max_frames)
+            out.update(reason="too_long", detail=f"{cut}; {why}") if cut else out.update(reason="too_short", detail=why)
             return out
-        onset_peak = (o, min(p, dec.n - 1))
+        onset_peak = (o, p if frames.has(p) else len(frames) - 1)
     copts = clip_pipeline.ClipOptions(
         size=int(opts["size"]), landmark_backend=opts["landmarks"], min_frames=min_frames,
         multiple_faces=opts["multiple_faces"], ck_landmarks=opts["ck_landmarks"],
         blur_threshold=opts.get("blur_threshold"), head_motion_threshold=opts.get("head_motion_threshold"),
         head_rotation_threshold=opts.get("head_rotation_threshold"),
     )
-    res = clip_pipeline.process_clip(dec.frames, already_trimmed=bool(clip.get("already_trimmed")),
+    res = clip_pipeline.process_clip(frames, already_trimmed=bool(clip.get("already_trimmed")),
                                      provided_landmarks=provided, onset_peak=onset_peak, options=copts)
-    detail = res.detail
-    if dec.error and res.status == schema.STATUS_ACCEPTED:
-        detail = (detail + "; " if detail else "") + f"partial decode: {dec.error}"
-    out.update(status=res.status, reason=res.reason if res.status != schema.STATUS_ACCEPTED else "", detail=detail,
+    out["n_source_frames"] = len(frames)
+    detail, reason = res.detail, res.reason
+    cut = cut_note(frames, max_frames)
+    if cut and res.status != schema.STATUS_ACCEPTED and reason in CUT_MAY_CHANGE:
+        # the frames left unread may hold the face / the expression: say what was read, not a verdict on the clip
+        reason, detail = "too_long", f"{cut}; in them: {reason}: {detail}"
+    elif cut:
+        detail = (detail + "; " if detail else "") + cut
+    if frames.error:
+        detail = (detail + "; " if detail else "") + f"partial decode: {frames.error}"
+    out.update(status=res.status, reason=reason if res.status != schema.STATUS_ACCEPTED else "", detail=detail,
                onset=int(res.onset), peak=int(res.peak))
     if res.status == schema.STATUS_ACCEPTED:
         _check_result(res, int(opts["size"]))
-        h, w = dec.frames[0].shape[:2]
         out["arrays"] = {
             "size": int(opts["size"]),
             "frames": np.ascontiguousarray(res.frames, dtype=np.uint8),
@@ -144,9 +177,9 @@ def analyse(clip: dict, opts: dict) -> dict:
             "degree": np.asarray(res.degree, dtype=np.float32),
             "source_index": np.asarray(res.source_index, dtype=np.int32),
         }
-        ow, oh = res.original_size if res.original_size and res.original_size[0] else (w, h)
+        ow, oh = res.original_size if res.original_size and res.original_size[0] else frames.gray(0).shape[1::-1]
         out["clip_attrs"] = {
-            "fps": float(dec.fps),
+            "fps": float(frames.fps),
             "original_size": np.asarray([ow, oh], dtype=np.int32),
             "crop_box": np.asarray(res.crop_box, dtype=np.float64).reshape(4),
             "blur_score": float(res.blur_score),
@@ -204,9 +237,20 @@ def _huge_pages_when_worth_it(frames_done: int, opts: dict) -> None:
     threading.Thread(target=collapse_heap, name="ckpp-hugepages", daemon=True).start()
 
 
-def _worker_main(conn, opts, parent_pid=None):
+#: this worker's count of frames decoded, shared with the parent (the --timeout clock restarts when it moves)
+_PROGRESS = None
+
+
+def _tick() -> None:
+    if _PROGRESS is not None:
+        _PROGRESS.value += 1
+
+
+def _worker_main(conn, opts, parent_pid=None, progress=None):
     """Worker loop: receive (key, clip), send (key, result). Exceptions become rows; crashes and hangs are
-    seen by the parent (sentinel / timeout)."""
+    seen by the parent (sentinel / timeout). `progress`: a shared counter of the frames decoded."""
+    global _PROGRESS
+    _PROGRESS = progress
     _worker_init(opts, parent_pid)
     frames_done = 0
     while True:
@@ -243,10 +287,11 @@ class _Pool:
 
     def _spawn(self) -> dict:
         parent, child = self.ctx.Pipe()
-        p = self.ctx.Process(target=_worker_main, args=(child, self.opts, os.getpid()), daemon=True)
+        progress = self.ctx.Value("q", 0, lock=False)   # frames decoded: a long HD clip is slow, not hung
+        p = self.ctx.Process(target=_worker_main, args=(child, self.opts, os.getpid(), progress), daemon=True)
         p.start()
         child.close()
-        return {"proc": p, "conn": parent, "task": None, "start": 0.0}
+        return {"proc": p, "conn": parent, "task": None, "start": 0.0, "progress": progress, "seen": 0}
 
     def idle(self) -> list[dict]:
         return [w for w in self.workers if w["task"] is None]
@@ -255,7 +300,7 @@ class _Pool:
         return sum(w["task"] is not None for w in self.workers)
 
     def submit(self, w: dict, key, clip: dict) -> None:
-        w["task"], w["start"] = key, time.monotonic()
+        w["task"], w["start"], w["seen"] = key, time.monotonic(), w["progress"].value
         w["conn"].send((key, clip))
 
     def _replace(self, w: dict) -> None:
@@ -274,6 +319,9 @@ class _Pool:
         if not busy:
             return []
         now = time.monotonic()
+        for w in busy:   # a worker still decoding frames is working: --timeout counts time without progress
+            if w["progress"].value != w["seen"]:
+                w["seen"], w["start"] = w["progress"].value, now
         wait_for = min([max_wait] + [max(0.0, w["start"] + self.timeout - now) for w in busy])
         ready = set(mp_wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy], timeout=wait_for))
         done = []
@@ -296,7 +344,8 @@ class _Pool:
             elif time.monotonic() - w["start"] > self.timeout:
                 w["task"] = None
                 self._replace(w)
-                done.append((key, {"failed": f"decode/analysis took longer than --timeout {self.timeout:g}s (hung?)"}))
+                done.append((key, {"failed": f"decode/analysis made no progress for --timeout {self.timeout:g}s "
+                                             f"(hung?)"}))
         return done
 
     def close(self) -> None:

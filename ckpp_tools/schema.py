@@ -27,7 +27,7 @@ SPLITS = ("train", "val", "test")
 #: reject reasons (DESIGN §5): exactly one per rejected clip
 REASONS = (
     "unreadable", "too_short", "no_face", "multiple_faces", "blurry", "head_motion",
-    "unlabelled", "unknown_emotion", "no_expression", "duplicate",
+    "unlabelled", "unknown_emotion", "no_expression", "duplicate", "too_long",
 )
 
 #: per-clip datasets

@@ -41,8 +41,10 @@ def parse_size(text: str) -> int:
               help="CK+: use the shipped Landmarks/ files, or detect.")
 @click.option("--shard-size", default="1G", show_default=True, help="Bytes of frames per shard file (500M, 1G, ...).")
 @click.option("--split", "split_", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions (subject-disjoint).")
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds per clip before its worker is killed.")
-@click.option("--max-frames", type=int, default=3000, show_default=True, help="Frames decoded per clip at most (memory guard).")
+@click.option("--timeout", type=float, default=600, show_default=True,
+              help="Seconds a clip may go without decoding a frame before its worker is killed.")
+@click.option("--max-frames", type=int, default=9000, show_default=True,  # = prepare.DEFAULT_MAX_FRAMES
+              help="Frames read per clip at most (5 min at 30 fps); a longer clip's row says it was cut.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_shards, shard_index, resume, overwrite,
             min_frames, blur_threshold, head_motion_threshold, head_rotation_threshold, multiple_faces, ck_landmarks, shard_size, split_, timeout, max_frames, quiet):

@@ -24,9 +24,23 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..frame_stream import reduce, to_gray, to_reduced  # noqa: F401  (to_gray: re-exported, its old home)
+
 #: detector box relative to the centroid of BOX_POINTS, in IOD units: (dx, dy, width, height). Measured on
 #: dlib's own detections (astronaut, Grace Hopper at several scales); replaced by each actual detection.
 DEFAULT_CALIBRATION = (-0.05, 0.35, 1.85, 1.85)
+
+#: a face whose detector box is at least twice this many pixels is analysed on its frames reduced by the integer
+#: factor side // ANALYSIS_FACE (area filter; frame_stream.reduce), i.e. at 240-480 px: dlib's predictor and
+#: every check (IOD units, the 128-px blur crop) need no more, and a 1080p / 4K face is 500-1500 px. Faces
+#: under 480 px -- every SD video and CK+ -- are analysed as they are (issue 26; docs/prepare-analysis.md)
+ANALYSIS_FACE = 240
+
+
+def analysis_scale(face_side: float) -> int:
+    """The integer reduction for a face whose detector box is `face_side` px wide (1 below 2 x ANALYSIS_FACE)."""
+    return max(1, int(face_side // ANALYSIS_FACE))
+
 
 #: eye corners and nose bridge/tip: the points dlib places best and that no expression moves (the face
 #: outline is not used: dlib bends it with the jaw when the mouth opens)
@@ -82,16 +96,6 @@ REFIT_SCALES = (0.9,)
 REFIT_EVERY = 2
 #: weights (previous, this, next kept frame) of the temporal average of the stored landmarks
 REFIT_TEMPORAL = (1, 2, 1)
-
-
-def to_gray(frame: np.ndarray) -> np.ndarray:
-    """uint8 (H,W) luma of a gray or RGB frame (no copy for gray)."""
-    f = np.asarray(frame)
-    if f.ndim == 2:
-        return f if f.dtype == np.uint8 else np.clip(f, 0, 255).astype(np.uint8)
-    if f.shape[2] == 1:
-        return np.ascontiguousarray(f[..., 0], dtype=np.uint8)
-    return cv2.cvtColor(np.ascontiguousarray(f[..., :3], dtype=np.uint8), cv2.COLOR_RGB2GRAY)
 
 
 def _iod(pts: np.ndarray) -> float:
@@ -194,17 +198,32 @@ class TrackResult:
     events: list = field(default_factory=list)  # (frame, what) of tracking incidents, for diagnostics
     #: (N,4) predictor box [x0,y0,x1,y1] of each tracked frame; NaN where landmarks were provided / no face
     boxes: np.ndarray | None = None
+    #: landmarks and boxes are in pixels of the frames reduced by this factor (frame_stream.reduce / to_source)
+    scale: int = 1
 
 
 def unsmoothed_landmarks(landmarker, grays, track: TrackResult, idx) -> np.ndarray:
     """(len(idx),68,2) landmarks of frames `idx` (consecutive frames, in order) for storing: the predictor on
     the unsmoothed image in the tracker's box scaled by REFIT_SCALES (see PREDICT_SMOOTH), then
-    REFIT_TEMPORAL-weighted over neighbouring re-fitted frames. Frames without a box (provided landmarks) keep the tracked ones, unsmoothed."""
+    REFIT_TEMPORAL-weighted over neighbouring re-fitted frames. Frames without a box (provided landmarks) keep
+    the tracked ones, unsmoothed. In the tracker's pixels (TrackResult.scale); grays[i]: frame i reduced alike.
+    A clip streamed from disk does the same in three steps: refit_plan, refit_frame on the frames it marks,
+    refit_finish."""
     idx = list(idx)
+    out, refit, fitted = refit_plan(track, idx)
+    if refit is None:
+        return out
+    for k in np.nonzero(fitted)[0]:
+        out[k] = refit_frame(landmarker, grays[idx[k]], track.boxes[idx[k]])
+    return refit_finish(out, refit, fitted)
+
+
+def refit_plan(track: TrackResult, idx: list[int]):
+    """(landmarks to refine, frames with a box, frames to fit): runs of consecutive frames with a box are fitted
+    every REFIT_EVERY-th frame and on their last one; (out, None, None) when the track has no boxes."""
     out = np.array(track.landmarks[idx], dtype=np.float32)
     if track.boxes is None:
-        return out
-    scales = REFIT_SCALES
+        return out, None, None
     refit = np.array([bool(np.isfinite(track.boxes[i]).all()) for i in idx], dtype=bool)
     # runs of consecutive frames with a box: fit every REFIT_EVERY-th frame of a run and its last one, the
     # frames between two fits get the straight line between them
@@ -220,11 +239,18 @@ def unsmoothed_landmarks(landmarker, grays, track: TrackResult, idx) -> np.ndarr
         fitted[k:end + 1:max(1, REFIT_EVERY)] = True
         fitted[end] = True
         k = end + 1
-    for k in np.nonzero(fitted)[0]:
-        b = track.boxes[idx[k]]
-        cx, cy, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, (b[2] - b[0]) / 2
-        fits = [landmarker.predict(grays[idx[k]], (cx - f * h, cy - f * h, cx + f * h, cy + f * h)) for f in scales]
-        out[k] = sum(fits) / np.float32(len(scales))
+    return out, refit, fitted
+
+
+def refit_frame(landmarker, gray: np.ndarray, b) -> np.ndarray:
+    """The predictor on the unsmoothed frame in box `b` scaled by REFIT_SCALES (averaged over the scales)."""
+    cx, cy, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, (b[2] - b[0]) / 2
+    fits = [landmarker.predict(gray, (cx - f * h, cy - f * h, cx + f * h, cy + f * h)) for f in REFIT_SCALES]
+    return sum(fits) / np.float32(len(REFIT_SCALES))
+
+
+def refit_finish(out: np.ndarray, refit: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """Lines between fitted frames, then the REFIT_TEMPORAL average over neighbours (out holds the fits)."""
     done = np.nonzero(fitted)[0]
     for k in np.nonzero(refit & ~fitted)[0]:
         a, b = done[done < k].max(), done[done > k].min()  # a run starts and ends with a fit
@@ -232,8 +258,8 @@ def unsmoothed_landmarks(landmarker, grays, track: TrackResult, idx) -> np.ndarr
         out[k] = (np.float32(1) - u) * out[a] + u * out[b]
     if refit.sum() > 1:       # the weighted average over refit neighbours, all frames at once (float32)
         w_prev, w_mid, w_next = (np.float32(w) for w in REFIT_TEMPORAL)
-        prev = np.zeros(len(idx), dtype=bool)
-        nxt = np.zeros(len(idx), dtype=bool)
+        prev = np.zeros(len(out), dtype=bool)
+        nxt = np.zeros(len(out), dtype=bool)
         prev[1:] = refit[1:] & refit[:-1]
         nxt[:-1] = refit[:-1] & refit[1:]
         src_prev = np.concatenate([out[:1], out[:-1]])
@@ -315,79 +341,140 @@ class FaceTracker:
 
     # tracking -------------------------------------------------------------------------------------------
     def run(self, grays, provided: np.ndarray | None = None, init_tries: int = 3) -> TrackResult:
+        """Track a clip held in memory (`grays`: its frames, gray). See track()."""
         n = len(grays)
-        out = np.full((n, 68, 2), np.nan, dtype=np.float32)
-        pboxes = np.full((n, 4), np.nan)
-        res = TrackResult(out, 0, 0, boxes=pboxes)
+
+        def frames_from(s, k):
+            for t in range(s, n):
+                yield t, reduce(grays[t], k)
+
+        return self.track(lambda i: grays[i], lambda: n, frames_from, provided, init_tries)
+
+    def track(self, gray_at, count, frames_from, provided: np.ndarray | None = None, init_tries: int = 3,
+              on_frame=None, scale_for=None) -> TrackResult:
+        """Landmarks of every frame of a clip streamed in order (one frame in memory at a time).
+
+        gray_at(i): frame i, gray, full resolution (the first detection: frame 0, else frames n//2 and n-1);
+        count(): the number of frames (asked when frame 0 has no face, and at the end);
+        frames_from(start, k): (t, gray reduced by k: frame_stream.reduce) for t = start, start+1, ... in order;
+        provided: (n,68,2) source-pixel landmarks, NaN rows where absent (then n must be known);
+        on_frame(t, gray, landmarks): called with every tracked frame (reduced gray, its landmarks);
+        scale_for(face_side): k for a face whose detector box is face_side px (default analysis_scale).
+
+        The face found first fixes k: the result's landmarks and boxes are in pixels of the
+        frames reduced by k (TrackResult.scale; frame_stream.to_source maps them back)."""
+        res = TrackResult(np.empty((0, 68, 2), np.float32), 0, 0)
         self.detector_calls = 0
-        have = np.zeros(n, dtype=bool)
+        have = None
         if provided is not None:
             provided = np.asarray(provided, dtype=np.float32)
-            have = np.isfinite(provided).all(axis=(1, 2))[:n]
+            have = np.isfinite(provided).all(axis=(1, 2))
+        n_seen: list[int] = []
 
-        # start: the first frame (provided, or where the detector finds a face)
-        start, prev, cal, first_box = None, None, DEFAULT_CALIBRATION, None
-        if have.any() and have[0]:
-            start, prev = 0, provided[0]
+        def n_frames() -> int:
+            if not n_seen:
+                n_seen.append(int(count()))
+            return n_seen[0]
+
+        scale_for = scale_for or analysis_scale
+
+        def provided_scale(pts) -> int:
+            return scale_for(DEFAULT_CALIBRATION[2] * _iod(pts))
+
+        # start: the first frame (provided, or where the detector finds a face); frames n//2, n-1 after that
+        start, prev, cal, first_box, k = None, None, DEFAULT_CALIBRATION, None, 1
+        tried: list[int] = []
+        if have is not None and have.any() and have[0]:
+            k = provided_scale(provided[0])
+            start, prev = 0, to_reduced(provided[0], k)
         else:
-            probe = [0] + [i for i in (n // 2, n - 1) if i > 0][: max(0, init_tries - 1)]
-            for i in sorted(set(probe)):
-                if have[: i + 1].any():
+            i, rest = 0, None
+            while i is not None:
+                if have is not None and have[: i + 1].any():
                     break
-                boxes = self.detect(grays[i])
+                tried.append(i)
+                g = gray_at(i)
+                boxes = self.detect(g)
                 if boxes:
-                    nf, boxes = self.count_faces(grays[i], boxes)
+                    nf, boxes = self.count_faces(g, boxes)
                     if nf > 1:
                         res.events.append((i, f"{nf} faces"))
                         if self.multiple_faces == "reject":
                             res.status, res.detail = "multiple_faces", f"{nf} faces found in frame {i}"
                             res.detector_calls = self.detector_calls
+                            res.landmarks = np.full((n_frames(), 68, 2), np.nan, dtype=np.float32)
+                            res.boxes = np.full((n_frames(), 4), np.nan)
                             return res
-                    prev = self.predict(grays[i], boxes[0])
-                    cal = calibrate(boxes[0], prev)
-                    first_box = tuple(boxes[0])
+                    k = scale_for(boxes[0][2] - boxes[0][0])
+                    first_box = tuple(float(v) for v in to_reduced(np.asarray(boxes[0], np.float64), k))
                     start = i
                     break
-            if start is None and have.any():
+                if rest is None:   # frame 0 had no face: the middle and the last frame (the clip's length now counts)
+                    n = n_frames()
+                    rest = sorted(set([0] + [j for j in (n // 2, n - 1) if j > 0][: max(0, init_tries - 1)]))[1:]
+                i = rest.pop(0) if rest else None
+            if start is None and have is not None and have.any():
                 start = int(np.argmax(have))
-                prev = provided[start]
+                k = provided_scale(provided[start])
+                prev = to_reduced(provided[start], k)
+        res.scale = k
         if start is None:
-            res.status, res.detail = "no_face", f"no face found (detector tried frames {sorted(set(probe))})"
+            res.status, res.detail = "no_face", f"no face found (detector tried frames {tried})"
             res.detector_calls = self.detector_calls
+            res.landmarks = np.full((n_frames(), 68, 2), np.nan, dtype=np.float32)
+            res.boxes = np.full((n_frames(), 4), np.nan)
             return res
-        if start > 0 and not have[start]:
+        if start > 0 and not (have is not None and have[start]):
             # the face appeared late: nothing before it is usable (the driver keeps a contiguous run)
             res.events.append((start, "first face found here"))
-        out[start] = prev
-        if not have[start] and first_box is not None:
-            pboxes[start] = first_box
-        res.provided_used += int(have[start])
-        stop = n
-        box = first_box if (not have[start] and first_box is not None) else None
-        self.anchor = (box, _region(grays[start], box)[0], _centre(prev)) if box is not None else None
-        for t in range(start + 1, n):
-            if have[t]:
-                prev = provided[t]
-                out[t] = prev
+        frames = frames_from(start, k)
+        t0, g_prev = next(frames)
+        if prev is None:   # the detector's face: the predictor on the start frame as the tracker will see it
+            prev = self.predict(g_prev, first_box)
+            cal = calibrate(first_box, prev)
+        lms, pboxes = [prev], [first_box if first_box is not None and not (have is not None and have[start]) else None]
+        res.provided_used += int(have is not None and have[start])
+        stop = None
+        box = pboxes[0]
+        self.anchor = (box, _region(g_prev, box)[0], _centre(prev)) if box is not None else None
+        if on_frame is not None:
+            on_frame(t0, g_prev, prev)
+        for t, g in frames:
+            if have is not None and have[t]:
+                prev = to_reduced(provided[t], k)
                 res.provided_used += 1
                 box, self.anchor = None, None
-                continue
-            step = self._step(grays, t, prev, cal, box, res)
-            if step is None:
-                stop = t
-                break
-            prev, cal, box = step
-            out[t] = prev
-            pboxes[t] = box
+                lms.append(prev)
+                pboxes.append(None)
+            else:
+                step = self._step(g_prev, g, t, prev, cal, box, res)
+                if step is None:
+                    stop = t
+                    break
+                prev, cal, box = step
+                lms.append(prev)
+                pboxes.append(box)
+            if on_frame is not None:
+                on_frame(t, g, prev)
+            g_prev = g
+        frames.close()
+        n = n_frames()
+        stop = n if stop is None else stop
+        res.landmarks = np.full((n, 68, 2), np.nan, dtype=np.float32)
+        res.landmarks[start:start + len(lms)] = np.asarray(lms, dtype=np.float32)
+        res.boxes = np.full((n, 4), np.nan)
+        for j, b in enumerate(pboxes):
+            if b is not None:
+                res.boxes[start + j] = b
         res.start, res.stop = start, stop
         if stop < n:
             res.detail = f"face lost at frame {stop} of {n}"
         res.detector_calls = self.detector_calls
         return res
 
-    def _step(self, grays, t, prev, cal, held, res):
-        """Frame t tracked from `prev`: (landmarks, calibration, box), or None when the face is lost."""
-        gray = grays[t]
+    def _step(self, g_prev, gray, t, prev, cal, held, res):
+        """Frame t (`gray`; `g_prev` the frame before it) tracked from `prev`: (landmarks, calibration, box),
+        or None when the face is lost."""
         trouble = []
         if self.anchor is not None:
             abox, ref, c0 = self.anchor
@@ -415,7 +502,7 @@ class FaceTracker:
                 box = held
         if _outside(prev, gray.shape) > OUTSIDE_MAX:
             trouble.append("leaving the picture")
-        ncc = _ncc(_patch(grays[t - 1], box), _patch(gray, box))
+        ncc = _ncc(_patch(g_prev, box), _patch(gray, box))
         if ncc < NCC_MIN:
             trouble.append(f"appearance change (ncc {ncc:.2f})")
         cur = None
