@@ -218,7 +218,7 @@ def writing(path, *, partial=None, on_fail=None):
             target = named          # the file that failed, e.g. one inside the folder being written (sample)
         err = DiskFullError(target, code, free_at_failure=free)
         if removed:
-            err.update(note=f"deleted the unfinished {os.path.basename(os.fspath(partial))}; nothing else was changed")
+            err.update(note=f"deleted the unfinished {os.path.basename(os.fspath(partial))}")
         raise err from None
 
 
@@ -329,19 +329,26 @@ def mp4_complete(path) -> bool:
         return False
 
 
-def raise_write_failure(path, what: str, probe_bytes: int = 1 << 20) -> None:
+def raise_write_failure(path, what: str, partial=None, probe_bytes: int = 1 << 20) -> None:
     """A library (`what`) failed to write `path` without saying why: ask the filesystem by writing
-    `probe_bytes` beside it with Python; a disk errno becomes DiskFullError(path), else a CkppError."""
+    `probe_bytes` beside it with Python. A disk errno becomes DiskFullError(path), anything else a CkppError;
+    `partial` (the library's unfinished file) is deleted either way, after the probe."""
     path = os.fspath(path)
     probe = os.path.join(existing_folder(path), f".ckpp-probe.{os.getpid()}")
     try:
-        with writing(path, partial=probe):
+        with writing(path):
             with open(probe, "wb") as fh:
                 fh.write(b"\0" * probe_bytes)
                 fh.flush()
                 os.fsync(fh.fileno())
+    except DiskFullError as err:
+        if partial is not None and _remove(os.fspath(partial)):
+            err.update(note=f"deleted the unfinished {os.path.basename(os.fspath(partial))}")
+        raise
     finally:
         _remove(probe)
+    if partial is not None:
+        _remove(os.fspath(partial))
     raise CkppError(f"{what} stopped before the file was complete (the disk accepted a test write, so it is "
                     "not full now)", path=path, fix="check the disk and the output folder, then run the command again")
 
@@ -444,3 +451,22 @@ def explained(need: int | None = None, note=None):
     except DiskFullError as err:
         err.update(need=need, note=note() if callable(note) else note)
         raise
+
+
+def writes_into(partial_of, owned=None):
+    """Decorator for a function `fn(out, ...)` that builds its output in the folder `partial_of(out, ...)` and
+    renames it at the end (ckpp sample): a disk errno inside deletes that folder (the previous output is not
+    touched before the rename) and raises DiskFullError naming the file that failed. A folder that was there
+    before and is not `owned(path)` (a left-over of ours) is never deleted: `fn` refuses it."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            partial = partial_of(*args, **kwargs)
+            foreign = os.path.exists(partial) and not (owned is not None and owned(partial))
+            with writing(args[0] if args else partial, partial=None if foreign else partial):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco

@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from ckpp_tools.disk_space import translate
+
 
 @click.command("benchmark")
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
@@ -41,6 +43,7 @@ import click
               help="with --photos, comma-separated: models start from the photo as it is (as-is), from its face "
                    "warped back to neutral, lips shut (neutral), or neutral only where the lips are parted (auto, "
                    "`ckpp generate`'s default); each start after the first adds its own rows; 'all' = all three")
+@translate(out="out_dir")
 def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device,
               photo_dirs, start):
     """Evaluate the main model (and baselines) on held-out clips: paper Fig. 3 and more, as a report.

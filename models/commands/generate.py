@@ -5,6 +5,8 @@ import os
 
 import click
 
+from ckpp_tools.disk_space import translate
+
 
 @click.command(context_settings={"show_default": True})
 @click.argument("run", type=click.Path())
@@ -23,6 +25,7 @@ import click
                    "so only when the lips are parted (measured best, docs/recipe.md), 'as-is' keeps the photo as "
                    "frame 0.")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
+@translate(out="output")
 def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 
