@@ -140,7 +140,7 @@ class DiskFullError(CkppError):
         folder = existing_folder(self.target)
         if code != errno.EROFS:
             space = f"{human(self.free_now)} free"
-            if self.free_at_failure is not None and self.free_at_failure != self.free_now:
+            if self.free_at_failure is not None and human(self.free_at_failure) != human(self.free_now):
                 space = f"{human(self.free_at_failure)} free when the write failed, {human(self.free_now)} now"
             msg += f"\n  space: {space} on the filesystem holding {folder}"
             if self.total:
@@ -329,26 +329,33 @@ def mp4_complete(path) -> bool:
         return False
 
 
-def raise_write_failure(path, what: str, partial=None, probe_bytes: int = 1 << 20) -> None:
-    """A library (`what`) failed to write `path` without saying why: ask the filesystem by writing
-    `probe_bytes` beside it with Python. A disk errno becomes DiskFullError(path), anything else a CkppError;
+def raise_write_failure(path, what: str, partial=None, original: BaseException | None = None,
+                        probe_bytes: int = 1 << 20) -> None:
+    """A library (`what`) failed to write `path` without saying why (or with an unrelated error such as ffmpeg's
+    broken pipe, `original`): ask the filesystem by writing `probe_bytes` beside it with Python. A disk errno
+    becomes DiskFullError(path); otherwise `original` is re-raised, or a CkppError says the file is incomplete.
     `partial` (the library's unfinished file) is deleted either way, after the probe."""
     path = os.fspath(path)
     probe = os.path.join(existing_folder(path), f".ckpp-probe.{os.getpid()}")
+    free = free_bytes(path)
+    code = None
     try:
-        with writing(path):
-            with open(probe, "wb") as fh:
-                fh.write(b"\0" * probe_bytes)
-                fh.flush()
-                os.fsync(fh.fileno())
-    except DiskFullError as err:
-        if partial is not None and _remove(os.fspath(partial)):
-            err.update(note=f"deleted the unfinished {os.path.basename(os.fspath(partial))}")
-        raise
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * probe_bytes)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        code = disk_errno(exc)
     finally:
         _remove(probe)
-    if partial is not None:
-        _remove(os.fspath(partial))
+    removed = partial is not None and _remove(os.fspath(partial))
+    if code is not None:
+        err = DiskFullError(path, code, free_at_failure=free)
+        if removed:
+            err.update(note=f"deleted the unfinished {os.path.basename(os.fspath(partial))}")
+        raise err from None
+    if original is not None:
+        raise original
     raise CkppError(f"{what} stopped before the file was complete (the disk accepted a test write, so it is "
                     "not full now)", path=path, fix="check the disk and the output folder, then run the command again")
 

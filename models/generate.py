@@ -138,12 +138,15 @@ def write_video(frames: np.ndarray, path, fps: float = 8) -> str:
     h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2     # yuv420p needs even sides
     frames = frames[:, :h, :w]
     with writing(path, partial=tmp):
-        # ffmpeg only prints its errors (then exits as if done): its own lines are kept quiet and the
-        # result checked, so a full disk gives one message and no truncated video
-        with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
-                                pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="quiet") as wr:
-            for f in frames:
-                wr.append_data(np.ascontiguousarray(f))
+        # ffmpeg only prints a full disk (and exits as if done) or dies with a broken pipe (read-only folder):
+        # its lines are kept quiet, the result is checked and the disk asked why, so one message, no torn video
+        try:
+            with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
+                                    pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="quiet") as wr:
+                for f in frames:
+                    wr.append_data(np.ascontiguousarray(f))
+        except OSError as exc:
+            raise_write_failure(path, "ffmpeg", partial=tmp, original=exc)
         if not mp4_complete(tmp):
             raise_write_failure(path, "ffmpeg", partial=tmp)
         os.replace(tmp, path)
