@@ -129,10 +129,14 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
 def _build_into(partial, out_dir, build):
     """Run `build()` (it writes the report into `partial`), then swap `partial` in for `out_dir`; on any
     failure the partial folder is removed and an existing report stays untouched."""
+    from ckpp_tools.disk_space import explained, writing
+
     from ..report import swap_into_place
 
     try:
-        results = build()
+        with explained(note=f"the previous report in {out_dir} is untouched" if os.path.isdir(out_dir) else None), \
+                writing(out_dir, partial=partial):     # a full disk names the file and deletes OUT.partial
+            results = build()
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
