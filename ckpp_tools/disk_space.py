@@ -450,12 +450,17 @@ class DeferredErrorFile:
 
 
 @contextlib.contextmanager
-def explained(need: int | None = None, note=None):
-    """Around a job's writing phase: a DiskFullError leaving it gets the job's estimate (`need`, bytes) and a
-    `note` (text, or a callable giving it then) saying what was kept."""
+def explained(need=None, note=None):
+    """Around a job's writing phase: a DiskFullError leaving it gets the job's estimate (`need`: bytes, or a
+    callable giving them then) and a `note` (text, or a callable giving it then) saying what was kept."""
     try:
         yield
     except DiskFullError as err:
+        if callable(need):
+            try:
+                need = need()
+            except Exception:  # noqa: BLE001 - the estimate is a courtesy; the disk error is the message
+                need = None
         err.update(need=need, note=note() if callable(note) else note)
         raise
 

@@ -134,13 +134,15 @@ def check(out: str, est: Estimate, reclaimable: int = 0) -> tuple[bool, str]:
 
 
 def preflight(out: str, pending, size: int, max_frames: int | None, *, enabled: bool = True, notes: list | None = None,
-              echo=print, replaced=()) -> int | None:
+              echo=print, replaced=()):
     """`prepare`'s check before any work: estimate what `pending` clips will write and stop with a clear message
     when the disk of `out` cannot hold it (`replaced`: files of an output being overwritten, freed as the run
-    goes). Returns the estimate (bytes) for a later disk-full message; None when not checked
-    (--no-space-check)."""
-    if not enabled or not pending:
+    goes). Returns the estimate in bytes for a later disk-full message: a number, or with --no-space-check
+    (`enabled` False) a function that estimates only when a message needs it."""
+    if not pending:
         return None
+    if not enabled:
+        return lambda: estimate(pending, size, max_frames).typical
     from .errors import CkppError
 
     est = estimate(pending, size, max_frames)
