@@ -12,8 +12,8 @@ writers encode in memory and write bytes through `atomic_write_bytes` where they
 
 Why `DeferredErrorFile`: HDF5 (2.0, h5py 3.16) does not survive a failed write. Its metadata cache is left
 inconsistent and the process dies with SIGSEGV at exit, however carefully the file is closed afterwards (issue
-25 saw 3 of 4 `prepare` runs on a full tmpfs end with exit 139; 4 of 4 here, and 5 of 5 closing variants
-tried). So ckpp's HDF5 files are written through a Python file object that never reports a failure to
+25 saw 3 of 4 `prepare` runs on a full tmpfs end with exit 139; 4 of 4 here, and 6 of 6 ways of closing
+the file tried). So ckpp's HDF5 files are written through a Python file object that never reports a failure to
 HDF5: the first error is kept, later writes are dropped, and the error is raised once the h5py call has
 returned; HDF5 then closes a file it believes consistent, and the file is deleted.
 """
@@ -146,7 +146,7 @@ class DiskFullError(CkppError):
             if self.total:
                 msg += f" (size {human(self.total)})"
             if self.need:
-                msg += f"; this job needs about {human(self.need)}"
+                msg += f"; the job still needs about {human(self.need)}"
             if code == errno.EDQUOT:
                 msg += " (your quota may be lower: `quota -s`)"
         for n in self.notes:

@@ -553,7 +553,7 @@ def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) 
         need = space_estimate.preflight(out, pending, opts.size, opts.max_frames, enabled=opts.space_check, notes=notes,
                                         echo=echo, replaced=[out] + _existing_shards(out) if opts.overwrite else [])
         # a full disk: the unfinished shard is deleted, the completed ones are what --resume reuses
-        with explained(need, lambda: (f"kept the {len(shard_files)} completed shard(s) for --resume" if shard_files
+        with explained(space_estimate.remaining(need, shard_files), lambda: (f"kept the {len(shard_files)} completed shard(s) for --resume" if shard_files
                                       else "no shard was completed")):
             if pending:
                 n_frames = _run_pending(pending, opts, write_row, echo)

@@ -133,6 +133,18 @@ def check(out: str, est: Estimate, reclaimable: int = 0) -> tuple[bool, str]:
     return True, f"space: this run writes {est.text()}; {where}"
 
 
+def remaining(need, written: list):
+    """A function giving what is still to write: `need` (bytes, or a function giving them) less the files of
+    `written` (a list the run keeps appending to: its completed shards)."""
+    def still() -> int | None:
+        n = need() if callable(need) else need
+        if n is None:
+            return None
+        return max(0, n - sum(os.path.getsize(p) for p in written if os.path.isfile(p)))
+
+    return still
+
+
 def preflight(out: str, pending, size: int, max_frames: int | None, *, enabled: bool = True, notes: list | None = None,
               echo=print, replaced=()):
     """`prepare`'s check before any work: estimate what `pending` clips will write and stop with a clear message

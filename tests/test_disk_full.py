@@ -158,7 +158,7 @@ def test_prepare_full_disk_at_a_shard_then_resume_gives_the_same_dataset(fake, t
     assert disk.hits
     assert_one_clear_message(res, "out-00002.h5", "rerun the same command with --resume")
     assert "No space left on device" in res.output and "deleted the unfinished out-00002.h5.partial" in res.output
-    assert "kept the 2 completed shard(s) for --resume" in res.output and "this job needs about" in res.output
+    assert "kept the 2 completed shard(s) for --resume" in res.output and "the job still needs about" in res.output
     assert sorted(os.listdir(tmp_path / "o")) == ["older.h5", "out-00000.h5", "out-00001.h5"]   # no .partial, no lock
     assert (tmp_path / "o" / "older.h5").read_bytes() == b"a previous complete output"
     disk.free()
@@ -450,4 +450,4 @@ def test_disk_errno_reads_every_library_s_way_of_saying_it():
 
     e = pickle.loads(pickle.dumps(DiskFullError("/x/out.h5", errno.ENOSPC, need=5_000_000, resume="--resume")))
     assert (e.target, e.code, e.need, e.resume) == ("/x/out.h5", errno.ENOSPC, 5_000_000, "--resume")
-    assert "this job needs about 5.0 MB" in e.format_message() and "--resume" in e.format_message()
+    assert "the job still needs about 5.0 MB" in e.format_message() and "--resume" in e.format_message()
