@@ -46,6 +46,8 @@ def disk_errno(exc: BaseException | None) -> int | None:
     while exc is not None and seen < 8:
         if isinstance(exc, DiskFullError):
             return exc.code
+        if isinstance(exc, CkppError):       # already a clear message of its own
+            return None
         if isinstance(exc, (OSError, RuntimeError)):
             if getattr(exc, "errno", None) in DISK_ERRNOS:
                 return exc.errno
@@ -56,7 +58,7 @@ def disk_errno(exc: BaseException | None) -> int | None:
             for s, code in _BY_TEXT.items():
                 if s in text:
                     return code
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
         seen += 1
     return None
 
