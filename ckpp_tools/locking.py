@@ -16,6 +16,7 @@ import os
 import socket
 import time
 
+from .disk_space import writing
 from .errors import CkppError
 
 NO_LOCK_ENV = "CKPP_NO_LOCK"
@@ -83,7 +84,8 @@ class OutputLock:
             return self
         for _ in range(20):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                with writing(self.path):     # a read-only or full filesystem: the same message as every writer
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise CkppError(f"cannot create the lock file ({exc.strerror})", path=self.path,
                                 fix="check the folder is writable") from None

@@ -220,14 +220,17 @@ def _cache_put(cdir: str | None, sha: str, fast: bool, r: dict) -> None:
     rec = {k: v for k, v in r.items() if k != "file"}
     if "landmarks" in rec:
         rec["landmarks"] = np.asarray(rec["landmarks"]).tolist()
+    tmp = os.path.join(d, f".{sha}.{os.getpid()}.tmp")
     try:
         os.makedirs(d, exist_ok=True)
-        tmp = os.path.join(d, f".{sha}.{os.getpid()}.tmp")
         with open(tmp, "w") as fh:
             json.dump(rec, fh)
         os.replace(tmp, os.path.join(d, f"{sha}{'' if fast else '-full'}.json"))
-    except OSError:   # a read-only home: the cache is only an optimisation
-        pass
+    except OSError:   # a read-only or full home: the cache is only an optimisation (no torn entry is left)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def head_yaw(landmarks: np.ndarray) -> float:

@@ -28,7 +28,8 @@ from multiprocessing.connection import wait as mp_wait
 
 import numpy as np
 
-from . import __version__, emotions, schema, splits
+from . import __version__, emotions, schema, space_estimate, splits
+from .disk_space import explained
 from .errors import CkppError, UsageError
 from .locking import OutputLock
 from .sources import Clip, find_clips
@@ -64,11 +65,12 @@ class PrepareOptions:
     timeout: float = DEFAULT_TIMEOUT
     max_frames: int = DEFAULT_MAX_FRAMES
     progress: bool = True
+    space_check: bool = True            # estimate the output's size and refuse to start when it cannot fit
 
     def content_config(self) -> dict:
         """Options that change the output (the fingerprint a resumed run must match)."""
         d = dataclasses.asdict(self)
-        for k in ("workers", "resume", "overwrite", "progress", "timeout"):
+        for k in ("workers", "resume", "overwrite", "progress", "timeout", "space_check"):
             d.pop(k)
         return d
 
@@ -597,25 +599,28 @@ def prepare(raw: str, out: str, opts: PrepareOptions | None = None, echo=print) 
             if row["status"] == schema.STATUS_ACCEPTED and w.nbytes >= opts.shard_size:
                 close_shard()
 
-        if pending:
-            n_frames = _run_pending(pending, opts, write_row, echo)
-        if state["writer"] is not None:
-            close_shard()
-        elif not shard_files and rows:
-            pass
+        need = space_estimate.preflight(out, pending, opts.size, opts.max_frames, enabled=opts.space_check, notes=notes,
+                                        echo=echo, replaced=[out] + _existing_shards(out) if opts.overwrite else [])
+        # a full disk: the unfinished shard is deleted, the completed ones are what --resume reuses
+        with explained(space_estimate.remaining(need, shard_files), lambda: (f"kept the {len(shard_files)} completed shard(s) for --resume" if shard_files
+                                      else "no shard was completed")):
+            if pending:
+                n_frames = _run_pending(pending, opts, write_row, echo)
+            if state["writer"] is not None:
+                close_shard()
 
-        # the master, last
-        shard_run_ids = {os.path.relpath(p, out_dir).replace(os.sep, "/"): run_id for p in shard_files}
-        config = dict(opts.content_config(), raw=os.path.abspath(raw), workers=opts.workers, timeout=opts.timeout)
-        root_attrs = {
-            "format": schema.FORMAT, "schema_version": schema.SCHEMA_VERSION, "ckpp_version": __version__,
-            "image_size": int(opts.size), "landmark_backend": opts.landmarks,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config": json.dumps(config, sort_keys=True, default=str), "run_id": run_id, "role": "master",
-            "fingerprint": fp,
-        }
-        manifest_rows = [{k: v for k, v in r.items() if k != "content_hash"} for r in rows]
-        write_master(out, manifest_rows, root_attrs, shard_run_ids)
+            # the master, last
+            shard_run_ids = {os.path.relpath(p, out_dir).replace(os.sep, "/"): run_id for p in shard_files}
+            config = dict(opts.content_config(), raw=os.path.abspath(raw), workers=opts.workers, timeout=opts.timeout)
+            root_attrs = {
+                "format": schema.FORMAT, "schema_version": schema.SCHEMA_VERSION, "ckpp_version": __version__,
+                "image_size": int(opts.size), "landmark_backend": opts.landmarks,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "config": json.dumps(config, sort_keys=True, default=str), "run_id": run_id, "role": "master",
+                "fingerprint": fp,
+            }
+            manifest_rows = [{k: v for k, v in r.items() if k != "content_hash"} for r in rows]
+            write_master(out, manifest_rows, root_attrs, shard_run_ids)
         # shards of an older run beyond this run's count would only confuse: remove them (never ours)
         for p in _existing_shards(out):
             if p not in shard_files:

@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from . import expressions as ex
+from .disk_space import disk_errno, imwrite, mp4_complete, raise_write_failure, writes_into
 from .emotions import CODES, EXPRESSIONS
 from .errors import CkppError
 from .faces import Identity, base_photos, make_identity, place_identity, preload
@@ -281,7 +282,7 @@ def write_ckplus(root: str, subject: str, take: str, frames_gray: list[np.ndarra
         stem = f"{subject}_{take}_{t:08d}"
         if img.ndim == 3:
             img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(os.path.join(img_dir, stem + ".png"), img, _PNG_FAST)
+        imwrite(os.path.join(img_dir, stem + ".png"), img, _PNG_FAST)   # cv2.imwrite says nothing when the disk is full
         with open(os.path.join(lm_dir, stem + "_landmarks.txt"), "w") as fh:
             fh.write("".join(_fmt(x) + _fmt(y) + "\n" for x, y in pts))
     if emotion_code is not None:
@@ -302,6 +303,8 @@ def write_mp4(path: str, frames_rgb: list[np.ndarray], fps: int = FPS) -> None:
     for f in frames_rgb:
         writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     writer.release()
+    if not mp4_complete(path):  # the writer only warns when the disk fills up: ask the disk why
+        raise_write_failure(path, "OpenCV's video writer")
 
 
 def _thumbs(frames: list[np.ndarray], points: np.ndarray, onset: int, peak: int, n: int = 5, size: int = 128):
@@ -436,7 +439,7 @@ def contact_sheet(thumbs: dict, truth: dict, path: str, max_rows: int = 12) -> N
         for c, th in enumerate(thumbs[rel]):
             x = label_w + 4 + c * (cell + 4)
             sheet[y:y + cell, x:x + cell] = th
-    cv2.imwrite(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    imwrite(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 # ------------------------------------------------------------------------------------------------- driver
@@ -460,6 +463,8 @@ def _job_worker(args):
     return run_job(job, root, seed, sizes)
 
 
+@writes_into(lambda out_dir, *a, **k: os.path.abspath(os.fspath(out_dir)).rstrip(os.sep) + ".partial",
+             owned=lambda p: os.path.isfile(os.path.join(p, _PARTIAL_MARK)))
 def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool = False, workers: int | None = None,
                 overwrite: bool = False, ckplus: bool = True, videos: bool = True, bad_cases: bool = True,
                 progress: bool = True, photos: list[str] | tuple[str, ...] | str | None = None,
@@ -520,6 +525,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         os.makedirs(partial)
         open(os.path.join(partial, _PARTIAL_MARK), "w").close()
     except OSError as exc:
+        if disk_errno(exc):
+            raise
         raise CkppError(f"cannot create the output folder ({exc.strerror})", path=partial,
                         fix="choose an OUT_DIR in a folder you can write to") from None
 

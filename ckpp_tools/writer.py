@@ -5,6 +5,11 @@ Crash safety (DESIGN §8): every file is written as `<name>.partial`, flushed, f
 only when complete, so a killed run never leaves a file that looks complete; the master is written last. A
 shard also records the manifest rows it covers and the run id / fingerprint of its run, which is what
 `--resume` needs to reuse it and what the reader checks so a same-named shard from another run is never read.
+
+A full disk (or quota, file-size limit, read-only filesystem): HDF5 writes through a
+disk_space.DeferredErrorFile, so the library never sees a failed write (it crashes the interpreter at exit when
+it does); the error is raised after the h5py call, the `.partial` is closed once and deleted, and a
+DiskFullError names the file (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import h5py
 import numpy as np
 
 from . import schema
+from .disk_space import DeferredErrorFile, writing
 
 STR = h5py.string_dtype("utf-8")
 #: masks are deflate-compressed (mostly zeros: ~50x smaller for ~0.1 ms a frame), level 1 (one frame per chunk)
@@ -48,9 +54,54 @@ def _fsync_dir(path: str) -> None:
         pass
 
 
-def commit(partial: str, final: str) -> None:
-    """fsync `partial` and atomically rename it to `final`."""
-    _fsync_path(partial)
+class PartialH5:
+    """An HDF5 file written as `<final>.partial` through a DeferredErrorFile: `with h.guard(): ...write...;
+    h.check()` around each step, `h.commit()` at the end. A disk errno closes the file once (HDF5 sees a
+    consistent file: its failed writes were kept from it), deletes the .partial and raises DiskFullError."""
+
+    def __init__(self, final_path: str):
+        self.final_path = final_path
+        self.partial = final_path + ".partial"
+        self.fh: DeferredErrorFile | None = None
+        self.f: h5py.File | None = None
+        with self.guard():
+            self.fh = DeferredErrorFile(self.partial)
+            self.f = h5py.File(self.fh, "w")
+            self.check()
+
+    def guard(self):
+        return writing(self.final_path, partial=self.partial, on_fail=self.discard)
+
+    def check(self) -> None:
+        """Raise the write error the file kept from HDF5 (if any)."""
+        if self.fh is not None:
+            self.fh.raise_error()
+
+    def commit(self) -> None:
+        with self.guard():
+            self.f.close()
+            self.fh.fsync()
+            self.fh.close()
+            self.check()
+            commit(self.partial, self.final_path, synced=True)
+
+    def discard(self) -> None:
+        """Close without committing (the .partial is the caller's to delete). Never raises."""
+        f, fh = self.f, self.fh
+        self.f = None
+        try:
+            if f is not None and f.id.valid:
+                f.close()
+        except Exception:  # noqa: BLE001 - on the way out
+            pass
+        if fh is not None:
+            fh.close()
+
+
+def commit(partial: str, final: str, synced: bool = False) -> None:
+    """fsync `partial` (unless `synced`) and atomically rename it to `final`."""
+    if not synced:
+        _fsync_path(partial)
     os.replace(partial, final)
     _fsync_dir(final)
 
@@ -110,31 +161,37 @@ class ShardWriter:
         self.rows: list[dict] = []
         self.nbytes = 0
         self.n_clips = 0
-        self.f = h5py.File(self.partial, "w")  # a .partial is never anyone's finished output
-        a = self.f.attrs
-        a["format"] = schema.FORMAT
-        a["role"] = "shard"
-        a["schema_version"] = schema.SCHEMA_VERSION
-        a["run_id"] = run_id
-        a["shard_index"] = shard_index
-        a["fingerprint"] = fingerprint
-        a["image_size"] = image_size
-        self.clips = self.f.create_group(schema.CLIPS)
+        self.h = PartialH5(final_path)  # a .partial is never anyone's finished output
+        self.f = self.h.f
+        with self.h.guard():
+            a = self.f.attrs
+            a["format"] = schema.FORMAT
+            a["role"] = "shard"
+            a["schema_version"] = schema.SCHEMA_VERSION
+            a["run_id"] = run_id
+            a["shard_index"] = shard_index
+            a["fingerprint"] = fingerprint
+            a["image_size"] = image_size
+            self.clips = self.f.create_group(schema.CLIPS)
+            self.h.check()
 
     def add_clip(self, clip_id: str, res: dict, attrs: dict) -> None:
         """res: frames_chunks / mask_chunks (compressed, from compress_chunks) or frames / mouth_mask arrays,
         plus landmarks, degree, source_index."""
-        g = self.clips.create_group(clip_id)
         T = int(len(res["degree"]))
         S = int(res["size"])
-        _write_chunked(g, schema.FRAMES, (T, S, S, 3), np.uint8, res.get("frames_chunks"), res.get("frames"),
-                       deflate=FRAMES_DEFLATE or res.get("frames_chunks") is not None)
-        g.create_dataset(schema.LANDMARKS, data=np.asarray(res["landmarks"], dtype=np.float32).reshape(T, 68, 2))
-        _write_chunked(g, schema.MOUTH_MASK, (T, S, S), np.uint8, res.get("mask_chunks"), res.get("mouth_mask"))
-        g.create_dataset(schema.DEGREE, data=np.asarray(res["degree"], dtype=np.float32).reshape(T))
-        g.create_dataset(schema.SOURCE_INDEX, data=np.asarray(res["source_index"], dtype=np.int32).reshape(T))
-        for k, v in attrs.items():
-            g.attrs[k] = v
+        with self.h.guard():
+            g = self.clips.create_group(clip_id)
+            _write_chunked(g, schema.FRAMES, (T, S, S, 3), np.uint8, res.get("frames_chunks"), res.get("frames"),
+                           deflate=FRAMES_DEFLATE or res.get("frames_chunks") is not None)
+            g.create_dataset(schema.LANDMARKS, data=np.asarray(res["landmarks"], dtype=np.float32).reshape(T, 68, 2))
+            _write_chunked(g, schema.MOUTH_MASK, (T, S, S), np.uint8, res.get("mask_chunks"), res.get("mouth_mask"))
+            g.create_dataset(schema.DEGREE, data=np.asarray(res["degree"], dtype=np.float32).reshape(T))
+            g.create_dataset(schema.SOURCE_INDEX, data=np.asarray(res["source_index"], dtype=np.int32).reshape(T))
+            for k, v in attrs.items():
+                g.attrs[k] = v
+            del g
+            self.h.check()
         self.nbytes += sum(len(c) for c in res.get("frames_chunks") or []) + sum(len(c) for c in res.get("mask_chunks") or [])
         if res.get("frames_chunks") is None:
             self.nbytes += T * S * S * 3
@@ -146,18 +203,17 @@ class ShardWriter:
 
     def close(self) -> None:
         """Write the covered rows, then flush, fsync and rename into place."""
-        rows = self.f.create_group("rows")
-        write_columns(rows, self.rows, extra=SHARD_EXTRA_COLUMNS)
-        self.f.attrs["n_rows"] = len(self.rows)
-        self.f.attrs["complete"] = 1
-        self.f.close()
-        commit(self.partial, self.final_path)
+        with self.h.guard():
+            rows = self.f.create_group("rows")
+            write_columns(rows, self.rows, extra=SHARD_EXTRA_COLUMNS)
+            self.f.attrs["n_rows"] = len(self.rows)
+            self.f.attrs["complete"] = 1
+            del rows
+            self.h.check()
+        self.h.commit()
 
     def abort(self) -> None:
-        try:
-            self.f.close()
-        except Exception:  # noqa: BLE001 - best effort on the way out
-            pass
+        self.h.discard()
 
 
 def write_master(out_path: str, rows: list[dict], root_attrs: dict, shard_run_ids: dict[str, str]) -> None:
@@ -165,8 +221,9 @@ def write_master(out_path: str, rows: list[dict], root_attrs: dict, shard_run_id
 
     rows must be sorted by clip_id; `shard` of accepted rows is the shard's path relative to OUT's folder.
     """
-    partial = out_path + ".partial"
-    with h5py.File(partial, "w") as f:
+    h = PartialH5(out_path)
+    with h.guard():
+        f = h.f
         for k, v in root_attrs.items():
             f.attrs[k] = v
         f.attrs["shard_run_ids"] = json.dumps(shard_run_ids, sort_keys=True)
@@ -175,4 +232,6 @@ def write_master(out_path: str, rows: list[dict], root_attrs: dict, shard_run_id
         for r in rows:
             if r["status"] == schema.STATUS_ACCEPTED:
                 clips[r["clip_id"]] = h5py.ExternalLink(r["shard"], f"/{schema.CLIPS}/{r['clip_id']}")
-    commit(partial, out_path)
+        del f, clips
+        h.check()
+    h.commit()

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ckpp_tools import emotions as emo
+from ckpp_tools.disk_space import atomic_write_bytes, mp4_complete, raise_write_failure, writing
 from ckpp_tools.errors import UsageError
 from ckpp_tools.face_geometry import (  # noqa: F401  (re-exported: the public names callers import from here)
     LEVEL_TOLERANCE, REFINE_ABOVE, FaceCrop, crop_face, crop_matrix, eye_angle, face_box, face_crop,
@@ -132,19 +133,28 @@ def write_video(frames: np.ndarray, path, fps: float = 8) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".mp4", ".gif"):
         raise UsageError(f"unsupported video type {ext or '(none)'}", path=path, fix="name the output .mp4 or .gif")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.partial{ext}"
+    with writing(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     frames = np.asarray(frames, np.uint8)
-    if ext == ".mp4":
-        h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2     # yuv420p needs even sides
-        frames = frames[:, :h, :w]
-        with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
-                                pixelformat="yuv420p", macro_block_size=1) as wr:
-            for f in frames:
-                wr.append_data(np.ascontiguousarray(f))
-    else:
+    if ext == ".gif":       # made in memory: a full disk fails in one place (Pillow would fail again at exit)
         import imageio.v3 as iio
 
-        iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
-    os.replace(tmp, path)
+        atomic_write_bytes(path, iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0))
+        return path
+    tmp = f"{path}.partial{ext}"
+    h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2     # yuv420p needs even sides
+    frames = frames[:, :h, :w]
+    with writing(path, partial=tmp):
+        # ffmpeg only prints a full disk (and exits as if done) or dies with a broken pipe (read-only folder):
+        # its lines are kept quiet, the result is checked and the disk asked why, so one message, no torn video
+        try:
+            with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
+                                    pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="quiet") as wr:
+                for f in frames:
+                    wr.append_data(np.ascontiguousarray(f))
+        except OSError as exc:
+            raise_write_failure(path, "ffmpeg", partial=tmp, original=exc)
+        if not mp4_complete(tmp):
+            raise_write_failure(path, "ffmpeg", partial=tmp)
+        os.replace(tmp, path)
     return path

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ckpp_tools.disk_space import atomic_write_bytes
+
 #: metric -> (column title, unit, which way is better, one-line meaning); order = table order
 METRICS: dict[str, tuple[str, str, str, str]] = {
     "detection_rate": ("face found", "fraction", "higher", "frames where dlib finds a face (undetected frames are left out of landmark metrics)"),
@@ -77,12 +79,17 @@ def fmt_ci(s: dict | None) -> str:
 
 # ---------------------------------------------------------------- atomic writes
 def _fsync_write(path: str, data: bytes) -> None:
-    tmp = path + ".partial"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Atomic, and a full disk names the file and leaves no temp file (ckpp_tools.disk_space). Every file of the
+    report is made in memory first and written here."""
+    atomic_write_bytes(path, data)
+
+
+def _save_fig(fig, path: str, dpi: int) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    _fsync_write(path, buf.getvalue())
 
 
 def write_json(path: str, obj) -> None:
@@ -165,7 +172,7 @@ def plot_curves(path: str, results: dict, group_keys: list[str] | None = None, c
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_fig(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -204,7 +211,7 @@ def plot_bars(path: str, results: dict, metrics: list[str], group_key: str) -> s
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{g['emotion']} — {g['split']}: mean over clips, 95% bootstrap interval", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save_fig(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -266,9 +273,7 @@ def write_gif(path: str, frames: list[np.ndarray], fps: float = 4.0) -> str:
     durations = [1.0 / fps] * len(frames)
     if durations:
         durations[-1] = 1.0
-    tmp = path + ".partial.gif"
-    imageio.mimsave(tmp, frames, format="GIF", duration=durations, loop=0)
-    os.replace(tmp, path)
+    _fsync_write(path, imageio.mimwrite("<bytes>", frames, format="GIF", duration=durations, loop=0))
     return path
 
 
@@ -293,9 +298,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], n_frames: int = 10, panel:
 def write_png(path: str, image: np.ndarray) -> str:
     import imageio.v2 as imageio
 
-    tmp = path + ".partial.png"
-    imageio.imwrite(tmp, image)
-    os.replace(tmp, path)
+    _fsync_write(path, imageio.imwrite("<bytes>", image, format="PNG"))
     return path
 
 

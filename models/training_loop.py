@@ -27,6 +27,7 @@ import torch
 from ckpp_tools.errors import CkppError, UsageError
 
 from . import checkpoint as ck
+from .atomic import append_bytes
 from .config import Config, from_dict
 from .data import ClipDataset, make_loader, to_model_batch
 from .family import ModelFamily, Runtime
@@ -165,9 +166,20 @@ def train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir
         return _train(cfg, model, emotions, data, out_dir, **kw)
     from ckpp_tools.locking import OutputLock
 
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)) or ".", exist_ok=True)
-    with OutputLock(os.path.abspath(out_dir), what="ckpp train"):
+    from ckpp_tools.disk_space import explained, writing
+
+    with writing(out_dir):
+        os.makedirs(os.path.dirname(os.path.abspath(out_dir)) or ".", exist_ok=True)
+    with OutputLock(os.path.abspath(out_dir), what="ckpp train"), explained(note=lambda: _kept(out_dir)):
         return _train(cfg, model, emotions, data, out_dir, **kw)
+
+
+def _kept(out_dir: str) -> str:
+    """What a run stopped by a full disk leaves for --resume (its newest complete checkpoint)."""
+    ckpts = ck.list_checkpoints(out_dir) if os.path.isdir(out_dir) else []
+    if not ckpts:
+        return "no checkpoint was written yet: --resume starts the run over"
+    return f"kept {os.path.basename(ckpts[-1])}, the newest complete checkpoint: --resume continues from it"
 
 
 def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_dir: str, *, resume: bool = False,
@@ -314,8 +326,7 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
                 if cfg.lr_decay != "none":
                     last["lr"] = cfg.lr_at(step - 1, max_steps)
                 if is_main:
-                    with open(metrics_path, "a") as fh:
-                        fh.write(json.dumps(last) + "\n")
+                    append_bytes(metrics_path, (json.dumps(last) + "\n").encode())   # a whole line or none
                     bar.set_postfix({k: f"{last[k]:.3g}" for k in ("g_total", "rec", "d_g") if k in last})
                 sums, n_acc, t_win = {}, 0, time.perf_counter()
             if step % cfg.sample_every == 0 or step == max_steps:

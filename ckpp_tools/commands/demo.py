@@ -14,13 +14,14 @@ from pathlib import Path
 
 import click
 
+from ..disk_space import translate
 from ..errors import UsageError
 
 #: the demo trains at 64x64: prepare stores 72x72 so the random 256/289 crop gives 64
 DEMO_SIZE = 72
 
 
-def _run(args: list[str]) -> float:
+def _run(args: list[str], out=None) -> float:
     """Run one verb in a fresh process, exactly as a user would type it.
 
     A fresh process per step also keeps state of one step (OpenCV/dlib thread pools, worker pools) from
@@ -36,7 +37,13 @@ def _run(args: list[str]) -> float:
     # the step dies with the demo (kill -9 included), and its own workers with it
     rc = subprocess.call([sys.executable, "-m", "ckpp_tools.cli", *args], **popen_kwargs())
     if rc != 0:
-        raise click.ClickException(f"demo step `ckpp {' '.join(args)}` failed (exit code {rc}); see its message above")
+        space = ""
+        if out is not None:   # a full disk is the usual cause of a step failing in a long demo
+            from ..disk_space import free_bytes, human
+
+            space = f"; {human(free_bytes(str(out)))} free on the disk holding {out}"
+        raise click.ClickException(f"demo step `ckpp {' '.join(args)}` failed (exit code {rc}); see its message above"
+                                   f"{space}. Once fixed, rerun `ckpp demo --overwrite`")
     return time.perf_counter() - t0
 
 
@@ -52,13 +59,14 @@ def _unlike_photos(folder: Path) -> list[str]:
     shipped ones (photo_sources.unlike_folder(), sources and licences in its ATTRIBUTION.md)."""
     import cv2
 
+    from ..disk_space import imwrite
     from ..faces import PHOTOS
     from ..photo_sources import EXTENSIONS, unlike_folder
 
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for name in UNLIKE:
-        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(PHOTOS[name](), cv2.COLOR_RGB2BGR))
+        imwrite(folder / f"{name}.png", cv2.cvtColor(PHOTOS[name](), cv2.COLOR_RGB2BGR))
         names.append(f"{name}.png")
     src = unlike_folder()
     for f in sorted(os.listdir(src)):
@@ -98,6 +106,7 @@ def _pretrained_available(emotion: str) -> bool:
 @click.option("--overwrite", is_flag=True, help="Replace an existing demo folder.")
 @click.option("--small", is_flag=True, help="Smoke test of the chain in about a minute: a few subjects made from "
                                            "one photo, 320-wide frames, a few steps.")
+@translate(rerun="`ckpp demo --overwrite`", out="out")
 def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite, small):
     """Run sample -> prepare -> train (ours, convlstm, hp) -> generate -> benchmark on sample data."""
     from ..emotions import require
@@ -125,15 +134,15 @@ def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite,
     times = {}
     if small:
         # subjects made from the astronaut photo only; Grace Hopper stays unseen
-        times["sample"] = _run(["sample", str(raw), "--subjects", str(subjects), "--seed", "0", "--photos", "astronaut",
+        times["sample"] = _run(out=out, args=["sample", str(raw), "--subjects", str(subjects), "--seed", "0", "--photos", "astronaut",
                                 "--small"])
         config = "tiny"
     else:
         # one subject per real person; the first HOLD_OUT people of the seeded shuffle never enter the sample
-        times["sample"] = _run(["sample", str(raw), "--photos", "nba", "--subjects", str(people), "--hold-out",
+        times["sample"] = _run(out=out, args=["sample", str(raw), "--photos", "nba", "--subjects", str(people), "--hold-out",
                                 str(HOLD_OUT), "--emotions", emotion, "--no-bad-cases", "--seed", "0"])
         config = "demo"
-    times["prepare"] = _run(["prepare", str(raw), str(data), "--size", str(DEMO_SIZE)])
+    times["prepare"] = _run(out=out, args=["prepare", str(raw), str(data), "--size", str(DEMO_SIZE)])
     for model in ("ours", "convlstm", "hp"):
         n = steps if model == "ours" else baseline_steps[model]
         extra = ["--init", f"pretrained:ours-{emotion}"] if (model == "ours" and init) else []
@@ -141,16 +150,16 @@ def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite,
             click.secho("the main model starts from the pretrained weights shipped with ckpp "
                         "(models/pretrained/, trained on NBA people that exclude the held-out ones) and is "
                         f"fine-tuned for {n} steps on this demo's data", fg="yellow")
-        times[f"train {model}"] = _run(["train", str(data), "--emotion", emotion, "--model", model, "--config", config,
+        times[f"train {model}"] = _run(out=out, args=["train", str(data), "--emotion", emotion, "--model", model, "--config", config,
                                         "--steps", str(n), "--out", str(runs / f"{model}-{emotion}")] + extra)
     import matplotlib
 
     photo = out / "grace_hopper.jpg"  # a real face photo that no training subject was made from
     shutil.copyfile(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"), photo)
     gif = out / f"{emotion}.gif"
-    times["generate"] = _run(["generate", str(runs / f"ours-{emotion}"), str(photo), "--emotion", f"{emotion}=1.0",
+    times["generate"] = _run(out=out, args=["generate", str(runs / f"ours-{emotion}"), str(photo), "--emotion", f"{emotion}=1.0",
                               "-o", str(gif)])
-    times["benchmark clips"] = _run(["benchmark", str(data), "--model", str(runs / f"ours-{emotion}"), "--baselines",
+    times["benchmark clips"] = _run(out=out, args=["benchmark", str(data), "--model", str(runs / f"ours-{emotion}"), "--baselines",
                                      "convlstm,hp", "--runs", str(runs), "-o", str(report),
                                      # like the paper's Fig. 3: a panel on training clips and one on held-out clips
                                      "--split", "train", "--split", "test", "--max-clips", "4",
@@ -162,7 +171,7 @@ def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite,
         shutil.copytree(raw / "held_out", photos / "held_out")
         wild_dirs = ["--photos", str(photos / "held_out")] + wild_dirs
     wild = out / "report_wild"
-    times["benchmark photos"] = _run(["benchmark", str(data), "--model", str(runs / f"ours-{emotion}"), "--baselines",
+    times["benchmark photos"] = _run(out=out, args=["benchmark", str(data), "--model", str(runs / f"ours-{emotion}"), "--baselines",
                                       "convlstm,hp", "--runs", str(runs), "-o", str(wild), *wild_dirs,
                                       # as the photo is, and `ckpp generate`'s default start (parted lips
                                       # shut first: the models learnt from neutral onsets): docs/recipe.md

@@ -7,6 +7,7 @@ from collections import Counter
 
 import click
 
+from ..disk_space import translate
 from ..errors import CkppError, UsageError
 
 
@@ -51,6 +52,7 @@ def preview_image(ds, clip_id: str, n: int = 8):
 @click.option("--preview", "preview_id", default=None, metavar="CLIP_ID", help="Draw frames of this clip with landmarks and mask.")
 @click.option("-o", "--output", default=None, help="PNG for --preview [default: <CLIP_ID>.png].")
 @click.option("--rejected", is_flag=True, help="Also list every rejected clip with its reason and detail.")
+@translate(out="output")
 def inspect(path, do_validate, preview_id, output, rejected):
     """Summarise a prepared file: counts per emotion and split, reject reasons."""
     from ..prepare import summary_table
@@ -81,9 +83,9 @@ def inspect(path, do_validate, preview_id, output, rejected):
         out = output or f"{preview_id}.png"
         if not out.lower().endswith(".png"):
             raise UsageError("preview output must be a .png", path=out, fix="-o preview.png")
-        tmp = out + ".partial.png"
-        cv2.imwrite(tmp, img[..., ::-1])
-        os.replace(tmp, out)
+        from ..disk_space import atomic_write_bytes
+
+        atomic_write_bytes(out, cv2.imencode(".png", img[..., ::-1].copy())[1].tobytes())
         click.echo(f"wrote {out}")
         return
     rows = ds.manifest.to_dict("records")

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from ..disk_space import translate
 from ..errors import CkppError, UsageError
 
 
@@ -121,6 +122,7 @@ def _reject_cross_duplicates(rows: list[dict], out_dir: str) -> int:
 @click.command("merge")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
+@translate()
 def merge(files, overwrite):
     """Join prepared files (job-array outputs) into one master: ckpp merge A.h5 B.h5 ... OUT.h5
 

@@ -5,6 +5,7 @@ import re
 
 import click
 
+from ..disk_space import translate
 from ..errors import UsageError
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12}
@@ -46,8 +47,12 @@ def parse_size(text: str) -> int:
 @click.option("--max-frames", type=int, default=9000, show_default=True,  # = prepare.DEFAULT_MAX_FRAMES
               help="Frames read per clip at most (5 min at 30 fps); a longer clip's row says it was cut.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--no-space-check", "no_space_check", is_flag=True,
+              help="Start even when the estimated output does not fit the free space of OUT's disk.")
+@translate(resume="--resume", out="out")
 def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_shards, shard_index, resume, overwrite,
-            min_frames, blur_threshold, head_motion_threshold, head_rotation_threshold, multiple_faces, ck_landmarks, shard_size, split_, timeout, max_frames, quiet):
+            min_frames, blur_threshold, head_motion_threshold, head_rotation_threshold, multiple_faces, ck_landmarks, shard_size, split_, timeout, max_frames, quiet,
+            no_space_check):
     """Turn RAW clips into OUT.h5 (+ OUT-00000.h5 ... shards): one manifest row per clip found.
 
     \b
@@ -65,7 +70,7 @@ def prepare(raw, out, source, labels, emotions_, size, workers, landmarks, num_s
         blur_threshold=blur_threshold, head_motion_threshold=head_motion_threshold,
         head_rotation_threshold=head_rotation_threshold, multiple_faces=multiple_faces,
         ck_landmarks=ck_landmarks, shard_size=parse_size(shard_size), split=split_, timeout=timeout, max_frames=max_frames,
-        progress=not quiet,
+        progress=not quiet, space_check=not no_space_check,
     )
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1", path="--workers", fix="e.g. --workers 2")

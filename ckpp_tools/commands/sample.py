@@ -6,6 +6,8 @@ import time
 
 import click
 
+from ..disk_space import translate
+
 
 @click.command("sample")
 @click.argument("out_dir", type=click.Path(file_okay=True, dir_okay=True))
@@ -33,6 +35,7 @@ import click
 @click.option("--ckplus/--no-ckplus", default=True, show_default=True, help="Write the CK+ layout (grayscale sequences).")
 @click.option("--bad-cases/--no-bad-cases", "bad_cases", default=True, show_default=True,
               help="Add the takes prepare must reject (blurred, moving head, unreadable, ...).")
+@translate(out="out_dir")
 def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions, takes, hold_out, ckplus, bad_cases):
     """Write sample raw data into OUT_DIR (a new or empty folder).
 

@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from ckpp_tools.disk_space import translate
+
 
 @click.command("benchmark")
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
@@ -41,6 +43,7 @@ import click
               help="with --photos, comma-separated: models start from the photo as it is (as-is), from its face "
                    "warped back to neutral, lips shut (neutral), or neutral only where the lips are parted (auto, "
                    "`ckpp generate`'s default); each start after the first adds its own rows; 'all' = all three")
+@translate(out="out_dir")
 def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_dir, max_clips, gifs, identity, identity_frames, device,
               photo_dirs, start):
     """Evaluate the main model (and baselines) on held-out clips: paper Fig. 3 and more, as a report.
@@ -126,10 +129,14 @@ def benchmark(data, model_run, baselines, runs_dir, splits, emotion_names, out_d
 def _build_into(partial, out_dir, build):
     """Run `build()` (it writes the report into `partial`), then swap `partial` in for `out_dir`; on any
     failure the partial folder is removed and an existing report stays untouched."""
+    from ckpp_tools.disk_space import explained, writing
+
     from ..report import swap_into_place
 
     try:
-        results = build()
+        with explained(note=f"the previous report in {out_dir} is untouched" if os.path.isdir(out_dir) else None), \
+                writing(out_dir, partial=partial):     # a full disk names the file and deletes OUT.partial
+            results = build()
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

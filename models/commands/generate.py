@@ -6,6 +6,8 @@ import os
 
 import click
 
+from ckpp_tools.disk_space import translate
+
 
 @click.command(context_settings={"show_default": True})
 @click.argument("run", type=click.Path())
@@ -27,6 +29,7 @@ import click
               help="Which face of a photo with several: its number in the list generate prints (1 = the main face: "
                    "large, central, whole in the frame).  [default: 1]")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
+@translate(out="output")
 def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, face, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from ckpp_tools.disk_space import translate
+
 
 def default_out(model: str, emotions: list[str], resume: bool, root: str = "runs") -> str:
     """runs/<model>-<emotions>, or the next free -N; with --resume the newest existing one."""
@@ -47,6 +49,7 @@ def default_out(model: str, emotions: list[str], resume: bool, root: str = "runs
               help="Start from these weights (a run folder, a ckpt-*.pt, or `pretrained` shipped with ckpp); "
                    "the config must build the same networks.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@translate(resume="--resume", out="out")
 def train(data, emotions, model, config_spec, out, resume, steps, epochs, device, amp, compile_, batch_size, workers,
           seed, init, quiet):
     """Train a model on prepared clips (DATA: the .h5 of `ckpp prepare`).
