@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from .errors import MissingWeightsError
-from .expressions import DISPLACEMENTS, face_frame, _sym
+from .action_units import _sym
+from .expressions import DISPLACEMENTS, face_frame
 from .schema import FLIP_68
 
 #: base photo name -> loader returning RGB uint8

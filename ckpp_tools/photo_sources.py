@@ -270,7 +270,7 @@ def scan_folder(folder: str, workers: int | None = None, progress: bool = True, 
     """Check every photo under `folder` (recursively) in `workers` processes; see the module docstring."""
     from tqdm import tqdm
 
-    from .neutral import neutralise
+    from .neutral import onset_field
 
     folder = os.path.abspath(os.fspath(folder))
     if not os.path.isdir(folder):
@@ -350,7 +350,7 @@ def scan_folder(folder: str, workers: int | None = None, progress: bool = True, 
         if r["status"] != "ok":
             skipped.append({"file": rel[p], "reason": r["status"], "detail": r.get("detail", "")})
             continue
-        rest, expr = neutralise(r["landmarks"])
+        rest, expr = onset_field(r["landmarks"])
         usable.append(BasePhoto(name=names[p], path=p, sha1=sha[p], size=r["size"], landmarks=r["landmarks"],
                                 rest=rest, expression=expr))
     usable.sort(key=lambda b: b.name)

@@ -39,9 +39,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import action_units as au
 from . import expressions as ex
 from .emotions import CODES, EXPRESSIONS
 from .errors import CkppError
+from .face_measures import measure
+from .neutral import SHUT_FROM, paint_shut_lips
 from .faces import Identity, base_photos, make_identity, place_identity, preload
 
 TRUTH_VERSION = 1
@@ -213,9 +216,12 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
            motion: dict | None = None) -> tuple[list[np.ndarray], np.ndarray, dict]:
     """Frames (RGB uint8), landmarks (T,68,2) and head-motion stats of one expression take."""
     field = ex.DISPLACEMENTS[emotion] * amp
+    au_shaded = emotion in au.EXPRESSIONS
     anchors = warper.src[68:]
     neutral = ex.displace(ident.landmarks, ident.shape)
     open0 = ex.mouth_opening(neutral)
+    # lips the onset warp shut over the photo's teeth: their seam is repainted in every frame
+    shut = measure(ident.landmarks)["mouth_open"] > SHUT_FROM and open0 < 0.01 * ident.iod
     iod = ident.iod
     centre = neutral.mean(0)
     T = len(intensity)
@@ -232,7 +238,11 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
         if key not in cache:
             frame = warper.warp(np.concatenate([target, anchors]))
             alpha = (ex.mouth_opening(target) - open0) / (0.035 * iod)
+            if shut:
+                paint_shut_lips(frame, target, 1.0 - float(np.clip(alpha, 0, 1)))
             ex.paint_mouth_cavity(frame, target, alpha, ex.TEETH_FRACTION.get(emotion, 0.5))
+            if au_shaded and a > 0:   # the skin's folds and the eye white each action unit makes
+                au.shade(frame, target, *au.au_levels(emotion, float(a) * amp))
             cache = {key: frame}
         frame = cache[key]
         if motion is not None and ("angle" in motion or "shift_iod" in motion):
