@@ -179,7 +179,8 @@ DEPTH = {"brow_shadow": 0.22, "nasolabial": 0.28, "cheek": 0.16, "nose_wrinkle":
 def shading_strengths(both: dict[int, float], right: dict[int, float]) -> tuple[dict[str, float], dict[str, float]]:
     """Per shading term: (strength on both sides, extra strength on the image-right side)."""
     def strengths(levels):
-        return {k: min(1.2, sum(w * levels.get(au, 0.0) for au, w in terms.items())) for k, terms in SHADING.items()}
+        return {k: float(np.clip(sum(w * levels.get(au, 0.0) for au, w in terms.items()), -1.2, 1.2))
+                for k, terms in SHADING.items()}
     return strengths(both), strengths(right)
 
 
@@ -219,7 +220,7 @@ def _lines(q, s_both: dict, s_right: dict) -> list[tuple[np.ndarray, float, floa
         outer = np.array([sign, 0.0])
         up = np.array([0.0, -1.0])
         k = s["nasolabial"]
-        if k > 0:
+        if k != 0:
             p0 = nose_wing + outer * 0.03 + up * 0.035
             p2 = corner + outer * 0.05 + up * -0.05
             p1 = (p0 + p2) / 2 + outer * 0.07
@@ -228,7 +229,7 @@ def _lines(q, s_both: dict, s_right: dict) -> list[tuple[np.ndarray, float, floa
             c0 = nose_wing + outer * 0.16 + up * 0.02
             out.append((np.array([c0, c0 + outer * 0.06 + up * 0.03]), -0.07 * k, 0.09, 0.06))
         k = s["cheek"]
-        if k > 0:
+        if k != 0:
             e0, e1 = (q[39], q[36]) if L else (q[42], q[45])
             a = lid_lo + up * -0.055
             out.append((_bezier(e0 + up * -0.06 + outer * -0.0, a + up * -0.01, e1 + up * -0.04 + outer * 0.04),
@@ -241,33 +242,33 @@ def _lines(q, s_both: dict, s_right: dict) -> list[tuple[np.ndarray, float, floa
                 out.append((np.array([o + up * -dy * 0.5, o + outer * 0.07 + up * -dy * 1.6]), 0.6 * DEPTH["cheek"] * k,
                             0.01, 0.01))
         k = s["brow_shadow"]
-        if k > 0:   # a soft shadow from the inner brow over the inner upper lid
+        if k != 0:   # a soft shadow from the inner brow over the inner upper lid
             b0, b1 = (q[21], q[19]) if L else (q[22], q[24])
             e0, e1 = (q[39], q[37]) if L else (q[42], q[44])
             out.append((np.array([(b0 + e0) / 2 + up * 0.01, (b1 + e1) / 2 + up * 0.01]), DEPTH["brow_shadow"] * k,
                         0.05, 0.035))
         k = s["lid_tension"]
-        if k > 0:
+        if k != 0:
             e0, e1 = (q[39], q[36]) if L else (q[42], q[45])
             out.append((_bezier(e0 + up * -0.035, lid_lo + up * -0.04, e1 + up * -0.025), DEPTH["lid_tension"] * k,
                         0.012, 0.012))
         k = s["nose_wrinkle"]
-        if k > 0:
+        if k != 0:
             inner = q[39] if L else q[42]
             for j in range(3):   # bunny lines down the side of the nose
                 a = inner + outer * (-0.05 - 0.012 * j) + np.array([0.0, 0.05 + 0.045 * j])
                 b = a + outer * 0.07 + np.array([0.0, 0.04])
                 out.append((np.array([a, b]), DEPTH["nose_wrinkle"] * k * (1 - 0.2 * j), 0.011, 0.01))
         k = s["dimple"]
-        if k > 0:
+        if k != 0:
             c = corner + outer * 0.035
             out.append((_bezier(c + up * 0.035, c + outer * 0.022, c + up * -0.035, 8), DEPTH["dimple"] * k, 0.014,
                         0.014))
 
     side(-1.0, s_both)
-    side(1.0, {t: min(1.2, s_both[t] + s_right[t]) for t in s_both})
+    side(1.0, {t: float(np.clip(s_both[t] + s_right[t], -1.2, 1.2)) for t in s_both})
     k = s_both["nose_wrinkle"]
-    if k > 0:   # horizontal wrinkles on the nose root
+    if k != 0:   # horizontal wrinkles on the nose root
         y0 = q[27, 1]
         for j in range(3):
             y = y0 + 0.01 + 0.032 * j
@@ -275,7 +276,7 @@ def _lines(q, s_both: dict, s_right: dict) -> list[tuple[np.ndarray, float, floa
             out.append((_bezier(np.array([q[27, 0] - w, y + 0.012]), np.array([q[27, 0], y - 0.006]),
                                 np.array([q[27, 0] + w, y + 0.012]), 8), DEPTH["nose_wrinkle"] * k, 0.01, 0.009))
     k = s_both["glabella"]
-    if k > 0:   # two vertical furrows between the brows, a short horizontal one at the nose root
+    if k != 0:   # two vertical furrows between the brows, a short horizontal one at the nose root
         for sgn in (-1, 1):
             b = q[21] if sgn < 0 else q[22]
             x = b[0] * 0.3
@@ -285,7 +286,7 @@ def _lines(q, s_both: dict, s_right: dict) -> list[tuple[np.ndarray, float, floa
         out.append((np.array([[q[27, 0] - 0.05, q[27, 1] - 0.005], [q[27, 0] + 0.05, q[27, 1] - 0.005]]),
                     0.5 * DEPTH["glabella"] * k, 0.012, 0.012))
     ki, ko = s_both["forehead_inner"], s_both["forehead_outer"]
-    if ki > 0 or ko > 0:   # horizontal lines following the brows, deeper where the brows were pulled
+    if ki != 0 or ko != 0:   # horizontal lines following the brows, deeper where the brows were pulled
         brow = q[17:27]
         for j in range(3):
             lift = 0.085 + 0.065 * j
@@ -298,10 +299,10 @@ def _lines(q, s_both: dict, s_right: dict) -> list[tuple[np.ndarray, float, floa
             depth *= 1.0 - 0.2 * j
             for a in range(len(pts) - 1):
                 d = float((depth[a] + depth[a + 1]) / 2)
-                if d > 0.005:
+                if abs(d) > 0.005:
                     out.append((pts[a:a + 2], d, 0.011, 0.012))
     k = s_both["chin"]
-    if k > 0:
+    if k != 0:
         lo = q[57] + np.array([0.0, 0.075])
         out.append((_bezier(lo + np.array([-0.11, -0.02]), lo + np.array([0.0, 0.02]), lo + np.array([0.11, -0.02]), 8),
                     DEPTH["chin"] * k, 0.014, 0.016))
@@ -355,7 +356,7 @@ def shade(frame: np.ndarray, landmarks: np.ndarray, both: dict[int, float], righ
     """Paint the skin changes of the AU levels `both` (and image-right-only `right`) onto `frame` in place,
     following the frame's `landmarks` (68,2)."""
     right = right or {}
-    if not any(v > 0 for v in both.values()) and not any(v > 0 for v in right.values()):
+    if not any(both.values()) and not any(right.values()):
         return
     s_both, s_right = shading_strengths(both, right)
     q, to_img, iod = _frame_points(landmarks)
@@ -390,4 +391,4 @@ def shade(frame: np.ndarray, landmarks: np.ndarray, both: dict[int, float], righ
             if roi.ndim == 3:
                 gain = gain[..., None]
             frame[y0:y1, x0:x1] = np.clip(roi * gain + 0.5, 0, 255).astype(np.uint8)
-    _sclera(frame, landmarks, s_both["sclera"], iod, q, to_img)
+    _sclera(frame, landmarks, max(0.0, s_both["sclera"]), iod, q, to_img)

@@ -129,6 +129,8 @@ class Identity:
     image: np.ndarray            # (H,W,3) RGB uint8: the canvas every frame is warped from
     landmarks: np.ndarray        # (68,2) float64, canvas pixels
     shape: np.ndarray = field(default_factory=lambda: np.zeros((68, 2)))
+    #: how much the photo smiled (neutral.estimate_smile) before `shape` took it back: its folds are lightened
+    smile: float = 0.0
 
     @property
     def iod(self) -> float:

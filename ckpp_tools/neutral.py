@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UsageError
+from .action_units import AU_FIELDS
 from .expressions import DISPLACEMENTS, PiecewiseAffine, anchor_ring, displace, face_frame
 from .face_measures import measure, to_face_frame
 
@@ -24,10 +25,22 @@ NEUTRAL = {"corner_lift": 0.011, "mouth_width": 0.605}
 SPREAD = {"corner_lift": 0.028, "mouth_width": 0.045}
 #: largest smile taken back (the fitted intensity is clipped to [0, MAX_RELAX])
 MAX_RELAX = 1.2
+#: the lip corners are taken back this much further than the fit says (of AU12 per unit of fitted smile): the
+#: fit keeps a closed smile's upturned corners, and the judge reads them as happy
+EXTRA_CORNERS = 0.3
+#: a broad grin: fitted smile above BROAD_SMILE and inner lips parted by more than BROAD_OPEN (IOD). Warped back,
+#: its onset still reads as a (closed-lip) smile: cheeks, eyes and lip shape keep it (the FER2013 judge called
+#: 16 of 80 neutralised NBA onsets happy, most of them such grins); `ckpp sample --photos nba` leaves them out
+BROAD_SMILE, BROAD_OPEN = 0.7, 0.1
 #: open-smile threshold (inner-lip gap, IOD): above it teeth show and the lips must not be pulled shut
 TEETH_OPEN = 0.04
 #: points not moved back when teeth show: lower lip and inner lower lip (they would close over the teeth)
 _LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
+
+
+def broad_grin(expression: dict) -> bool:
+    """Whether a photo's neutralise() info describes a broad grin (see BROAD_SMILE)."""
+    return expression.get("happy", 0.0) > BROAD_SMILE and expression.get("mouth_open", 0.0) > BROAD_OPEN
 
 
 def features(landmarks: np.ndarray) -> dict[str, float]:
@@ -70,7 +83,7 @@ def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict 
     c = estimate_smile(landmarks, neutral, spread)
     m = measure(landmarks)
     teeth = m["mouth_open"] > TEETH_OPEN
-    field = -c * DISPLACEMENTS["happy"]
+    field = -c * DISPLACEMENTS["happy"] - c * EXTRA_CORNERS * AU_FIELDS[12]
     if teeth:
         field[_LOWER_LIP] = 0.0
     info = {"happy": round(c, 3), "mouth_open": round(m["mouth_open"], 4), "teeth": bool(teeth),
@@ -166,6 +179,12 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
     return out, target, dict(info, mouth_open_after=round(after["mouth_open"], 4),
                              mouth_width_after=round(after["mouth_width"], 4))
 
+
+#: the action units of the smile the onset takes back (action_units; neutralise uses the happy field, which is
+#: these plus parted lips), and how much of their skin folds is lightened away at the onset (the warp moves a
+#: smile's landmarks back, not its nasolabial folds and raised cheeks)
+SMILE_AUS = {6: 1.0, 12: 1.0}
+UNSMILE_SHADE = 0.7
 
 #: lips whose inner edges were this far apart (IOD) in the photo were shut by the onset warp: their seam is
 #: repainted (paint_shut_lips)

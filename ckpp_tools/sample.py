@@ -44,7 +44,7 @@ from . import expressions as ex
 from .emotions import CODES, EXPRESSIONS
 from .errors import CkppError
 from .face_measures import measure
-from .neutral import SHUT_FROM, paint_shut_lips
+from .neutral import SHUT_FROM, SMILE_AUS, UNSMILE_SHADE, paint_shut_lips
 from .faces import Identity, base_photos, make_identity, place_identity, preload
 
 TRUTH_VERSION = 1
@@ -202,6 +202,7 @@ def _identity(key, seed: int, size: tuple[int, int], iod_frac=(0.17, 0.22),
             img, pts = load_base(base, max_iod=size[0] * iod_frac[1])
             ident = place_identity(name, base.name, img, pts, bool(key[2]), size[0], size[1], rng, iod_frac,
                                    rest=base.rest, border=cv2.BORDER_REPLICATE, sharpen=PHOTO_SHARPEN)
+            ident.smile = float(base.expression.get("happy", 0.0))
         anchors = ex.anchor_ring(ident.landmarks)
         src = np.concatenate([ident.landmarks, anchors])
         # reference for the triangulation: mouth and eyes opened, so no triangle spans the lips or the lids
@@ -222,6 +223,7 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
     open0 = ex.mouth_opening(neutral)
     # lips the onset warp shut over the photo's teeth: their seam is repainted in every frame
     shut = measure(ident.landmarks)["mouth_open"] > SHUT_FROM and open0 < 0.01 * ident.iod
+    unsmile = {k: -UNSMILE_SHADE * ident.smile * w for k, w in SMILE_AUS.items()}
     iod = ident.iod
     centre = neutral.mean(0)
     T = len(intensity)
@@ -241,8 +243,12 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
             if shut:
                 paint_shut_lips(frame, target, 1.0 - float(np.clip(alpha, 0, 1)))
             ex.paint_mouth_cavity(frame, target, alpha, ex.TEETH_FRACTION.get(emotion, 0.5))
-            if au_shaded and a > 0:   # the skin's folds and the eye white each action unit makes
-                au.shade(frame, target, *au.au_levels(emotion, float(a) * amp))
+            # the skin's folds and the eye white each action unit makes, less the folds of the smile the
+            # onset took back
+            both, right = au.au_levels(emotion, float(a) * amp) if au_shaded else ({}, {})
+            for k, v in unsmile.items():
+                both[k] = both.get(k, 0.0) + v
+            au.shade(frame, target, both, right)
             cache = {key: frame}
         frame = cache[key]
         if motion is not None and ("angle" in motion or "shift_iod" in motion):
@@ -542,7 +548,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         scan = photo_sources.resolve(source, workers=workers, progress=progress)
         for s in scan.skipped if log else ():
             log(f"skipped photo {s['file']}: {s['reason']} ({s['detail']})")
-        assignment = photo_sources.assign(scan, seed, subjects, hold_out, ckplus=ckplus, videos=videos)
+        assignment = photo_sources.assign(scan, seed, subjects, hold_out, ckplus=ckplus, videos=videos,
+                                          neutral_only=source.strip().lower() in photo_sources.NEUTRAL_ONLY)
         jobs = plan(len(assignment.videos), seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases,
                     emotions=emotions, takes=takes, ck_subjects=len(assignment.ckplus))
         for job in jobs:
