@@ -3,8 +3,9 @@
 Why: most portraits smile. Sample clips start from the base photo's own face, so a smiling photo would
 teach "smile -> smile more" and every onset would already be happy. The smile is measured from the
 landmarks in face-frame units (IOD) against a neutral template and fitted (least squares, clipped >= 0)
-onto the happy displacement field of expressions.py; that much of the field is taken back (generalising
-faces.REST, set by hand for the astronaut).
+onto a smile field (SMILE: action units 6+12+25); that much of the field is taken back (generalising
+faces.REST, set by hand for the astronaut), parted lips are shut over the teeth (close_lips) and their seam
+repainted (paint_shut_lips), and the sampler lightens the smile's folds (UNSMILE_SHADE).
 """
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from .action_units import AU_FIELDS
 from .expressions import DISPLACEMENTS, PiecewiseAffine, anchor_ring, displace, face_frame
 from .face_measures import measure, to_face_frame
 
+#: the smile a photo's smile is measured against and taken back with: cheeks raised, lip corners pulled, lips
+#: parted (action units 6 + 12 + 25; 1 = a broad open smile, the NBA headshots fit 0 to 1.2)
+SMILE_AUS = {6: 0.83, 12: 0.71, 25: 1.0}
+SMILE = sum(w * AU_FIELDS[au] for au, w in SMILE_AUS.items())
 #: mouth features in IOD units, used for the fit (larger = more smiling):
 #:   corner_lift: height of the lip corners (48, 54) above the middle of the lips (51/57 mean)
 #:   mouth_width: corner to corner (48-54)
@@ -27,7 +32,7 @@ SPREAD = {"corner_lift": 0.028, "mouth_width": 0.045}
 MAX_RELAX = 1.2
 #: the lip corners are taken back this much further than the fit says (of AU12 per unit of fitted smile): the
 #: fit keeps a closed smile's upturned corners, and the judge reads them as happy
-EXTRA_CORNERS = 0.3
+EXTRA_CORNERS = 0.2
 #: a broad grin: fitted smile above BROAD_SMILE and inner lips parted by more than BROAD_OPEN (IOD). Warped back,
 #: its onset still reads as a (closed-lip) smile: cheeks, eyes and lip shape keep it (the FER2013 judge called
 #: 16 of 80 neutralised NBA onsets happy, most of them such grins); `ckpp sample --photos nba` leaves them out
@@ -59,7 +64,7 @@ def _field_features(field: np.ndarray) -> np.ndarray:
     return np.array([b[k] - a[k] for k in FEATURES])
 
 
-_HAPPY_GAIN = _field_features(DISPLACEMENTS["happy"])
+_HAPPY_GAIN = _field_features(SMILE)
 
 
 def estimate_smile(landmarks: np.ndarray, neutral: dict | None = None, spread: dict | None = None) -> float:
@@ -83,7 +88,7 @@ def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict 
     c = estimate_smile(landmarks, neutral, spread)
     m = measure(landmarks)
     teeth = m["mouth_open"] > TEETH_OPEN
-    field = -c * DISPLACEMENTS["happy"] - c * EXTRA_CORNERS * AU_FIELDS[12]
+    field = -c * SMILE - c * EXTRA_CORNERS * AU_FIELDS[12]
     if teeth:
         field[_LOWER_LIP] = 0.0
     info = {"happy": round(c, 3), "mouth_open": round(m["mouth_open"], 4), "teeth": bool(teeth),
@@ -180,10 +185,8 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
                              mouth_width_after=round(after["mouth_width"], 4))
 
 
-#: the action units of the smile the onset takes back (action_units; neutralise uses the happy field, which is
-#: these plus parted lips), and how much of their skin folds is lightened away at the onset (the warp moves a
-#: smile's landmarks back, not its nasolabial folds and raised cheeks)
-SMILE_AUS = {6: 1.0, 12: 1.0}
+#: how much of the taken-back smile's skin folds (SMILE_AUS' shading, action_units.shade) is lightened away at
+#: the onset: the warp moves a smile's landmarks back, not its nasolabial folds and raised cheeks
 UNSMILE_SHADE = 0.7
 
 #: lips whose inner edges were this far apart (IOD) in the photo were shut by the onset warp: their seam is

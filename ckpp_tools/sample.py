@@ -114,6 +114,7 @@ def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bo
                 n = int(rng.integers(sizes.ck_frames[0], sizes.ck_frames[1] + 1))
                 pool = emotions or EXPRESSIONS
                 emotion = pool[(3 * i + k) % len(pool)]
+                n = _timed(n, emotion, 2)
                 serial = i * sizes.ck_per_subject + k
                 jobs.append(dict(kind="ckplus", subject=sid, ident=("ckplus", i), emotion=emotion, take=f"{k + 1:03d}",
                                  n_frames=n, amp=float(rng.uniform(0.85, 1.1)), labelled=(serial % 5 != 4),
@@ -172,10 +173,17 @@ def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bo
     return jobs
 
 
+def _timed(n: int, emotion: str, least: int) -> int:
+    """A drawn frame count scaled by the expression's own onset->peak pace (action_units.RISE_SCALE: CK+'s
+    surprise snaps open, sadness builds slowly), at least `least` frames. Applied after the draw, so the
+    random stream (and every other clip) stays as it was."""
+    return max(least, int(round(n * au.RISE_SCALE.get(emotion, 1.0))))
+
+
 def _video_job(rng, sizes: Sizes, sid: str, ident, emotion: str, take: str) -> dict:
     return dict(kind="video", subject=sid, ident=ident, emotion=emotion, take=take,
                 n_pre=int(rng.integers(sizes.pre[0], sizes.pre[1] + 1)),
-                n_rise=int(rng.integers(sizes.rise[0], sizes.rise[1] + 1)),
+                n_rise=_timed(int(rng.integers(sizes.rise[0], sizes.rise[1] + 1)), emotion, 4),
                 n_tail=int(rng.integers(sizes.tail[0], sizes.tail[1] + 1)),
                 amp=float(rng.uniform(0.85, 1.1)), seed=int(rng.integers(2**31)))
 

@@ -23,8 +23,8 @@ import click
                    "photo is one subject (--subjects: people in total, default all), frames are 256x192, and photos "
                    "without exactly one usable face are skipped with the reason (listed in OUT_DIR/photos.json).")
 @click.option("--emotions", default=None, metavar="LIST",
-              help="Only these expressions, comma-separated (e.g. surprise,happy) [default: happy, anger, surprise "
-                   "and one more per subject].")
+              help="Only these expressions, comma-separated (e.g. surprise,happy), or 'all' (every subject gets all "
+                   "seven) [default: happy, anger, surprise and one more per subject].")
 @click.option("--takes", default=1, show_default=True, type=click.IntRange(min=1),
               help="Video takes per subject and expression.")
 @click.option("--hold-out", "hold_out", default=0, show_default=True, type=click.IntRange(min=0),
@@ -57,6 +57,10 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions,
     else:
         photos = [p.strip() for p in photos.split(",") if p.strip()] if photos else None
     emotions = [e.strip() for e in emotions.split(",") if e.strip()] if emotions else None
+    if emotions and [e.lower() for e in emotions] == ["all"]:
+        from ..emotions import EXPRESSIONS
+
+        emotions = list(EXPRESSIONS)
     truth = make_sample(out_dir, subjects=subjects, seed=seed, small=small, workers=workers, overwrite=overwrite,
                         photos=photos, emotions=emotions, takes=takes, hold_out=hold_out, ckplus=ckplus,
                         bad_cases=bad_cases, log=lambda m: click.echo(m, err=True))
