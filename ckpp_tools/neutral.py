@@ -32,7 +32,8 @@ SPREAD = {"corner_lift": 0.028, "mouth_width": 0.045}
 MAX_RELAX = 1.2
 #: the lip corners are taken back this much further than the fit says (of AU12 per unit of fitted smile): the
 #: fit keeps a closed smile's upturned corners, and the judge reads them as happy
-EXTRA_CORNERS = 0.2
+EXTRA_CORNERS = 0.3
+_CORNERS_UP = AU_FIELDS[12] * (0.0, 1.0)   # AU12's lift without its widening (the fit already sets the width)
 #: a broad grin: fitted smile above BROAD_SMILE and inner lips parted by more than BROAD_OPEN (IOD). Warped back,
 #: its onset still reads as a (closed-lip) smile: cheeks, eyes and lip shape keep it (the FER2013 judge called
 #: 16 of 80 neutralised NBA onsets happy, most of them such grins); `ckpp sample --photos nba` leaves them out
@@ -88,7 +89,7 @@ def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict 
     c = estimate_smile(landmarks, neutral, spread)
     m = measure(landmarks)
     teeth = m["mouth_open"] > TEETH_OPEN
-    field = -c * SMILE - c * EXTRA_CORNERS * AU_FIELDS[12]
+    field = -c * SMILE - c * EXTRA_CORNERS * _CORNERS_UP
     if teeth:
         field[_LOWER_LIP] = 0.0
     info = {"happy": round(c, 3), "mouth_open": round(m["mouth_open"], 4), "teeth": bool(teeth),
