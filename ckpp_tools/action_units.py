@@ -108,13 +108,13 @@ EXPRESSIONS: dict[str, dict] = {
     "anger": {"aus": {4: 1.0, 5: 0.33, 7: 1.0, 17: 1.0, 23: 0.8, 24: 1.0, 38: 1.0}, "teeth": 0.6},
     "disgust": {"aus": {9: 1.0, 10: 1.0, 4: 0.39, 7: 0.36, 15: 0.47, 17: 0.64, 25: 0.14}, "teeth": 0.5},
     "fear": {"aus": {1: 0.88, 2: 0.8, 4: 0.5, 5: 1.0, 20: 1.0, 25: 0.86, 26: 0.4}, "teeth": 0.25},
-    "contempt": {"aus": {}, "right": {12: 0.5, 14: 1.0}, "teeth": 0.6},
+    "contempt": {"aus": {}, "right": {12: 0.8, 14: 1.0}, "teeth": 0.6},
 }
 
 #: onset -> peak duration of each expression relative to the sampler's drawn rise (CK+ posed sequences: a
 #: surprise or fear snaps open; sadness and contempt build slowly; the rest in between)
 RISE_SCALE: dict[str, float] = {"surprise": 0.75, "fear": 0.85, "happy": 1.0, "anger": 1.0, "disgust": 1.0,
-                                "contempt": 1.15, "sadness": 1.3}
+                                "contempt": 1.0, "sadness": 1.3}
 
 
 def _field(table: dict[int, tuple[float, float]], one_side: bool = False) -> np.ndarray:
