@@ -108,12 +108,12 @@ EXPRESSIONS: dict[str, dict] = {
     "anger": {"aus": {4: 1.0, 5: 0.33, 7: 1.0, 17: 1.0, 23: 0.8, 24: 1.0, 38: 1.0}, "teeth": 0.6},
     "disgust": {"aus": {9: 1.0, 10: 1.0, 4: 0.39, 7: 0.36, 15: 0.47, 17: 0.64, 25: 0.14}, "teeth": 0.5},
     "fear": {"aus": {1: 0.88, 2: 0.8, 4: 0.5, 5: 1.0, 20: 1.0, 25: 0.86, 26: 0.4}, "teeth": 0.25},
-    "contempt": {"aus": {}, "right": {12: 0.8, 14: 1.0}, "teeth": 0.6},
+    "contempt": {"aus": {}, "right": {12: 1.0, 14: 1.0}, "teeth": 0.6},
 }
 
 #: onset -> peak duration of each expression relative to the sampler's drawn rise (CK+ posed sequences: a
 #: surprise or fear snaps open; sadness and contempt build slowly; the rest in between)
-RISE_SCALE: dict[str, float] = {"surprise": 0.75, "fear": 0.85, "happy": 1.0, "anger": 1.0, "disgust": 1.0,
+RISE_SCALE: dict[str, float] = {"surprise": 0.85, "fear": 0.9, "happy": 1.0, "anger": 1.0, "disgust": 1.0,
                                 "contempt": 1.0, "sadness": 1.3}
 
 
@@ -171,7 +171,7 @@ SHADING: dict[str, dict[int, float]] = {
     "dimple": {14: 1.3},                                 # a dimple beside the lip corner
 }
 #: darkening at a fold's centre per term at strength 1 (fraction of brightness)
-DEPTH = {"nasolabial": 0.28, "cheek": 0.16, "nose_wrinkle": 0.35, "glabella": 0.35, "brow_shadow": 0.6,
+DEPTH = {"nasolabial": 0.18, "cheek": 0.16, "nose_wrinkle": 0.35, "glabella": 0.35, "brow_shadow": 0.6,
          "forehead_inner": 0.13, "forehead_outer": 0.11, "lid_tension": 0.25, "chin": 0.16, "dimple": 0.24}
 
 

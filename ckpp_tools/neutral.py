@@ -188,7 +188,7 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
 
 #: how much of the taken-back smile's skin folds (SMILE_AUS' shading, action_units.shade) is lightened away at
 #: the onset: the warp moves a smile's landmarks back, not its nasolabial folds and raised cheeks
-UNSMILE_SHADE = 0.7
+UNSMILE_SHADE = 1.0
 
 #: lips whose inner edges were this far apart (IOD) in the photo were shut by the onset warp: their seam is
 #: repainted (paint_shut_lips)
