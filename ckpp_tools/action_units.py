@@ -102,8 +102,8 @@ AU_TABLE: dict[int, tuple[str, dict[int, tuple[float, float]]]] = {
 #: surprise 1+2+5+26/27, happiness 6+12+25, sadness 1+4+15+17, anger 4+5+7+23+24, disgust 9+10+15+16+25 (+4),
 #: fear 1+2+4+5+20+25+26, contempt unilateral 12+14 (on the subject's left = image right, "R" below).
 EXPRESSIONS: dict[str, dict] = {
-    "surprise": {"aus": {1: 0.62, 2: 1.0, 5: 0.83, 26: 0.3, 27: 0.85}, "teeth": 0.1},
-    "happy": {"aus": {6: 1.0, 12: 1.0, 25: 1.0, 10: 0.4, 26: 0.15}, "teeth": 0.9},
+    "surprise": {"aus": {1: 0.8, 2: 1.0, 5: 1.0, 26: 0.2, 27: 1.0}, "teeth": 0.05},
+    "happy": {"aus": {6: 1.0, 12: 1.0, 25: 1.0, 10: 0.7, 26: 0.4}, "teeth": 0.9},
     "sadness": {"aus": {1: 1.0, 4: 0.39, 15: 1.0, 17: 1.0, 41: 0.9}, "teeth": 0.6},
     "anger": {"aus": {4: 1.0, 5: 0.33, 7: 1.0, 17: 1.0, 23: 0.8, 24: 1.0, 38: 1.0}, "teeth": 0.6},
     "disgust": {"aus": {9: 1.0, 10: 1.0, 4: 0.39, 7: 0.36, 15: 0.47, 17: 0.64, 25: 0.14}, "teeth": 0.5},

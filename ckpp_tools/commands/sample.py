@@ -80,6 +80,8 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions,
 
         skipped = ", ".join(f"{k} {c[k]}" for k in SKIP_REASONS if c.get(k))
         click.echo(f"photos: {c['usable']} usable of {c['files']} files ({c['skipped']} skipped: {skipped or 'none'}); "
-                   f"{c['people']} people in {c['subjects']} subjects, {c['held_out']} held out -> {rep_path}")
+                   f"{c['people']} people in {c['subjects']} subjects, {c['held_out']} held out"
+                   + (f", {c['broad_grins_left_out']} broad grins left out (neutral onsets)" if c.get("broad_grins_left_out") else "")
+                   + f" -> {rep_path}")
     sheet = os.path.join(out_dir, "contact_sheet.png")
     click.echo(f"look: {sheet}   next: ckpp prepare {out_dir} out.h5")
