@@ -2,21 +2,24 @@
 expressions as sums of them.
 
 Why: `ckpp sample`'s clips must read as the expression they are labelled with. Hand-tuned per-expression
-landmark tables did not (an independent FER2013 judge named 5/25 anger peaks, 0/25 disgust): the way to an
+landmark tables did not (an independent FER2013 judge named 3/40 anger peaks, 16/40 surprise, 0/40 disgust;
+benchmarks/bm_sample_judge.py, docs/sample-data.md): the way to an
 expression that reads as itself is the muscles that make it (Ekman & Friesen's FACS, the prototypes CK+
 was coded with), and the skin changes a pure warp cannot make (an opened mouth's dark cavity and teeth,
 nasolabial folds, a wrinkled nose, a furrowed brow, eye white above the iris).
 
 Each action unit (AU) is (a) a displacement of the 68 iBUG points in the face frame of expressions.py
 (origin between the outer eye corners, x towards image right, y down, unit = inter-ocular distance, IOD)
-at a strong posed intensity (1.0 ~ FACS "D"), and (b) optionally a shading term (see SHADING). An
-expression is a table {AU: intensity} (EXPRESSIONS); its peak field is the weighted sum of its AUs'
-fields, and its shading the same weights on the shading terms. Only image-left and midline points are
-listed; the image-right side mirrors them (expressions._sym), except for one-sided AUs (contempt).
+at intensity 1 — the strongest any expression here uses it (FACS "E", a posed CK+ apex) — and (b) optionally
+a shading term (see SHADING). An expression is a table {AU: intensity} (EXPRESSIONS); its peak field is the
+weighted sum of its AUs' fields, and its shading the same weights on the shading terms. Only image-left and
+midline points are listed; the image-right side mirrors them (_sym), except for one-sided AUs (contempt).
+The intensities were chosen by eye on contact sheets and checked with the judge (happy, surprise, sadness and
+anger peaks must read as themselves; FER2013 hardly knows fear and disgust, so those follow FACS alone).
 
 Magnitudes were set on the median neutral NBA face (brows 0.24-0.31 IOD above the eye line, eye opening
 0.09, upper lip at 0.65, lower lip at 0.865, chin at 1.27) so each AU's motion stays inside what a real
-face can do (e.g. AU5 raises the lid by ~0.04 IOD, AU26 drops the chin by 0.2 IOD, AU27 by 0.31).
+face can do (e.g. AU5 raises the lid by ~0.05 IOD, AU26 drops the chin by 0.2 IOD, AU27 by 0.31).
 """
 from __future__ import annotations
 
@@ -99,8 +102,10 @@ AU_TABLE: dict[int, tuple[str, dict[int, tuple[float, float]]]] = {
 }
 
 #: the seven expressions as FACS prototypes {AU: intensity} (Ekman, Friesen & Hager 2002; the CK+ criteria):
-#: surprise 1+2+5+26/27, happiness 6+12+25, sadness 1+4+15+17, anger 4+5+7+23+24, disgust 9+10+15+16+25 (+4),
-#: fear 1+2+4+5+20+25+26, contempt unilateral 12+14 (on the subject's left = image right, "R" below).
+#: surprise 1+2+5+26/27, happiness 6+12+25 (+10, 26: an open smile), sadness 1+4+15+17 (+41 lid droop), anger
+#: 4+5+7+17+23+24 (+38 flared nostrils), disgust 9+10 (+4, 7, 15, 17, 25), fear 1+2+4+5+20+25+26, contempt
+#: unilateral 12+14 (on the subject's left = image right: "right"). "teeth": how much of a newly opened mouth
+#: the upper teeth fill (expressions.paint_mouth_cavity).
 EXPRESSIONS: dict[str, dict] = {
     "surprise": {"aus": {1: 0.8, 2: 1.0, 5: 1.0, 26: 0.2, 27: 1.0}, "teeth": 0.05},
     "happy": {"aus": {6: 1.0, 12: 1.0, 25: 1.0, 10: 0.7, 26: 0.4}, "teeth": 0.9},
@@ -111,8 +116,9 @@ EXPRESSIONS: dict[str, dict] = {
     "contempt": {"aus": {}, "right": {12: 1.0, 14: 1.0}, "teeth": 0.6},
 }
 
-#: onset -> peak duration of each expression relative to the sampler's drawn rise (CK+ posed sequences: a
-#: surprise or fear snaps open; sadness and contempt build slowly; the rest in between)
+#: onset -> peak duration of each expression relative to the sampler's drawn rise (CK+'s posed sequences are
+#: 10-60 frames with eased rises; that a surprise or fear snaps open faster and sadness builds slower is the
+#: common account of posed expressions, not measured here: no CK+ is available)
 RISE_SCALE: dict[str, float] = {"surprise": 0.85, "fear": 0.9, "happy": 1.0, "anger": 1.0, "disgust": 1.0,
                                 "contempt": 1.0, "sadness": 1.3}
 

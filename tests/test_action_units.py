@@ -183,3 +183,24 @@ def test_shading_darkens_the_folds_of_its_action_units_only():
     assert diff[y - 3:y + 4, x - 3:x + 4].max() > 5, "the fold is darker"
     brow = np.round(lm[19] - np.array([0, 0.2 * iod])).astype(int)
     assert abs(diff[brow[1], brow[0]]) < 1, "the forehead is untouched"
+
+
+def test_cli_emotions_all_gives_every_subject_all_seven(tmp_path):
+    from click.testing import CliRunner
+
+    from ckpp_tools.cli import main
+    from ckpp_tools.sample import load_truth
+
+    r = CliRunner().invoke(main, ["sample", str(tmp_path / "raw"), "--small", "--subjects", "1", "--emotions", "all",
+                                  "--no-ckplus", "--no-bad-cases", "--photos", "grace_hopper"])
+    assert r.exit_code == 0, r.output
+    assert sorted(e["emotion"] for e in load_truth(tmp_path / "raw")["clips"].values()) == sorted(EXPRESSIONS)
+
+
+def test_intensities_are_on_the_documented_scale():
+    """1 = an AU's strongest use: no expression goes past it, and every AU an expression names exists."""
+    for name, spec in au.EXPRESSIONS.items():
+        for table in (spec["aus"], spec.get("right", {})):
+            assert all(a in au.AU_TABLE and 0 < w <= 1.0 for a, w in table.items()), name
+        assert 0 <= spec["teeth"] <= 1
+    assert set(au.EXPRESSIONS) == set(EXPRESSIONS)
