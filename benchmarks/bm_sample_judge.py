@@ -151,7 +151,8 @@ def real_photos(judge, labels) -> dict:
 
 def prepare_agreement(out: str, code: str, truth: dict) -> dict:
     """`ckpp prepare` on the sample (64-px frames, the sample's code): clips whose status is the truth's."""
-    h5 = out.rstrip(os.sep) + ".h5"
+    tmp = tempfile.TemporaryDirectory(prefix="bm_sample_judge-prepare-")
+    h5 = os.path.join(tmp.name, "out.h5")
     env = dict(os.environ, PYTHONPATH=code + os.pathsep + os.environ.get("PYTHONPATH", ""))
     subprocess.run(["nice", "-n", "10", sys.executable, "-c", "from ckpp_tools.cli import main; main()", "prepare", out,
                     h5, "--size", "64", "--workers", "2", "--quiet"], check=True, env=env, cwd=code,
@@ -159,7 +160,7 @@ def prepare_agreement(out: str, code: str, truth: dict) -> dict:
     from ckpp_tools.reader import open_dataset
 
     rows = {r["source"]: r for r in open_dataset(h5).manifest.to_dict("records")}
-    os.remove(h5)
+    tmp.cleanup()
     wrong = {src: f"{rows[src]['status']}/{rows[src]['reason']}" for src, t in truth.items()
              if (rows[src]["status"], rows[src]["reason"]) != (t["expected_status"], t["expected_reason"])}
     return {"clips": len(truth), "as_truth_says": len(truth) - len(wrong),

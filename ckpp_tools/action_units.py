@@ -55,15 +55,15 @@ def _sym(table: dict[int, tuple[float, float]]) -> np.ndarray:
 
 #: AU -> (name, {image-left or midline iBUG index: (outward dx, dy)}) at intensity 1, IOD units (y down)
 AU_TABLE: dict[int, tuple[str, dict[int, tuple[float, float]]]] = {
-    1: ("inner brow raiser", {21: (-0.016, -0.16), 20: (0.0, -0.12), 19: (0.0, -0.064), 18: (0.0, -0.024)}),
+    1: ("inner brow raiser", {21: (-0.019, -0.192), 20: (0.0, -0.144), 19: (0.0, -0.077), 18: (0.0, -0.029)}),
     2: ("outer brow raiser", {17: (0.0, -0.085), 18: (0.0, -0.1), 19: (0.0, -0.09), 20: (0.0, -0.055),
         21: (0.0, -0.02)}),
-    4: ("brow lowerer", {21: (-0.099, 0.171), 20: (-0.072, 0.153), 19: (-0.036, 0.117), 18: (-0.009, 0.072),
-        17: (0.0, 0.036), 37: (0.0, 0.022), 38: (0.0, 0.022)}),
+    4: ("brow lowerer", {21: (-0.109, 0.188), 20: (-0.079, 0.168), 19: (-0.04, 0.129), 18: (-0.01, 0.079),
+        17: (0.0, 0.04), 37: (0.0, 0.024), 38: (0.0, 0.024)}),
     5: ("upper lid raiser", {37: (0.0, -0.042), 38: (0.0, -0.048)}),
     6: ("cheek raiser", {40: (0.0, -0.024), 41: (0.0, -0.026), 17: (0.0, 0.012), 18: (0.0, 0.006),
         2: (0.007, -0.012), 3: (0.012, -0.017), 4: (0.012, -0.012)}),
-    7: ("lid tightener", {40: (0.0, -0.036), 41: (0.0, -0.034), 37: (0.0, 0.014), 38: (0.0, 0.017)}),
+    7: ("lid tightener", {40: (0.0, -0.04), 41: (0.0, -0.037), 37: (0.0, 0.015), 38: (0.0, 0.019)}),
     9: ("nose wrinkler", {31: (0.008, -0.058), 32: (0.0, -0.052), 33: (0.0, -0.046), 30: (0.0, -0.026),
         29: (0.0, -0.016), 21: (-0.019, 0.058), 20: (-0.007, 0.033), 40: (0.0, -0.019), 41: (0.0, -0.016),
         50: (0.0, -0.039), 51: (0.0, -0.039), 49: (0.0, -0.026), 48: (0.0, -0.013), 61: (0.0, -0.039),
@@ -75,12 +75,12 @@ AU_TABLE: dict[int, tuple[str, dict[int, tuple[float, float]]]] = {
         4: (0.017, -0.008)}),
     14: ("dimpler", {48: (0.039, -0.039), 60: (0.033, -0.033), 49: (0.013, -0.016), 59: (0.013, -0.013),
         61: (0.007, -0.008), 67: (0.007, -0.008)}),
-    15: ("lip corner depressor", {48: (0.009, 0.119), 60: (0.0, 0.085), 59: (0.0, 0.06), 49: (0.0, 0.034),
-        67: (0.0, 0.034), 58: (0.0, 0.017), 61: (0.0, 0.02)}),
+    15: ("lip corner depressor", {48: (0.011, 0.149), 60: (0.0, 0.106), 59: (0.0, 0.075), 49: (0.0, 0.043),
+        67: (0.0, 0.043), 58: (0.0, 0.021), 61: (0.0, 0.025)}),
     16: ("lower lip depressor", {57: (0.0, 0.05), 58: (0.0, 0.045), 59: (0.0, 0.03), 66: (0.0, 0.045),
         67: (0.0, 0.04)}),
-    17: ("chin raiser", {57: (0.0, -0.044), 58: (0.0, -0.039), 59: (0.0, -0.022), 66: (0.0, -0.013),
-        67: (0.0, -0.011), 8: (0.0, -0.033), 7: (0.0, -0.028), 6: (0.0, -0.011), 48: (0.0, 0.011)}),
+    17: ("chin raiser", {57: (0.0, -0.048), 58: (0.0, -0.043), 59: (0.0, -0.024), 66: (0.0, -0.014),
+        67: (0.0, -0.012), 8: (0.0, -0.036), 7: (0.0, -0.031), 6: (0.0, -0.012), 48: (0.0, 0.012)}),
     20: ("lip stretcher", {48: (0.105, 0.03), 60: (0.09, 0.022), 49: (0.053, 0.0), 59: (0.053, 0.015),
         50: (0.015, 0.0), 58: (0.015, 0.0), 61: (0.03, 0.0), 67: (0.03, 0.0), 5: (0.012, 0.0), 4: (0.012, 0.0)}),
     23: ("lip tightener", {48: (-0.025, 0.0), 60: (-0.02, 0.0), 49: (-0.01, 0.012), 50: (0.0, 0.015),
@@ -107,12 +107,12 @@ AU_TABLE: dict[int, tuple[str, dict[int, tuple[float, float]]]] = {
 #: unilateral 12+14 (on the subject's left = image right: "right"). "teeth": how much of a newly opened mouth
 #: the upper teeth fill (expressions.paint_mouth_cavity).
 EXPRESSIONS: dict[str, dict] = {
-    "surprise": {"aus": {1: 0.8, 2: 1.0, 5: 1.0, 26: 0.2, 27: 1.0}, "teeth": 0.05},
+    "surprise": {"aus": {1: 0.67, 2: 1.0, 5: 1.0, 26: 0.2, 27: 1.0}, "teeth": 0.05},
     "happy": {"aus": {6: 1.0, 12: 1.0, 25: 1.0, 10: 0.7, 26: 0.4}, "teeth": 0.9},
-    "sadness": {"aus": {1: 1.0, 4: 0.39, 15: 1.0, 17: 1.0, 41: 0.9}, "teeth": 0.6},
-    "anger": {"aus": {4: 1.0, 5: 0.33, 7: 1.0, 17: 1.0, 23: 0.8, 24: 1.0, 38: 1.0}, "teeth": 0.6},
-    "disgust": {"aus": {9: 1.0, 10: 1.0, 4: 0.39, 7: 0.36, 15: 0.47, 17: 0.64, 25: 0.14}, "teeth": 0.5},
-    "fear": {"aus": {1: 0.88, 2: 0.8, 4: 0.5, 5: 1.0, 20: 1.0, 25: 0.86, 26: 0.4}, "teeth": 0.25},
+    "sadness": {"aus": {1: 1.0, 4: 0.41, 15: 1.0, 17: 1.0, 41: 1.0}, "teeth": 0.6},
+    "anger": {"aus": {4: 1.0, 5: 0.33, 7: 1.0, 17: 0.91, 23: 0.8, 24: 1.0, 38: 1.0}, "teeth": 0.6},
+    "disgust": {"aus": {9: 1.0, 10: 1.0, 4: 0.35, 7: 0.33, 15: 0.38, 17: 0.58, 25: 0.14}, "teeth": 0.5},
+    "fear": {"aus": {1: 0.73, 2: 0.8, 4: 0.45, 5: 1.0, 20: 1.0, 25: 0.86, 26: 0.4}, "teeth": 0.25},
     "contempt": {"aus": {}, "right": {12: 1.0, 14: 1.0}, "teeth": 0.6},
 }
 
@@ -167,13 +167,13 @@ SHADING: dict[str, dict[int, float]] = {
     "nasolabial": {12: 1.12, 6: 0.42, 10: 0.6, 9: 0.59},  # fold from the nose wing to past the lip corner
     "cheek": {6: 1.2, 12: 0.42},                         # raised cheek: light on the apex, folds under the eye
     "nose_wrinkle": {9: 1.3},                            # horizontal lines on the nose root, bunny lines
-    "glabella": {4: 1.8},                                # vertical furrows between the lowered brows
-    "brow_shadow": {4: 1.8, 9: 0.52},                    # the lowered brow's shadow on the upper lid
-    "forehead_inner": {1: 1.6},                          # horizontal lines above the raised inner brows
+    "glabella": {4: 1.98},                               # vertical furrows between the lowered brows
+    "brow_shadow": {4: 1.98, 9: 0.52},                   # the lowered brow's shadow on the upper lid
+    "forehead_inner": {1: 1.92},                         # horizontal lines above the raised inner brows
     "forehead_outer": {2: 1.0},                          # ... above the whole brows
     "sclera": {5: 1.2},                                  # eye white above the iris under a raised lid
-    "lid_tension": {7: 1.4},                             # tense, raised lower lids
-    "chin": {17: 0.88, 24: 0.44},                        # chin boss pushed up: a crease under the lower lip
+    "lid_tension": {7: 1.54},                            # tense, raised lower lids
+    "chin": {17: 0.97, 24: 0.44},                        # chin boss pushed up: a crease under the lower lip
     "dimple": {14: 1.3},                                 # a dimple beside the lip corner
 }
 #: darkening at a fold's centre per term at strength 1 (fraction of brightness)
