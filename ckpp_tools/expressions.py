@@ -91,6 +91,23 @@ def displace(landmarks: np.ndarray, field: np.ndarray) -> np.ndarray:
     return np.asarray(landmarks, dtype=np.float64) + (np.asarray(field) * iod) @ rot.T
 
 
+#: inner-lip pairs (upper, lower) across the mouth
+_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def lips_apart(landmarks: np.ndarray) -> np.ndarray:
+    """Landmarks whose inner lower lip (65-67) never rises above the inner upper lip (61-63): where an action
+    unit pushes the lower lip past the upper one (a chin raiser or lip presser on shut lips), both meet halfway.
+    Crossed lips would flip the warp's triangles and drag the teeth squeezed between them back into view."""
+    p = np.array(landmarks, dtype=np.float64)
+    origin, rot, iod = face_frame(p)
+    q = (p - origin) @ rot
+    for up, lo in _LIP_PAIRS:
+        if q[lo, 1] < q[up, 1]:
+            q[up, 1] = q[lo, 1] = (q[up, 1] + q[lo, 1]) / 2.0
+    return origin + q @ rot.T
+
+
 def mouth_opening(landmarks: np.ndarray) -> float:
     """Mean gap between the inner upper (61-63) and inner lower (67-65) lip, in pixels."""
     p = np.asarray(landmarks, dtype=np.float64)

@@ -222,7 +222,10 @@ def paint_shut_lips(frame: np.ndarray, landmarks: np.ndarray, strength: float = 
     th = max(1, int(round(0.012 * iod)))
     cv2.polylines(seam, [poly([60, 61, 62, 63, 64]), poly([60, 67, 66, 65, 64])], False, 1.0, th, cv2.LINE_AA, shift)
     near = cv2.GaussianBlur(seam, (0, 0), max(0.8, 0.03 * iod))
-    near = np.clip(near / max(float(near.max()), 1e-6) * 1.5, 0, 1) * np.maximum(lips, seam)
+    # the whole of the lips (a little beyond their outline, where dlib's points fall short of the teeth),
+    # the seam most
+    grown = cv2.dilate(np.maximum(lips, seam), np.ones((3, 3), np.uint8), iterations=max(1, int(round(0.015 * iod))))
+    near = np.maximum(np.clip(near / max(float(near.max()), 1e-6) * 1.5, 0, 1), 0.8) * grown
     roi = frame[y0:y1, x0:x1].astype(np.float32)
     colour = roi if roi.ndim == 3 else roi[..., None]
     lum = colour.mean(-1)

@@ -227,7 +227,7 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
     field = ex.DISPLACEMENTS[emotion] * amp
     au_shaded = emotion in au.EXPRESSIONS
     anchors = warper.src[68:]
-    neutral = ex.displace(ident.landmarks, ident.shape)
+    neutral = ex.lips_apart(ex.displace(ident.landmarks, ident.shape))
     open0 = ex.mouth_opening(neutral)
     # lips the onset warp shut over the photo's teeth: their seam is repainted in every frame
     shut = measure(ident.landmarks)["mouth_open"] > SHUT_FROM and open0 < 0.01 * ident.iod
@@ -241,7 +241,7 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
     for t, a in enumerate(intensity):
         u = float(ex.smoothstep(t / max(T - 1, 1)))     # head-motion progress over the whole take
         turn = motion["yaw"] * u if motion is not None and "yaw" in motion else 0.0
-        target = ex.displace(ident.landmarks, ident.shape + a * field)
+        target = ex.lips_apart(ex.displace(ident.landmarks, ident.shape + a * field))
         if turn:
             target = ex.yaw(target, turn, frame_of=ident.landmarks)
         key = (float(a), turn)
