@@ -55,7 +55,7 @@ def _sym(table: dict[int, tuple[float, float]]) -> np.ndarray:
 
 #: AU -> (name, {image-left or midline iBUG index: (outward dx, dy)}) at intensity 1, IOD units (y down)
 AU_TABLE: dict[int, tuple[str, dict[int, tuple[float, float]]]] = {
-    1: ("inner brow raiser", {21: (-0.019, -0.192), 20: (0.0, -0.144), 19: (0.0, -0.077), 18: (0.0, -0.029)}),
+    1: ("inner brow raiser", {21: (-0.022, -0.221), 20: (0.0, -0.166), 19: (0.0, -0.089), 18: (0.0, -0.033)}),
     2: ("outer brow raiser", {17: (0.0, -0.085), 18: (0.0, -0.1), 19: (0.0, -0.09), 20: (0.0, -0.055),
         21: (0.0, -0.02)}),
     4: ("brow lowerer", {21: (-0.109, 0.188), 20: (-0.079, 0.168), 19: (-0.04, 0.129), 18: (-0.01, 0.079),
@@ -107,12 +107,12 @@ AU_TABLE: dict[int, tuple[str, dict[int, tuple[float, float]]]] = {
 #: unilateral 12+14 (on the subject's left = image right: "right"). "teeth": how much of a newly opened mouth
 #: the upper teeth fill (expressions.paint_mouth_cavity).
 EXPRESSIONS: dict[str, dict] = {
-    "surprise": {"aus": {1: 0.67, 2: 1.0, 5: 1.0, 26: 0.2, 27: 1.0}, "teeth": 0.05},
+    "surprise": {"aus": {1: 0.58, 2: 1.0, 5: 1.0, 26: 0.2, 27: 1.0}, "teeth": 0.05},
     "happy": {"aus": {6: 1.0, 12: 1.0, 25: 1.0, 10: 0.7, 26: 0.4}, "teeth": 0.9},
-    "sadness": {"aus": {1: 1.0, 4: 0.41, 15: 1.0, 17: 1.0, 41: 1.0}, "teeth": 0.6},
+    "sadness": {"aus": {1: 1.0, 4: 0.25, 15: 1.0, 17: 1.0, 41: 1.0}, "teeth": 0.6},
     "anger": {"aus": {4: 1.0, 5: 0.33, 7: 1.0, 17: 0.91, 23: 0.8, 24: 1.0, 38: 1.0}, "teeth": 0.6},
     "disgust": {"aus": {9: 1.0, 10: 1.0, 4: 0.35, 7: 0.33, 15: 0.38, 17: 0.58, 25: 0.14}, "teeth": 0.5},
-    "fear": {"aus": {1: 0.73, 2: 0.8, 4: 0.45, 5: 1.0, 20: 1.0, 25: 0.86, 26: 0.4}, "teeth": 0.25},
+    "fear": {"aus": {1: 0.63, 2: 0.8, 4: 0.45, 5: 1.0, 20: 1.0, 25: 0.86, 26: 0.4}, "teeth": 0.25},
     "contempt": {"aus": {}, "right": {12: 1.0, 14: 1.0}, "teeth": 0.6},
 }
 
@@ -169,7 +169,7 @@ SHADING: dict[str, dict[int, float]] = {
     "nose_wrinkle": {9: 1.3},                            # horizontal lines on the nose root, bunny lines
     "glabella": {4: 1.98},                               # vertical furrows between the lowered brows
     "brow_shadow": {4: 1.98, 9: 0.52},                   # the lowered brow's shadow on the upper lid
-    "forehead_inner": {1: 1.92},                         # horizontal lines above the raised inner brows
+    "forehead_inner": {1: 2.21},                         # horizontal lines above the raised inner brows
     "forehead_outer": {2: 1.0},                          # ... above the whole brows
     "sclera": {5: 1.2},                                  # eye white above the iris under a raised lid
     "lid_tension": {7: 1.54},                            # tense, raised lower lids
