@@ -119,7 +119,7 @@ def test_smiling_photo_starts_from_a_neutral_onset():
     img, lm = base_photo("astronaut")
     before = measure(lm)
     assert before["mouth_open"] > 0.08 and before["mouth_width"] > NEUTRAL_WIDTH[1]
-    field, info = onset_field(lm)
+    field, _ = onset_field(lm)
     after = measure(displace(lm, field))
     assert after["mouth_open"] < 0.005, "lips closed"
     assert NEUTRAL_WIDTH[0] <= after["mouth_width"] <= NEUTRAL_WIDTH[1]
@@ -176,7 +176,6 @@ def test_shading_darkens_the_folds_of_its_action_units_only():
     smile = img.copy()
     au.shade(smile, lm, {12: 1.0})
     diff = img.astype(float).mean(-1) - smile.astype(float).mean(-1)
-    q = to_face_frame(lm)
     iod = float(np.linalg.norm(lm[45] - lm[36]))
     fold = (lm[31] + lm[48]) / 2 - (lm[33] - lm[31]) * 0.5          # beside the nose wing-to-corner line
     y, x = np.round(fold[::-1]).astype(int)
