@@ -17,99 +17,16 @@ from scipy.spatial import Delaunay
 
 from .schema import FLIP_68, INNER_LIP
 
-# side of each iBUG point as seen in the image: -1 image-left (subject's right), 0 midline, +1 image-right
-_SIDE = np.zeros(68, dtype=np.float64)
-for _i in range(68):
-    _j = FLIP_68[_i]
-    _SIDE[_i] = 0.0 if _j == _i else (-1.0 if _i < _j else 1.0)
-# the outer-lip bottom and inner-lip bottom run right-to-left in iBUG order: fix their sides by hand
-for _i in (55, 56, 65):
-    _SIDE[_i] = 1.0
-for _i in (58, 59, 67):
-    _SIDE[_i] = -1.0
+from .action_units import EXPRESSIONS as _RECIPES
+from .action_units import expression_field
 
+#: peak displacement fields (68,2) in face-frame IOD units, per canonical emotion: each a sum of FACS action
+#: units (action_units.py: the AU table and each expression's AUs and intensities)
+DISPLACEMENTS: dict[str, np.ndarray] = {name: expression_field(name) for name in _RECIPES}
 
-def _sym(table: dict[int, tuple[float, float]]) -> np.ndarray:
-    """Symmetric displacement field (68,2) from {image-left or midline index: (outward dx, dy)}."""
-    d = np.zeros((68, 2), dtype=np.float64)
-    for i, (dx_out, dy) in table.items():
-        j = FLIP_68[i]
-        if _SIDE[i] == 0:
-            d[i] = (0.0, dy)
-        else:
-            d[i] = (_SIDE[i] * dx_out, dy)
-            d[j] = (_SIDE[j] * dx_out, dy)
-    return d
-
-
-def _both(ids, dx_out, dy):
-    return {i: (dx_out, dy) for i in ids}
-
-
-# Peak (intensity 1) displacements in IOD units, FACS-inspired: AU12 lip-corner puller for happy, AU1+2+5+26
-# for surprise, AU4+7+23/24 for anger, AU14 (one side) for contempt, AU9+10 for disgust, AU1+2+4+5+20+26 for
-# fear, AU1+4+15 for sadness. Only image-left/midline points are listed; the right side mirrors them.
-_TABLES: dict[str, dict[int, tuple[float, float]]] = {
-    "happy": {
-        48: (0.10, -0.10), 60: (0.08, -0.085), 49: (0.05, -0.065), 50: (0.02, -0.05), 51: (0.0, -0.045),
-        61: (0.03, -0.06), 62: (0.0, -0.05),
-        59: (0.06, -0.02), 58: (0.02, 0.035), 57: (0.0, 0.05), 67: (0.03, 0.02), 66: (0.0, 0.04),
-        31: (0.012, -0.012), 32: (0.005, -0.005), 40: (0.0, -0.028), 41: (0.0, -0.022),
-        3: (0.01, -0.01), 4: (0.012, -0.005), 5: (0.01, 0.005), 6: (0.005, 0.015), 7: (0.0, 0.02), 8: (0.0, 0.025),
-    },
-    "surprise": {
-        17: (0.0, -0.10), 18: (0.0, -0.13), 19: (0.0, -0.145), 20: (0.0, -0.14), 21: (0.0, -0.12),
-        37: (0.0, -0.04), 38: (0.0, -0.04), 40: (0.0, 0.012), 41: (0.0, 0.012),
-        48: (-0.06, 0.10), 60: (-0.05, 0.105), 49: (-0.03, -0.005), 50: (-0.01, -0.015), 51: (0.0, -0.02),
-        61: (-0.02, -0.01), 62: (0.0, -0.015),
-        59: (-0.045, 0.24), 58: (-0.015, 0.32), 57: (0.0, 0.34), 67: (-0.025, 0.28), 66: (0.0, 0.31),
-        8: (0.0, 0.30), 7: (0.0, 0.28), 6: (-0.005, 0.22), 5: (-0.01, 0.15), 4: (-0.01, 0.08), 3: (0.0, 0.03),
-    },
-    "anger": {
-        21: (-0.06, 0.13), 20: (-0.04, 0.11), 19: (-0.015, 0.07), 18: (0.0, 0.04), 17: (0.0, 0.015),
-        37: (0.0, 0.028), 38: (0.0, 0.03), 40: (0.0, -0.022), 41: (0.0, -0.022),
-        31: (0.025, -0.012), 32: (0.01, -0.005),
-        48: (-0.05, 0.025), 60: (-0.035, 0.02), 49: (-0.015, 0.018), 50: (0.0, 0.015), 51: (0.0, 0.015),
-        61: (-0.012, -0.008), 62: (0.0, -0.008),
-        59: (-0.015, -0.025), 58: (0.0, -0.04), 57: (0.0, -0.05), 67: (0.0, -0.008), 66: (0.0, -0.008),
-        8: (0.0, -0.035), 7: (0.0, -0.028), 6: (0.0, -0.012),
-    },
-    "disgust": {
-        21: (-0.04, 0.08), 20: (-0.025, 0.06), 19: (0.0, 0.03), 18: (0.0, 0.01),
-        37: (0.0, 0.02), 38: (0.0, 0.022), 40: (0.0, -0.03), 41: (0.0, -0.03),
-        29: (0.0, -0.008), 30: (0.0, -0.015), 31: (0.015, -0.04), 32: (0.006, -0.045), 33: (0.0, -0.045),
-        48: (0.0, 0.025), 49: (0.0, -0.075), 50: (0.0, -0.10), 51: (0.0, -0.10), 61: (0.0, -0.085), 62: (0.0, -0.085),
-        59: (0.0, 0.015), 58: (0.0, 0.03), 57: (0.0, 0.035), 67: (0.0, 0.025), 66: (0.0, 0.03),
-    },
-    "fear": {
-        21: (-0.03, -0.11), 20: (-0.02, -0.10), 19: (0.0, -0.075), 18: (0.0, -0.05), 17: (0.0, -0.03),
-        37: (0.0, -0.045), 38: (0.0, -0.045),
-        48: (0.08, 0.04), 60: (0.07, 0.04), 49: (0.04, 0.0), 50: (0.01, -0.01), 61: (0.02, -0.01),
-        59: (0.05, 0.10), 58: (0.02, 0.13), 57: (0.0, 0.14), 67: (0.03, 0.10), 66: (0.0, 0.12),
-        8: (0.0, 0.08), 7: (0.0, 0.07), 6: (0.0, 0.05), 5: (0.0, 0.03),
-    },
-    "sadness": {
-        21: (-0.015, -0.11), 20: (0.0, -0.07), 19: (0.0, -0.03), 18: (0.0, 0.012), 17: (0.0, 0.035),
-        37: (0.0, 0.03), 38: (0.0, 0.026),
-        48: (-0.012, 0.11), 60: (-0.012, 0.08), 49: (0.0, 0.04), 59: (0.0, 0.045), 51: (0.0, 0.01),
-        58: (0.0, 0.0), 57: (0.0, -0.03), 66: (0.0, 0.0), 67: (0.0, 0.02),
-        8: (0.0, -0.03), 7: (0.0, -0.02),
-    },
-}
-
-#: peak displacement fields (68,2) in face-frame IOD units, per canonical emotion
-DISPLACEMENTS: dict[str, np.ndarray] = {name: _sym(t) for name, t in _TABLES.items()}
-# contempt is one-sided (AU14 on the subject's left = image right)
-_contempt = np.zeros((68, 2))
-for _i, _d in {54: (0.125, -0.105), 64: (0.10, -0.09), 53: (0.055, -0.06), 55: (0.055, -0.045),
-               63: (0.035, -0.045), 65: (0.035, -0.04), 52: (0.015, -0.025), 56: (0.015, -0.015),
-               46: (0.0, -0.022), 47: (0.0, -0.022), 12: (0.012, -0.012), 13: (0.016, -0.016),
-               14: (0.01, -0.01), 35: (0.008, -0.01)}.items():
-    _contempt[_i] = _d
-DISPLACEMENTS["contempt"] = _contempt
-
-#: how much of a newly opened mouth the upper teeth fill (smiles show teeth, a surprised jaw drop shows cavity)
-TEETH_FRACTION = {"happy": 0.75, "disgust": 0.8, "fear": 0.45, "surprise": 0.3, "anger": 0.6, "sadness": 0.6, "contempt": 0.6}
+#: how much of a newly opened mouth the upper teeth fill (smiles and a raised upper lip show teeth, a surprised
+#: jaw drop mostly cavity)
+TEETH_FRACTION = {name: spec["teeth"] for name, spec in _RECIPES.items()}
 
 
 #: rough depth of each iBUG point towards the camera, in IOD units, outer eye corners at 0 (from the
@@ -172,6 +89,23 @@ def displace(landmarks: np.ndarray, field: np.ndarray) -> np.ndarray:
     """Landmarks moved by a face-frame displacement field (68,2) in IOD units -> image pixels."""
     _, rot, iod = face_frame(landmarks)
     return np.asarray(landmarks, dtype=np.float64) + (np.asarray(field) * iod) @ rot.T
+
+
+#: inner-lip pairs (upper, lower) across the mouth
+_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def lips_apart(landmarks: np.ndarray) -> np.ndarray:
+    """Landmarks whose inner lower lip (65-67) never rises above the inner upper lip (61-63): where an action
+    unit pushes the lower lip past the upper one (a chin raiser or lip presser on shut lips), both meet halfway.
+    Crossed lips would flip the warp's triangles and drag the teeth squeezed between them back into view."""
+    p = np.array(landmarks, dtype=np.float64)
+    origin, rot, iod = face_frame(p)
+    q = (p - origin) @ rot
+    for up, lo in _LIP_PAIRS:
+        if q[lo, 1] < q[up, 1]:
+            q[up, 1] = q[lo, 1] = (q[up, 1] + q[lo, 1]) / 2.0
+    return origin + q @ rot.T
 
 
 def mouth_opening(landmarks: np.ndarray) -> float:

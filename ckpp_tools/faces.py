@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from .errors import MissingWeightsError
-from .expressions import DISPLACEMENTS, face_frame, _sym
+from .action_units import _sym
+from .expressions import face_frame
 from .schema import FLIP_68
 
 #: base photo name -> loader returning RGB uint8
@@ -46,7 +47,9 @@ def _rest_fields() -> dict[str, np.ndarray]:
     """Per-photo correction towards a neutral face: the astronaut smiles in her portrait, so half of the
     happy displacement is taken back (mouth corners and upper lip only: the lower lip stays, the lips are
     not pulled shut over her visible teeth)."""
-    relax = -0.5 * DISPLACEMENTS["happy"]
+    from .neutral import SMILE   # the smile basis (AU 6+12+25), not the sample's happy peak (an open smile)
+
+    relax = -0.5 * SMILE
     relax[[55, 56, 57, 58, 59, 65, 66, 67]] = 0.0
     return {"astronaut": relax}
 
@@ -128,6 +131,8 @@ class Identity:
     image: np.ndarray            # (H,W,3) RGB uint8: the canvas every frame is warped from
     landmarks: np.ndarray        # (68,2) float64, canvas pixels
     shape: np.ndarray = field(default_factory=lambda: np.zeros((68, 2)))
+    #: how much the photo smiled (neutral.estimate_smile) before `shape` took it back: its folds are lightened
+    smile: float = 0.0
 
     @property
     def iod(self) -> float:

@@ -3,17 +3,23 @@
 Why: most portraits smile. Sample clips start from the base photo's own face, so a smiling photo would
 teach "smile -> smile more" and every onset would already be happy. The smile is measured from the
 landmarks in face-frame units (IOD) against a neutral template and fitted (least squares, clipped >= 0)
-onto the happy displacement field of expressions.py; that much of the field is taken back (generalising
-faces.REST, set by hand for the astronaut).
+onto a smile field (SMILE: action units 6+12+25); that much of the field is taken back (generalising
+faces.REST, set by hand for the astronaut), parted lips are shut over the teeth (close_lips) and their seam
+repainted (paint_shut_lips), and the sampler lightens the smile's folds (UNSMILE_SHADE).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import UsageError
+from .action_units import AU_FIELDS
 from .expressions import DISPLACEMENTS, PiecewiseAffine, anchor_ring, displace, face_frame
 from .face_measures import measure, to_face_frame
 
+#: the smile a photo's smile is measured against and taken back with: cheeks raised, lip corners pulled, lips
+#: parted (action units 6 + 12 + 25; 1 = a broad open smile, the NBA headshots fit 0 to 1.2)
+SMILE_AUS = {6: 0.83, 12: 0.71, 25: 1.0}
+SMILE = sum(w * AU_FIELDS[au] for au, w in SMILE_AUS.items())
 #: mouth features in IOD units, used for the fit (larger = more smiling):
 #:   corner_lift: height of the lip corners (48, 54) above the middle of the lips (51/57 mean)
 #:   mouth_width: corner to corner (48-54)
@@ -24,10 +30,23 @@ NEUTRAL = {"corner_lift": 0.011, "mouth_width": 0.605}
 SPREAD = {"corner_lift": 0.028, "mouth_width": 0.045}
 #: largest smile taken back (the fitted intensity is clipped to [0, MAX_RELAX])
 MAX_RELAX = 1.2
+#: the lip corners are taken back this much further than the fit says (of AU12 per unit of fitted smile): the
+#: fit keeps a closed smile's upturned corners, and the judge reads them as happy
+EXTRA_CORNERS = 0.3
+_CORNERS_UP = AU_FIELDS[12] * (0.0, 1.0)   # AU12's lift without its widening (the fit already sets the width)
+#: a broad grin: fitted smile above BROAD_SMILE and inner lips parted by more than BROAD_OPEN (IOD). Warped back,
+#: its onset still reads as a (closed-lip) smile: cheeks, eyes and lip shape keep it (the FER2013 judge called
+#: 16 of 80 neutralised NBA onsets happy, most of them such grins); `ckpp sample --photos nba` leaves them out
+BROAD_SMILE, BROAD_OPEN = 0.7, 0.1
 #: open-smile threshold (inner-lip gap, IOD): above it teeth show and the lips must not be pulled shut
 TEETH_OPEN = 0.04
 #: points not moved back when teeth show: lower lip and inner lower lip (they would close over the teeth)
 _LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
+
+
+def broad_grin(expression: dict) -> bool:
+    """Whether a photo's neutralise() info describes a broad grin (see BROAD_SMILE)."""
+    return expression.get("happy", 0.0) > BROAD_SMILE and expression.get("mouth_open", 0.0) > BROAD_OPEN
 
 
 def features(landmarks: np.ndarray) -> dict[str, float]:
@@ -46,7 +65,7 @@ def _field_features(field: np.ndarray) -> np.ndarray:
     return np.array([b[k] - a[k] for k in FEATURES])
 
 
-_HAPPY_GAIN = _field_features(DISPLACEMENTS["happy"])
+_HAPPY_GAIN = _field_features(SMILE)
 
 
 def estimate_smile(landmarks: np.ndarray, neutral: dict | None = None, spread: dict | None = None) -> float:
@@ -70,7 +89,7 @@ def neutralise(landmarks: np.ndarray, neutral: dict | None = None, spread: dict 
     c = estimate_smile(landmarks, neutral, spread)
     m = measure(landmarks)
     teeth = m["mouth_open"] > TEETH_OPEN
-    field = -c * DISPLACEMENTS["happy"]
+    field = -c * SMILE - c * EXTRA_CORNERS * _CORNERS_UP
     if teeth:
         field[_LOWER_LIP] = 0.0
     info = {"happy": round(c, 3), "mouth_open": round(m["mouth_open"], 4), "teeth": bool(teeth),
@@ -108,19 +127,38 @@ def start_for(landmarks: np.ndarray, start: str) -> str:
     return "neutral" if measure(landmarks)["mouth_open"] > START_AUTO_OPEN else "as-is"
 
 
-def close_lips(landmarks: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """`field` plus the motion that shuts parted lips: the inner lower lip (65-67) up onto the inner upper lip
-    (63-61) and the outer lower lip (55-59) up by the middle gap, as a CK+ onset's closed mouth. Lips already
-    shut (or overlapping) are left alone."""
+#: share of a lip gap that closing takes from the upper lip (it comes down over the upper teeth); the rest
+#: brings the lower lip up. A wide grin's upper lip is raised off the teeth (AU10/12): lifting the lower lip
+#: alone by the whole gap would stretch the chin
+UPPER_SHARE = 0.35
+
+
+def close_lips(landmarks: np.ndarray, field: np.ndarray, upper_share: float = UPPER_SHARE) -> np.ndarray:
+    """`field` plus the motion that shuts parted lips: the inner lips meet (the upper lip comes down by
+    `upper_share` of the gap, the lower lip up by the rest; the outer lips follow their inner edge), as a CK+
+    onset's closed mouth. The teeth between them are squeezed to a line: no pixels are invented. Lips
+    already shut (or overlapping) are left alone."""
     q = displace(landmarks, field)
     _, rot, iod = face_frame(landmarks)
     gap = ((q[[67, 66, 65]] - q[[61, 62, 63]]) @ rot) / iod      # face frame: y down, positive = parted
     if gap[1, 1] <= 0:
         return field
+    gap = np.where(gap[:, 1:2] > 0, gap, 0.0)
     out = np.array(field, dtype=np.float64)
-    out[[67, 66, 65]] -= gap
-    out[[55, 56, 57, 58, 59], 1] -= gap[1, 1]
+    up, lo = upper_share * gap, (1.0 - upper_share) * gap
+    out[[61, 62, 63]] += up
+    out[[49, 50, 51, 52, 53], 1] += up[[0, 0, 1, 2, 2], 1] * 0.8   # the outer upper lip follows, a little less
+    out[[67, 66, 65]] -= lo
+    out[[59, 58, 57, 56, 55], 1] -= lo[[0, 0, 1, 2, 2], 1]
     return out
+
+
+def onset_field(landmarks: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(face-frame field that makes a photo's face a neutral onset, neutralise()'s info): the smile taken
+    back (corners, cheeks, lower lids) and parted lips shut over the teeth, as every CK+ sequence starts.
+    What `ckpp sample` adds to each base photo's face before any expression."""
+    field, info = neutralise(landmarks)
+    return close_lips(landmarks, field), info
 
 
 def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -141,6 +179,69 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
     ref = np.concatenate([displace(pts, DISPLACEMENTS["surprise"] * 0.8), anchors])
     warper = PiecewiseAffine(np.ascontiguousarray(image), np.concatenate([pts, anchors]), ref)
     out = warper.warp(np.concatenate([target, anchors]))
+    if shut_lips and info["mouth_open"] > SHUT_FROM:
+        paint_shut_lips(out, target)
     after = measure(target)
     return out, target, dict(info, mouth_open_after=round(after["mouth_open"], 4),
                              mouth_width_after=round(after["mouth_width"], 4))
+
+
+#: how much of the taken-back smile's skin folds (SMILE_AUS' shading, action_units.shade) is lightened away at
+#: the onset: the warp moves a smile's landmarks back, not its nasolabial folds and raised cheeks
+UNSMILE_SHADE = 1.0
+
+#: lips whose inner edges were this far apart (IOD) in the photo were shut by the onset warp: their seam is
+#: repainted (paint_shut_lips)
+SHUT_FROM = 0.02
+
+
+def paint_shut_lips(frame: np.ndarray, landmarks: np.ndarray, strength: float = 1.0) -> None:
+    """Make lips that the warp pushed together over teeth look shut, in place: near the lips' meeting line
+    (60-64), pixels much brighter than the lips (the squeezed teeth: a white line reads as a smile) take the
+    lips' own colour, and the seam gets the soft dark line of closed lips (faded by `strength`, e.g. as the
+    mouth opens again). Everything follows `landmarks` (68,2) of this frame."""
+    import cv2
+
+    p = np.asarray(landmarks, dtype=np.float64)
+    _, rot, iod = face_frame(p)
+    h, w = frame.shape[:2]
+    lo = np.floor(p[48:68].min(0) - 0.05 * iod).astype(int)
+    hi = np.ceil(p[48:68].max(0) + 0.05 * iod).astype(int)
+    x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    off, shift = np.array([x0, y0]), 4
+
+    def poly(idx):
+        return np.round((p[list(idx)] - off) * (1 << shift)).astype(np.int32)
+
+    lips = np.zeros((y1 - y0, x1 - x0), np.float32)
+    cv2.fillPoly(lips, [poly([48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60]),
+                        poly([48, 60, 67, 66, 65, 64, 54, 55, 56, 57, 58, 59])], 1.0, cv2.LINE_AA, shift)
+    seam = np.zeros_like(lips)
+    th = max(1, int(round(0.012 * iod)))
+    cv2.polylines(seam, [poly([60, 61, 62, 63, 64]), poly([60, 67, 66, 65, 64])], False, 1.0, th, cv2.LINE_AA, shift)
+    near = cv2.GaussianBlur(seam, (0, 0), max(0.8, 0.03 * iod))
+    # the whole of the lips (a little beyond their outline, where dlib's points fall short of the teeth),
+    # the seam most
+    grown = cv2.dilate(np.maximum(lips, seam), np.ones((3, 3), np.uint8), iterations=max(1, int(round(0.015 * iod))))
+    near = np.maximum(np.clip(near / max(float(near.max()), 1e-6) * 1.5, 0, 1), 0.8) * grown
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    colour = roi if roi.ndim == 3 else roi[..., None]
+    lum = colour.mean(-1)
+    inside = lips > 0.5
+    if inside.sum() < 6:
+        return
+    vals = lum[inside]
+    lip_lum = float(np.percentile(vals, 50))
+    dark = inside & (lum <= np.percentile(vals, 70))
+    lip_rgb = np.median(colour[dark], axis=0) if dark.any() else np.median(colour[inside], axis=0)
+    # how much brighter than the lips a pixel is: 0 at 1.15x the lips' median, 1 at 1.6x
+    bright = np.clip((lum / max(lip_lum, 1.0) - 1.15) / 0.45, 0, 1)
+    a = cv2.GaussianBlur((bright * near).astype(np.float32), (0, 0), max(0.5, 0.006 * iod))[..., None]
+    out = colour * (1 - a) + lip_rgb * a
+    if strength > 0:   # the closed lips' seam: a soft darker line
+        line = cv2.GaussianBlur(seam, (0, 0), max(0.5, 0.008 * iod))
+        out = out * (1.0 - 0.35 * float(np.clip(strength, 0, 1)) * line)[..., None]
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    frame[y0:y1, x0:x1] = out if roi.ndim == 3 else out[..., 0]

@@ -277,7 +277,7 @@ def scan_folder(folder: str, workers: int | None = None, progress: bool = True, 
     """Check every photo under `folder` (recursively) in `workers` processes; see the module docstring."""
     from tqdm import tqdm
 
-    from .neutral import neutralise
+    from .neutral import onset_field
 
     folder = os.path.abspath(os.fspath(folder))
     if not os.path.isdir(folder):
@@ -358,7 +358,7 @@ def scan_folder(folder: str, workers: int | None = None, progress: bool = True, 
             skipped.append({"file": rel[p], "reason": r["status"], "detail": r.get("detail", ""),
                             **({"faces": r["faces"]} if "faces" in r else {})})
             continue
-        rest, expr = neutralise(r["landmarks"])
+        rest, expr = onset_field(r["landmarks"])
         usable.append(BasePhoto(name=names[p], path=p, sha1=sha[p], size=r["size"], landmarks=r["landmarks"],
                                 rest=rest, expression=expr, faces=int(r.get("faces", 1))))
     usable.sort(key=lambda b: b.name)
@@ -388,6 +388,9 @@ def resolve(spec: str, workers: int | None = None, progress: bool = True) -> Pho
     return scan_folder(spec, workers=workers, progress=progress)
 
 
+#: built-in folders large enough to leave broad grins out of the sample's subjects (assign's neutral_only): the
+#: NBA headshots keep ~270 of 378 people; a user's folder or the 5 `unlike` faces keep every usable photo
+NEUTRAL_ONLY = ("nba",)
 #: `--photos` names of the built-in folders -> the function that locates each (one table for resolve and the CLI)
 FOLDERS = {"nba": nba_folder, "unlike": unlike_folder}
 
@@ -431,14 +434,19 @@ class Assignment:
     ckplus: list[tuple[BasePhoto, bool]]   # per CK+ subject: (photo, mirrored)
     videos: list[tuple[BasePhoto, bool]]   # per video subject
     held_out: list[BasePhoto]
+    grins: list[BasePhoto] = field(default_factory=list)   # broad grins left out of the subjects (neutral_only)
 
 
 def assign(scan: PhotoScan, seed: int, subjects: int | None = None, hold_out: int = 0, ckplus: bool = True,
-           videos: bool = True) -> Assignment:
+           videos: bool = True, neutral_only: bool = False) -> Assignment:
     """Shuffle the usable photos (seeded), hold the first `hold_out` people out, and give the rest to the
     subjects: one person per subject, CK+ subjects (a quarter when both layouts are written) and video
     subjects get different people. With more subjects than people the photos are reused, mirrored in turn
-    (then one person appears under several subject ids: avoid it where subject-disjoint splits matter)."""
+    (then one person appears under several subject ids: avoid it where subject-disjoint splits matter).
+    `neutral_only` leaves broad grins (neutral.broad_grin) out of the subjects, not out of the held-out
+    people: every onset must read as neutral, while people to evaluate on may smile."""
+    from .neutral import broad_grin
+
     n = len(scan.usable)
     if hold_out < 0 or hold_out >= n:
         raise CkppError(f"--hold-out {hold_out} leaves no photo for the sample ({n} usable)", path="--hold-out",
@@ -448,6 +456,12 @@ def assign(scan: PhotoScan, seed: int, subjects: int | None = None, hold_out: in
     held = [scan.usable[k] for k in perm[:hold_out]]
     train = [scan.usable[k] for k in perm[hold_out:]]
     flips = rng.integers(0, 2, size=len(train)).astype(bool)
+    grins = []
+    if neutral_only:
+        keep = [not broad_grin(b.expression) for b in train]
+        if any(keep):
+            grins = [b for b, k in zip(train, keep) if not k]
+            train, flips = [b for b, k in zip(train, keep) if k], flips[np.array(keep)]
     people = len(train) if subjects is None else int(subjects)
     if ckplus and videos:
         n_ck = max(1, round(people / 4)) if people >= 2 else 1
@@ -461,7 +475,7 @@ def assign(scan: PhotoScan, seed: int, subjects: int | None = None, hold_out: in
         return train[b], bool(flips[b] ^ ((k // len(train)) % 2 == 1))
 
     return Assignment(ckplus=[person(k) for k in range(n_ck)],
-                      videos=[person(first_v + k) for k in range(n_v)], held_out=held)
+                      videos=[person(first_v + k) for k in range(n_v)], held_out=held, grins=grins)
 
 
 def copy_held_out(held: list[BasePhoto], out_dir: str) -> list[dict]:
@@ -494,8 +508,9 @@ def write_report(out_dir: str, scan: PhotoScan, assignment: Assignment, jobs: li
                                         "happy_removed": job["base"].expression.get("happy", 0.0)}
     rep["subjects"] = dict(sorted(subjects.items()))
     rep["held_out"] = copy_held_out(assignment.held_out, out_dir)
+    rep["broad_grins_left_out"] = sorted(b.name for b in assignment.grins)
     rep["counts"].update(subjects=len(subjects), people=len({v["photo"] for v in subjects.values()}),
-                         held_out=len(rep["held_out"]))
+                         held_out=len(rep["held_out"]), broad_grins_left_out=len(assignment.grins))
     with open(os.path.join(out_dir, "photos.json"), "w") as fh:
         json.dump(rep, fh, indent=1)
     return rep

@@ -39,10 +39,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import action_units as au
 from . import expressions as ex
 from .disk_space import disk_errno, imwrite, mp4_complete, raise_write_failure, writes_into
 from .emotions import CODES, EXPRESSIONS
 from .errors import CkppError
+from .face_measures import measure
+from .neutral import SHUT_FROM, SMILE_AUS, UNSMILE_SHADE, paint_shut_lips
 from .faces import Identity, base_photos, make_identity, place_identity, preload
 
 TRUTH_VERSION = 1
@@ -112,6 +115,7 @@ def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bo
                 n = int(rng.integers(sizes.ck_frames[0], sizes.ck_frames[1] + 1))
                 pool = emotions or EXPRESSIONS
                 emotion = pool[(3 * i + k) % len(pool)]
+                n = _timed(n, emotion, 2)
                 serial = i * sizes.ck_per_subject + k
                 jobs.append(dict(kind="ckplus", subject=sid, ident=("ckplus", i), emotion=emotion, take=f"{k + 1:03d}",
                                  n_frames=n, amp=float(rng.uniform(0.85, 1.1)), labelled=(serial % 5 != 4),
@@ -170,10 +174,17 @@ def plan(subjects: int, seed: int, sizes: Sizes, ckplus: bool = True, videos: bo
     return jobs
 
 
+def _timed(n: int, emotion: str, least: int) -> int:
+    """A drawn frame count scaled by the expression's own onset->peak pace (action_units.RISE_SCALE: CK+'s
+    surprise snaps open, sadness builds slowly), at least `least` frames. Applied after the draw, so the
+    random stream (and every other clip) stays as it was."""
+    return max(least, int(round(n * au.RISE_SCALE.get(emotion, 1.0))))
+
+
 def _video_job(rng, sizes: Sizes, sid: str, ident, emotion: str, take: str) -> dict:
     return dict(kind="video", subject=sid, ident=ident, emotion=emotion, take=take,
                 n_pre=int(rng.integers(sizes.pre[0], sizes.pre[1] + 1)),
-                n_rise=int(rng.integers(sizes.rise[0], sizes.rise[1] + 1)),
+                n_rise=_timed(int(rng.integers(sizes.rise[0], sizes.rise[1] + 1)), emotion, 4),
                 n_tail=int(rng.integers(sizes.tail[0], sizes.tail[1] + 1)),
                 amp=float(rng.uniform(0.85, 1.1)), seed=int(rng.integers(2**31)))
 
@@ -200,6 +211,7 @@ def _identity(key, seed: int, size: tuple[int, int], iod_frac=(0.17, 0.22),
             img, pts = load_base(base, max_iod=size[0] * iod_frac[1])
             ident = place_identity(name, base.name, img, pts, bool(key[2]), size[0], size[1], rng, iod_frac,
                                    rest=base.rest, border=cv2.BORDER_REPLICATE, sharpen=PHOTO_SHARPEN)
+            ident.smile = float(base.expression.get("happy", 0.0))
         anchors = ex.anchor_ring(ident.landmarks)
         src = np.concatenate([ident.landmarks, anchors])
         # reference for the triangulation: mouth and eyes opened, so no triangle spans the lips or the lids
@@ -214,9 +226,13 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
            motion: dict | None = None) -> tuple[list[np.ndarray], np.ndarray, dict]:
     """Frames (RGB uint8), landmarks (T,68,2) and head-motion stats of one expression take."""
     field = ex.DISPLACEMENTS[emotion] * amp
+    au_shaded = emotion in au.EXPRESSIONS
     anchors = warper.src[68:]
-    neutral = ex.displace(ident.landmarks, ident.shape)
+    neutral = ex.lips_apart(ex.displace(ident.landmarks, ident.shape))
     open0 = ex.mouth_opening(neutral)
+    # lips the onset warp shut over the photo's teeth: their seam is repainted in every frame
+    shut = measure(ident.landmarks)["mouth_open"] > SHUT_FROM and open0 < 0.01 * ident.iod
+    unsmile = {k: -UNSMILE_SHADE * ident.smile * w for k, w in SMILE_AUS.items()}
     iod = ident.iod
     centre = neutral.mean(0)
     T = len(intensity)
@@ -226,14 +242,22 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
     for t, a in enumerate(intensity):
         u = float(ex.smoothstep(t / max(T - 1, 1)))     # head-motion progress over the whole take
         turn = motion["yaw"] * u if motion is not None and "yaw" in motion else 0.0
-        target = ex.displace(ident.landmarks, ident.shape + a * field)
+        target = ex.lips_apart(ex.displace(ident.landmarks, ident.shape + a * field))
         if turn:
             target = ex.yaw(target, turn, frame_of=ident.landmarks)
         key = (float(a), turn)
         if key not in cache:
             frame = warper.warp(np.concatenate([target, anchors]))
             alpha = (ex.mouth_opening(target) - open0) / (0.035 * iod)
+            if shut:
+                paint_shut_lips(frame, target, 1.0 - float(np.clip(alpha, 0, 1)))
             ex.paint_mouth_cavity(frame, target, alpha, ex.TEETH_FRACTION.get(emotion, 0.5))
+            # the skin's folds and the eye white each action unit makes, less the folds of the smile the
+            # onset took back
+            both, right = au.au_levels(emotion, float(a) * amp) if au_shaded else ({}, {})
+            for k, v in unsmile.items():
+                both[k] = both.get(k, 0.0) + v
+            au.shade(frame, target, both, right)
             cache = {key: frame}
         frame = cache[key]
         if motion is not None and ("angle" in motion or "shift_iod" in motion):
@@ -539,7 +563,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         scan = photo_sources.resolve(source, workers=workers, progress=progress)
         for s in scan.skipped if log else ():
             log(f"skipped photo {s['file']}: {s['reason']} ({s['detail']})")
-        assignment = photo_sources.assign(scan, seed, subjects, hold_out, ckplus=ckplus, videos=videos)
+        assignment = photo_sources.assign(scan, seed, subjects, hold_out, ckplus=ckplus, videos=videos,
+                                          neutral_only=source.strip().lower() in photo_sources.NEUTRAL_ONLY)
         jobs = plan(len(assignment.videos), seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases,
                     emotions=emotions, takes=takes, ck_subjects=len(assignment.ckplus))
         for job in jobs:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ckpp_tools.expressions import DISPLACEMENTS, displace
+from ckpp_tools.expressions import displace
 from ckpp_tools.face_measures import measure
 from ckpp_tools.faces import base_photo
-from ckpp_tools.neutral import NEUTRAL, estimate_smile, neutralise
+from ckpp_tools.neutral import NEUTRAL, SMILE, estimate_smile, neutralise
 
 #: mouth width / IOD of neutral faces: 5th-95th percentile over 72 NBA headshots labelled neutral by eye
 NEUTRAL_WIDTH = (0.54, 0.685)
@@ -22,7 +22,7 @@ def test_synthetic_smile_is_estimated_and_taken_back(hopper):
     neutral = displace(hopper, neutralise(hopper)[0])
     assert estimate_smile(neutral) < 0.05
     for a in (0.5, 0.9):
-        smiling = displace(neutral, DISPLACEMENTS["happy"] * a)
+        smiling = displace(neutral, SMILE * a)   # the smile the fit measures against (AU 6+12+25)
         assert measure(smiling)["mouth_width"] > NEUTRAL_WIDTH[1]
         assert estimate_smile(smiling) == pytest.approx(a, abs=0.1)
         field, info = neutralise(smiling)

@@ -25,8 +25,8 @@ from ..disk_space import translate
                    "photo is one subject (--subjects: people in total, default all), frames are 256x192, and photos "
                    "without exactly one usable face are skipped with the reason (listed in OUT_DIR/photos.json).")
 @click.option("--emotions", default=None, metavar="LIST",
-              help="Only these expressions, comma-separated (e.g. surprise,happy) [default: happy, anger, surprise "
-                   "and one more per subject].")
+              help="Only these expressions, comma-separated (e.g. surprise,happy), or 'all' (every subject gets all "
+                   "seven) [default: happy, anger, surprise and one more per subject].")
 @click.option("--takes", default=1, show_default=True, type=click.IntRange(min=1),
               help="Video takes per subject and expression.")
 @click.option("--hold-out", "hold_out", default=0, show_default=True, type=click.IntRange(min=0),
@@ -60,6 +60,10 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions,
     else:
         photos = [p.strip() for p in photos.split(",") if p.strip()] if photos else None
     emotions = [e.strip() for e in emotions.split(",") if e.strip()] if emotions else None
+    if emotions and [e.lower() for e in emotions] == ["all"]:
+        from ..emotions import EXPRESSIONS
+
+        emotions = list(EXPRESSIONS)
     truth = make_sample(out_dir, subjects=subjects, seed=seed, small=small, workers=workers, overwrite=overwrite,
                         photos=photos, emotions=emotions, takes=takes, hold_out=hold_out, ckplus=ckplus,
                         bad_cases=bad_cases, log=lambda m: click.echo(m, err=True))
@@ -79,6 +83,8 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions,
 
         skipped = ", ".join(f"{k} {c[k]}" for k in SKIP_REASONS if c.get(k))
         click.echo(f"photos: {c['usable']} usable of {c['files']} files ({c['skipped']} skipped: {skipped or 'none'}); "
-                   f"{c['people']} people in {c['subjects']} subjects, {c['held_out']} held out -> {rep_path}")
+                   f"{c['people']} people in {c['subjects']} subjects, {c['held_out']} held out"
+                   + (f", {c['broad_grins_left_out']} broad grins left out (neutral onsets)" if c.get("broad_grins_left_out") else "")
+                   + f" -> {rep_path}")
     sheet = os.path.join(out_dir, "contact_sheet.png")
     click.echo(f"look: {sheet}   next: ckpp prepare {out_dir} out.h5")
