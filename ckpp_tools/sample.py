@@ -549,7 +549,7 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     else:
         jobs = plan(subjects, seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases, emotions=emotions,
                     takes=takes)
-        bases = base_photos()  # detected once here and handed to workers, so they never load dlib
+        bases = None  # base_photos(), when there is something to render
     for job in jobs:
         job["photos"] = photos if source is None and photos else None
     fp = sample_resume.fingerprint(options, jobs)
@@ -568,6 +568,8 @@ def _render(out_dir, partial, jobs, fp, options, resume, workers, small, source,
     state, note = sample_resume.Progress.open(partial, fp, resume)
     if note and log:
         log(note)
+    if bases is None:
+        bases = base_photos()  # detected once here and handed to workers, so they never load dlib
     if workers is None:  # a spawned worker costs ~1 s to start: not worth it for the small set
         workers = 1 if small and source is None else min(2, os.cpu_count() or 1)
     heavy = [j for j in jobs if j["kind"] in ("video", "ckplus")]
