@@ -31,6 +31,7 @@ import numpy as np
 from . import __version__, emotions, schema, splits
 from .errors import CkppError, UsageError
 from .locking import OutputLock
+from .lifecycle import opencv_threads_stopped
 from .sources import Clip, find_clips
 
 DEFAULT_SHARD_SIZE = 1_000_000_000   # bytes of compressed frames per shard (~1 GB)
@@ -244,7 +245,8 @@ class _Pool:
     def _spawn(self) -> dict:
         parent, child = self.ctx.Pipe()
         p = self.ctx.Process(target=_worker_main, args=(child, self.opts, os.getpid()), daemon=True)
-        p.start()
+        with opencv_threads_stopped():   # a fork amid OpenCV's thread pool hangs the worker (lifecycle.py)
+            p.start()
         child.close()
         return {"proc": p, "conn": parent, "task": None, "start": 0.0}
 
