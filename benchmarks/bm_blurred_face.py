@@ -16,6 +16,7 @@ import argparse
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ FLAVOURS = {"small": ["--small", "--subjects", "2"], "big": ["--subjects", "1"],
 
 
 def run(cmd, cwd=None):
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV, **popen_kwargs())
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **popen_kwargs(signal.SIGKILL, ENV))
 
 
 def seeds(spec: str) -> list[int]:
@@ -154,6 +155,7 @@ def main():
                     help=f"make sample trees ({', '.join(FLAVOURS)}), e.g. small:0-9 or nba:9-14")
     ap.add_argument("--trees", nargs="*", default=[], help="sample trees made before")
     ap.add_argument("--no-face-free", action="store_true", help="skip the face-free pictures")
+    ap.add_argument("--face-free-seed", type=int, default=7, help="seed of the crops of the face-free pictures")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "bm_blurred_face.json"))
     a = ap.parse_args()
     t0 = time.monotonic()
@@ -176,7 +178,8 @@ def main():
                             "blurred_takes_detector_missed": sum(b["detector_missed_it"] for b in bt),
                             "missed_and_blurry": sum(b["detector_missed_it"] and b["reason"] == "blurry" for b in bt)}
     if not a.no_face_free:
-        rows = face_free()
+        rows = face_free(seed=a.face_free_seed)
+        res["face_free_seed"] = a.face_free_seed
         res["face_free"] = rows
         nf = [r for r in rows if r["reason"] == "no_face"]
         res["summary_face_free"] = {
