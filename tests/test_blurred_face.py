@@ -95,3 +95,17 @@ def test_a_detection_running_off_the_frame_is_no_evidence(monkeypatch):
     monkeypatch.setattr(bf, "MIN_INSIDE", 0.0)
     ev = bf.find_blurred_face(cut, [0], 0.016)
     assert ev.found and ev.box[0] < 0, "without the rule its box, running off the frame, would count"
+
+
+def test_a_speck_of_a_face_is_no_evidence(monkeypatch):
+    """Evidence needs the face a clip is about (box >= MIN_FACE of the frame's shorter side), not a 40-px
+    pattern: the other false finding on face-free pictures was a 36-px box among coins."""
+    import ckpp_tools.blurred_face as bf
+
+    face = cv2.cvtColor(grace_hopper_blurred(1)[0], cv2.COLOR_RGB2GRAY)
+    face = cv2.resize(face, (200, 234), interpolation=cv2.INTER_AREA)
+    canvas = np.full((480, 640), 120, np.uint8)
+    canvas[100:334, 200:400] = face                     # her face ~0.18 of the frame's height
+    assert not bf.find_blurred_face([canvas], [0], 0.016).found
+    monkeypatch.setattr(bf, "MIN_FACE", 0.0)
+    assert bf.find_blurred_face([canvas], [0], 0.016).found, "without the rule it would count"
