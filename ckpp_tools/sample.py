@@ -40,8 +40,8 @@ import cv2
 import numpy as np
 
 from . import expressions as ex
-from .emotions import CODES, EXPRESSIONS
 from . import sample_resume
+from .emotions import CODES, EXPRESSIONS
 from .errors import CkppError, UsageError
 from .faces import Identity, base_photos, make_identity, place_identity, preload
 from .locking import OutputLock
@@ -483,7 +483,6 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     `emotions` restricts the expressions, `takes` video takes per subject and emotion. `resume`: keep the
     clips an interrupted run of the same options finished in out_dir.partial/ (sample_resume.py).
     """
-
     out_dir = os.path.abspath(os.fspath(out_dir))
     if subjects is not None and subjects < 1:
         raise CkppError(f"--subjects must be at least 1 (got {subjects})", path="--subjects", fix="e.g. --subjects 6")
