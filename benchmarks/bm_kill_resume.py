@@ -1,14 +1,15 @@
-"""kill -9 + --resume, measured: `ckpp prepare` (both worker counts) and `ckpp train` are killed at points
-spread over a run, resumed with the same command plus --resume, and compared with an uninterrupted run.
+"""kill -9 + --resume, measured: `ckpp prepare` (both worker counts), `ckpp train` and `ckpp sample` are killed at
+points spread over a run, resumed with the same command plus --resume, and compared with an uninterrupted run.
 
 Checked per kill: no process of the killed run is alive 3 s later (workers, loader workers), the resume
 exits 0 (also when the kill landed after the run finished: a no-op), and the result equals the
 uninterrupted run's (prepare: every manifest row, array and attribute; train: the final weights and
-optimiser state, bitwise). As a control, a few kills of prepare run with the parent-death wiring switched
+optimiser state, bitwise; sample: every file of the tree, bytewise). As a control, a few kills of prepare run with the parent-death wiring switched
 off (what the code did before), to show the orphan check can fail.
 
     python benchmarks/bm_kill_resume.py                      # ~10 min on 2 busy cores
-    python benchmarks/bm_kill_resume.py --prepare-kills 4 --train-kills 2 --control-kills 0   # smoke
+    python benchmarks/bm_kill_resume.py --prepare-kills 4 --train-kills 2 --control-kills 0 --sample-kills 2  # smoke
+    python benchmarks/bm_kill_resume.py --only sample       # ~3 min: sample's row only, merged into the JSON
 
 Results: benchmarks/results/bm_kill_resume.json
 """
@@ -179,6 +180,80 @@ def bench_prepare(work, raw, workers, n, control=False) -> dict:
     return summary(trials, t_ref, t_work)
 
 
+# ---- sample -------------------------------------------------------------------------------------------
+
+SAMPLE_ARGS = ["--small", "--subjects", "3", "--seed", "1", "--workers", "2"]
+
+
+def sample_cmd(out):
+    return CKPP + ["sample", out, *SAMPLE_ARGS]
+
+
+def tree_digest(root: str) -> str:
+    """Every file under root (name and bytes): videos, PNG frames, landmark files, truth.json, contact sheet."""
+    h = hashlib.sha256()
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            p = os.path.join(dirpath, name)
+            h.update(os.path.relpath(p, root).encode())
+            with open(p, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
+
+
+def bench_sample(work, n) -> dict:
+    """kill -9 `ckpp sample` (2 spawned render workers) at points picked by progress, then --resume."""
+    base = os.path.join(work, "sample")
+    os.makedirs(base)
+    t_ref, t_work = timed_run(sample_cmd("ref"), base)
+    want = tree_digest(os.path.join(base, "ref"))
+    with open(os.path.join(base, "ref", "truth.json")) as fh:
+        n_clips = len(json.load(fh)["clips"])
+    trials = []
+    for i in range(n):
+        out = f"raw-{i:02d}"
+        done_dir = os.path.join(base, out + ".partial", ".ckpp-sample-done")
+
+        def jobs_done():
+            try:
+                return sum(f.endswith(".json") for f in os.listdir(done_dir))
+            except OSError:
+                return 0
+
+        # kill points by progress: 0.5 s into start-up, once the render workers run, after j clip jobs are
+        # finished (j spread over the run), once truth.json is written into OUT.partial (just before the
+        # rename), and after the end (no kill: --resume of a finished OUT_DIR)
+        events = [("startup", 0), ("workers", 0)] + [("jobs", j) for j in range(2, 24, 3)] + [("truth", 0), ("end", 0)]
+        kind, j = events[round(i * (len(events) - 1) / max(1, n - 1))]
+        until = {"startup": None, "workers": lambda p: bool(live_children(p.pid)),
+                 "jobs": lambda p, j=j: jobs_done() >= j,
+                 "truth": lambda p: os.path.exists(os.path.join(base, out + ".partial", "truth.json")),
+                 "end": lambda p: False}[kind]
+        tr = kill_at(sample_cmd(out), base, 0.5 if kind == "startup" else 0.0, marker=out, until=until)
+        tr["kill_point"] = kind + (f" {j}" if kind == "jobs" else "")
+        tr["jobs_done_at_kill"] = jobs_done()
+        tr["partial_left"] = os.path.isdir(os.path.join(base, out + ".partial"))
+        tr["out_complete"] = os.path.isfile(os.path.join(base, out, "truth.json"))
+        t0 = time.monotonic()
+        res = run(sample_cmd(out) + ["--resume"], base)
+        tr["resume_s"] = round(time.monotonic() - t0, 2)
+        tr["resume_rc"] = res.returncode
+        tr["resume_note"] = next((ln for ln in res.stderr.splitlines() if "resum" in ln or "complete" in ln), "")
+        if res.returncode != 0:
+            tr["resume_error"] = (res.stderr or res.stdout).strip().splitlines()[-1:]
+        tr["identical"] = res.returncode == 0 and tree_digest(os.path.join(base, out)) == want
+        tr["left_behind"] = sorted(f for f in os.listdir(base) if f.startswith(out) and f != out)
+        trials.append(tr)
+        print(f"sample #{i}: {tr}", flush=True)
+        shutil.rmtree(os.path.join(base, out), ignore_errors=True)
+    out = summary(trials, t_ref, t_work)
+    out["clips"] = n_clips
+    out["jobs_kept_by_resume"] = sum(int(t["resume_note"].split("kept ")[1].split()[0])
+                                     for t in trials if "kept " in t["resume_note"])
+    return out
+
+
 # ---- train --------------------------------------------------------------------------------------------
 
 TRAIN_CFG = {"preset": "tiny", "ckpt_every": 2, "sample_every": 100000, "log_every": 1, "batch_size": 2}
@@ -280,25 +355,41 @@ def main():
     ap.add_argument("--train-kills", type=int, default=10)
     ap.add_argument("--train-steps", type=int, default=8)
     ap.add_argument("--control-kills", type=int, default=3, help="kills of prepare --workers 2 with the wiring off")
+    ap.add_argument("--sample-kills", type=int, default=10, help="kills of ckpp sample (2 render workers)")
+    ap.add_argument("--only", default=None, metavar="LIST",
+                    help="run only these parts (comma-separated: prepare, control, train, sample); their results "
+                         "replace those parts in --out, the others are kept")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "bm_kill_resume.json"))
     a = ap.parse_args()
+    parts = set(a.only.split(",")) if a.only else {"prepare", "control", "train", "sample"}
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="bm_kill_resume-")
+    res = {}
+    if a.only and os.path.isfile(a.out):
+        with open(a.out) as fh:
+            res = json.load(fh)
     try:
-        r = run(CKPP + ["sample", "raw", "--small", "--subjects", "2", "--seed", "0"], work)
-        assert r.returncode == 0, r.stderr
         raw = os.path.join(work, "raw")
-        res = {"data": "ckpp sample --small --subjects 2 --seed 0; prepare --size 48 --shard-size 200K (several "
-                       "shards); train: tiny config, batch 2, ckpt every 2 steps, 2 loader workers, CPU",
-               "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
-        if a.prepare_kills:
+        if parts & {"prepare", "control", "train"}:
+            r = run(CKPP + ["sample", "raw", "--small", "--subjects", "2", "--seed", "0"], work)
+            assert r.returncode == 0, r.stderr
+            res.update({"data": "ckpp sample --small --subjects 2 --seed 0; prepare --size 48 --shard-size 200K (several "
+                                "shards); train: tiny config, batch 2, ckpt every 2 steps, 2 loader workers, CPU",
+                        "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()[0]})
+        if a.prepare_kills and "prepare" in parts:
             res["prepare"] = {f"workers_{w}": bench_prepare(work, raw, w, a.prepare_kills) for w in (1, 2)}
-        if a.control_kills:
+        if a.control_kills and "control" in parts:
             res["prepare_control_without_die_with_parent"] = bench_prepare(work, raw, 2, a.control_kills, control=True)
-        if a.train_kills:
+        if a.train_kills and "train" in parts:
             res["train"] = bench_train(work, raw, a.train_kills, a.train_steps)
             res["train"]["steps"] = a.train_steps
-        res["seconds"] = round(time.monotonic() - t0, 1)
+        if a.sample_kills and "sample" in parts:
+            t1, load = time.monotonic(), os.getloadavg()[0]
+            res["sample"] = bench_sample(work, a.sample_kills)
+            res["sample"].update(command="ckpp sample OUT " + " ".join(SAMPLE_ARGS), load_avg_start=load,
+                                 seconds=round(time.monotonic() - t1, 1))
+        if not a.only:
+            res["seconds"] = round(time.monotonic() - t0, 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)

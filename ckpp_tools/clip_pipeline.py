@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from . import quality
+from .blurred_face import find_blurred_face
 from .crop import crop_box, crop_image, to_crop
 from .masks import mouth_masks
 
@@ -147,22 +148,16 @@ def process_clip(
     extra["t_track"] = time.perf_counter() - t0
     blur_thr = quality.BLUR_THRESHOLD if opt.blur_threshold is None else opt.blur_threshold
     if tr.status == "no_face":   # (the frames were never reduced: no face, no scale)
-        # 'blurry' needs evidence of a face the blur hides, not just a smooth picture: the picture is blurred
-        # (sample blurred takes 0.004-0.006, sharp faces >= 0.09) AND keeps coarse structure (blurred faces
-        # 23-60 grey levels; uniform grey, a sky gradient, a title card's empty centre <= 0.3) -- quality.py
+        # 'blurry' needs evidence of a face the blur hides, not just a smooth picture: the detector finds a face,
+        # itself blurred, once the frame is sharpened (blurred_face.py); clouds, cups and cats give none
         probe = _blur_frames(0, n, 3)
-        fb = float(np.median([quality.frame_blur_score(src.gray(i)) for i in probe]))
-        cs = float(np.median([quality.coarse_structure(src.gray(i)) for i in probe]))
-        extra.update(frame_blur=fb, coarse_structure=cs)
-        if fb < blur_thr and cs >= quality.HIDDEN_STRUCTURE_THRESHOLD:
-            return _reject("blurry", f"{tr.detail}: the picture is blurred (sharpness {fb:.4f} < {blur_thr:g}, "
-                           f"variance of Laplacian of the normalised centre) yet keeps coarse structure "
-                           f"({cs:.1f} >= {quality.HIDDEN_STRUCTURE_THRESHOLD:g} grey levels at 16x16), as a "
-                           f"blurred face does: the blur hides faces from the detector",
-                           original_size=size_wh, blur_score=fb, extra=extra)
-        if fb < blur_thr:
-            tr.detail += (f"; the picture is smooth (sharpness {fb:.4f}) but has no coarse structure either "
-                          f"({cs:.1f} grey levels): nothing a face could be hidden in")
+        ev = find_blurred_face({i: src.gray(i) for i in probe}, probe, blur_thr)
+        extra.update(t_blurred_face=ev.seconds, blurred_face_calls=ev.detector_calls, blurred_face_score=ev.score,
+                     blurred_face_box=ev.box)
+        if ev.found:
+            return _reject("blurry", f"{tr.detail}; {ev.sentence(blur_thr)}", original_size=size_wh,
+                           blur_score=ev.sharpness, extra=extra)
+        tr.detail += "; " + ev.sentence(blur_thr)
     if tr.status != "ok":
         return _reject(tr.status, tr.detail, original_size=size_wh, extra=extra)
     start, stop = tr.start, tr.stop

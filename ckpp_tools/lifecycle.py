@@ -166,3 +166,31 @@ def is_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+
+
+class opencv_threads_stopped:
+    """`with opencv_threads_stopped(): process.start()` -- fork with OpenCV's thread pool stopped.
+
+    A child forked while OpenCV's pthreads pool is live inherits the pool's condition variables with waiters
+    recorded on them, and hangs for ever in its first call that reconfigures the pool (a prepare worker's
+    `cv2.setNumThreads(1)`: pthread_cond_destroy; opencv/opencv#5150). It happens when prepare() runs in a
+    process that used OpenCV before (tests, notebooks). setNumThreads(1) joins the pool's threads, so the
+    child starts with none (and its own setNumThreads(1) changes nothing); the parent's setting is restored
+    after the fork (OpenCV restarts its threads on the next parallel call)."""
+
+    def __enter__(self):
+        self.n = None
+        cv2 = sys.modules.get("cv2")   # not imported: no pool to stop
+        if cv2 is not None:
+            try:
+                self.n = cv2.getNumThreads()
+                if self.n != 1:
+                    cv2.setNumThreads(1)
+            except Exception:  # noqa: BLE001 - a cv2 without the threading API: nothing to stop
+                self.n = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.n is not None and self.n != 1:
+            sys.modules["cv2"].setNumThreads(self.n)
+        return False

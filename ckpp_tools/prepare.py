@@ -32,6 +32,7 @@ from . import __version__, emotions, schema, space_estimate, splits
 from .disk_space import explained
 from .errors import CkppError, UsageError
 from .locking import OutputLock
+from .lifecycle import opencv_threads_stopped
 from .sources import Clip, find_clips
 
 DEFAULT_SHARD_SIZE = 1_000_000_000   # bytes of compressed frames per shard (~1 GB)
@@ -291,7 +292,8 @@ class _Pool:
         parent, child = self.ctx.Pipe()
         progress = self.ctx.Value("q", 0, lock=False)   # frames decoded: a long HD clip is slow, not hung
         p = self.ctx.Process(target=_worker_main, args=(child, self.opts, os.getpid(), progress), daemon=True)
-        p.start()
+        with opencv_threads_stopped():   # a fork amid OpenCV's thread pool hangs the worker (lifecycle.py)
+            p.start()
         child.close()
         return {"proc": p, "conn": parent, "task": None, "start": 0.0, "progress": progress, "seen": 0}
 

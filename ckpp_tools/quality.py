@@ -17,11 +17,6 @@ from .filters1d import gaussian_filter1d, median_filter  # scipy.ndimage's, with
 # ---- defaults (see docs/prepare-analysis.md for the measured distributions behind them) -------------------
 #: blur: variance of the Laplacian of the contrast-normalised 128x128 grayscale face crop; below -> blurry
 BLUR_THRESHOLD = 0.016
-#: no face found in a blurred picture is 'blurry' only if the picture still has coarse structure (what blur
-#: leaves of a face): the grey-level spread of the frame's centre at 16x16 after removing its plane (lighting
-#: gradient). Measured: blurred faces (astronaut at IOD/2..IOD/8, sample blurred takes, seeds 0-6) 23-60,
-#: a blurred text page 9.7; uniform grey, noise, a sky gradient with or without an off-centre title <= 0.3
-HIDDEN_STRUCTURE_THRESHOLD = 6.0
 #: head motion: mean rigid displacement of the stable points from the first frame, in IOD; above -> head_motion
 HEAD_MOTION_THRESHOLD = 0.35
 #: in-plane head rotation (roll) from the first frame, degrees; above -> head_motion
@@ -183,31 +178,6 @@ def blur_score(gray: np.ndarray, landmarks: np.ndarray) -> float:
     p = face_patch(gray, landmarks)
     p = (p - p.mean()) / (p.std() + 1e-6)
     return float(cv2.Laplacian(p, cv2.CV_32F, ksize=1).var())
-
-
-def frame_blur_score(gray: np.ndarray) -> float:
-    """blur_score of the central square (60 % of the short side) of a frame, for when no face was found:
-    a strongly blurred face is what the detector misses, and then the blur, not the face, is the problem."""
-    h, w = gray.shape[:2]
-    s = 0.6 * min(h, w)
-    return blur_score(gray, np.array([[w / 2 - s / 2, h / 2 - s / 2], [w / 2 + s / 2, h / 2 + s / 2]]))
-
-
-def coarse_structure(gray: np.ndarray, n: int = 16) -> float:
-    """Grey-level spread (std) of the central square (60 % of the short side) downscaled to n x n, after
-    removing its best-fit plane. Blur removes fine detail but keeps a face's coarse blobs (hair, eyes, mouth,
-    the face against its background); a uniform frame or a sky-like gradient has none at any scale, so
-    when no face is found it tells a blurred face from a smooth scene (see HIDDEN_STRUCTURE_THRESHOLD)."""
-    g = gray if gray.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(gray[..., :3]), cv2.COLOR_RGB2GRAY)
-    h, w = g.shape[:2]
-    s = max(int(0.6 * min(h, w)), 1)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    p = cv2.resize(np.ascontiguousarray(g[y0:y0 + s, x0:x0 + s], dtype=np.float32), (n, n),
-                   interpolation=cv2.INTER_AREA).ravel()
-    yy, xx = np.mgrid[0:n, 0:n]
-    a = np.c_[np.ones(n * n), xx.ravel(), yy.ravel()]
-    coef, *_ = np.linalg.lstsq(a, p, rcond=None)
-    return float((p - a @ coef).std())
 
 
 # ---- head motion ---------------------------------------------------------------------------------------------

@@ -41,12 +41,14 @@ import numpy as np
 
 from . import action_units as au
 from . import expressions as ex
-from .disk_space import disk_errno, imwrite, mp4_complete, raise_write_failure, writes_into
+from . import sample_resume
+from .disk_space import imwrite, mp4_complete, raise_write_failure, writes_into
 from .emotions import CODES, EXPRESSIONS
-from .errors import CkppError
+from .errors import CkppError, UsageError
 from .face_measures import measure
 from .neutral import SHUT_FROM, SMILE_AUS, UNSMILE_SHADE, paint_shut_lips
 from .faces import Identity, base_photos, make_identity, place_identity, preload
+from .locking import OutputLock
 
 TRUTH_VERSION = 1
 FPS = 30
@@ -55,7 +57,6 @@ CK_SUBJECTS = (5, 10, 11, 14, 22, 26, 32, 34, 35, 37, 42, 44, 45, 46, 50, 51, 52
 #: every video subject gets these; one more expression rotates through the other four
 CORE_EMOTIONS = ("happy", "anger", "surprise")
 EXTRA_EMOTIONS = tuple(e for e in EXPRESSIONS if e not in CORE_EMOTIONS)
-_PARTIAL_MARK = ".ckpp-sample-partial"
 
 
 @dataclass(frozen=True)
@@ -487,13 +488,18 @@ def _job_worker(args):
     return run_job(job, root, seed, sizes)
 
 
+def _indexed_job(item):
+    i, args = item
+    return i, _job_worker(args)
+
+
 @writes_into(lambda out_dir, *a, **k: os.path.abspath(os.fspath(out_dir)).rstrip(os.sep) + ".partial",
-             owned=lambda p: os.path.isfile(os.path.join(p, _PARTIAL_MARK)))
+             owned=lambda p: os.path.isfile(os.path.join(p, sample_resume.PARTIAL_MARK)))
 def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool = False, workers: int | None = None,
                 overwrite: bool = False, ckplus: bool = True, videos: bool = True, bad_cases: bool = True,
                 progress: bool = True, photos: list[str] | tuple[str, ...] | str | None = None,
                 emotions: list[str] | tuple[str, ...] | None = None, takes: int = 1, hold_out: int = 0,
-                log=None) -> dict:
+                log=None, resume: bool = False) -> dict:
     """Write the sample tree into `out_dir` and return the truth (also saved as out_dir/truth.json).
 
     `subjects` per layout defaults to 6 (3 with small=True). Deterministic for a given (subjects, seed, small, ...). Written into `out_dir.partial/` and renamed at the
@@ -503,10 +509,9 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     `photos`: built-in names (astronaut, grace_hopper), or one string: 'nba', 'unlike' or a folder of portraits
     (photo_sources.py: one person per photo, `subjects` = people in total, default all of them; `hold_out`
     people are copied to out_dir/held_out/ and never rendered; the check is reported in photos.json).
-    `emotions` restricts the expressions, `takes` video takes per subject and emotion.
+    `emotions` restricts the expressions, `takes` video takes per subject and emotion. `resume`: keep the
+    clips an interrupted run of the same options finished in out_dir.partial/ (sample_resume.py).
     """
-    from tqdm import tqdm
-
     out_dir = os.path.abspath(os.fspath(out_dir))
     if subjects is not None and subjects < 1:
         raise CkppError(f"--subjects must be at least 1 (got {subjects})", path="--subjects", fix="e.g. --subjects 6")
@@ -538,21 +543,17 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
                         fix="e.g. --photos nba --hold-out 40")
     if subjects is None and source is None:
         subjects = 3 if small else 6
-    _check_out_dir(out_dir, overwrite)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other", path="--resume",
+                         fix="--resume continues an interrupted run; --overwrite starts over")
+    complete = resume and os.path.isfile(os.path.join(out_dir, "truth.json"))   # a finished OUT: see below
+    if not complete:
+        _check_out_dir(out_dir, overwrite)
     partial = out_dir.rstrip(os.sep) + ".partial"
-    if os.path.exists(partial):
-        if not os.path.isfile(os.path.join(partial, _PARTIAL_MARK)):
-            raise CkppError("exists and was not made by an interrupted `ckpp sample`", path=partial,
-                            fix="move it away or choose another OUT_DIR")
-        shutil.rmtree(partial)  # left by an interrupted run of ours (it carries our marker file)
-    try:
-        os.makedirs(partial)
-        open(os.path.join(partial, _PARTIAL_MARK), "w").close()
-    except OSError as exc:
-        if disk_errno(exc):
-            raise
-        raise CkppError(f"cannot create the output folder ({exc.strerror})", path=partial,
-                        fix="choose an OUT_DIR in a folder you can write to") from None
+    sample_resume.check_partial(partial)   # never delete an OUT.partial that is not ours
+    options = dict(subjects=subjects, seed=int(seed), small=bool(small), ckplus=bool(ckplus), videos=bool(videos),
+                   bad_cases=bool(bad_cases), photos=[source] if source else (list(photos) if photos else None),
+                   emotions=list(emotions) if emotions else None, takes=int(takes), hold_out=int(hold_out))
 
     sizes = SMALL if small else DEFAULT
     scan = assignment = None
@@ -577,17 +578,38 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     else:
         jobs = plan(subjects, seed, sizes, ckplus=ckplus, videos=videos, bad_cases=bad_cases, emotions=emotions,
                     takes=takes)
-        bases = base_photos()  # detected once here and handed to workers, so they never load dlib
+        bases = None  # base_photos(), when there is something to render
     for job in jobs:
         job["photos"] = photos if source is None and photos else None
+    fp = sample_resume.fingerprint(options, jobs)
+    if complete:   # a job script reruns the same command after any crash: a finished run is a no-op
+        return sample_resume.already_complete(out_dir, fp, options, log)
+    with OutputLock(out_dir, "ckpp sample"):   # one run writes OUT_DIR(.partial) at a time (locking.py)
+        return _render(out_dir, partial, jobs, fp, options, resume, workers, small, source, photos, seed, subjects,
+                       sizes, scan, assignment, bases, progress, log)
+
+
+def _render(out_dir, partial, jobs, fp, options, resume, workers, small, source, photos, seed, subjects, sizes,
+            scan, assignment, bases, progress, log) -> dict:
+    """Render the planned jobs into out_dir.partial (keeping those a resumed run finished), then rename it."""
+    from tqdm import tqdm
+
+    state, note = sample_resume.Progress.open(partial, fp, resume)
+    if note and log:
+        log(note)
+    if bases is None:
+        bases = base_photos()  # detected once here and handed to workers, so they never load dlib
     if workers is None:  # a spawned worker costs ~1 s to start: not worth it for the small set
         workers = 1 if small and source is None else min(2, os.cpu_count() or 1)
     heavy = [j for j in jobs if j["kind"] in ("video", "ckplus")]
-    args = [(j, partial, seed, sizes) for j in jobs]
+    args = [(i, (j, partial, seed, sizes)) for i, j in enumerate(jobs) if i not in state.done]
     truth_clips, thumbs = {}, {}
-    bar = tqdm(total=len(jobs), desc="sample clips", unit="clip", disable=not progress)
+    for t, th in state.done.values():
+        truth_clips.update(t)
+        thumbs.update(th)
+    bar = tqdm(total=len(jobs), initial=len(state.done), desc="sample clips", unit="clip", disable=not progress)
     try:
-        if workers > 1 and len(heavy) > 1:
+        if workers > 1 and len(heavy) > 1 and len(args) > 1:
             import multiprocessing as mp
 
             # spawn, not fork: a fork taken while OpenCV's/dlib's thread pools hold a lock deadlocks the child
@@ -596,13 +618,15 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
             # each render worker dies with this process (kill -9 included), then preloads the photos
             with mp.get_context("spawn").Pool(workers, initializer=worker_initializer,
                                               initargs=(os.getpid(), preload, (bases,))) as pool:
-                for t, th in pool.imap_unordered(_job_worker, args):
+                for i, (t, th) in pool.imap_unordered(_indexed_job, args):
+                    state.record(i, t, th)
                     truth_clips.update(t)
                     thumbs.update(th)
                     bar.update()
         else:
-            for a in args:
+            for i, a in args:
                 t, th = _job_worker(a)
+                state.record(i, t, th)
                 truth_clips.update(t)
                 thumbs.update(th)
                 bar.update()
@@ -612,8 +636,11 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     order = {j["rel"]: k for k, j in enumerate(jobs)}
     clips = dict(sorted(truth_clips.items(), key=lambda kv: (order.get(kv[0], order.get(kv[1].get("twin") or kv[1].get("truncated_from"), 0) + 0.5), kv[0])))
     truth = {"version": TRUTH_VERSION, "seed": int(seed), "subjects": int(subjects), "small": bool(small),
-             "photos": [source] if source else (list(photos) if photos else None), "clips": clips}
+             "photos": [source] if source else (list(photos) if photos else None), "options": options,
+             "fingerprint": fp, "clips": clips}
     if scan is not None:
+        from . import photo_sources
+
         photo_sources.write_report(partial, scan, assignment, jobs)
     contact_sheet(thumbs, clips, os.path.join(partial, "contact_sheet.png"))
     tpath = os.path.join(partial, "truth.json")
@@ -621,7 +648,7 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         fh.write(json.dumps(truth, separators=(",", ":")))  # dumps uses the C encoder, dump does not
         fh.flush()
         os.fsync(fh.fileno())
-    os.remove(os.path.join(partial, _PARTIAL_MARK))
+    state.finish()   # the records and the marker go: a folder without the marker is complete
     if os.path.isdir(out_dir):
         if os.listdir(out_dir):  # overwrite of a previous sample (checked above)
             old = out_dir.rstrip(os.sep) + f".old-{os.getpid()}"

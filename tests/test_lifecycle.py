@@ -168,3 +168,26 @@ def test_sample_workers_die_with_the_sampler(tmp_path, phase):
     kids = _wait_children(proc, 2, timeout=120)
     time.sleep(1.0)   # let them start work
     _kill9_and_check(proc, kids)
+
+
+def test_fork_with_opencv_threads_stopped():
+    """prepare forks its workers with OpenCV's thread pool stopped: a child forked amid a live pool hung in
+    its cv2.setNumThreads(1) (seen in the test suite once a test ran OpenCV in the pytest process)."""
+    import cv2
+    import numpy as np
+
+    from ckpp_tools.lifecycle import opencv_threads_stopped
+
+    def n_threads():
+        return len(os.listdir("/proc/self/task"))
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        cv2.GaussianBlur(np.random.rand(1500, 1500).astype(np.float32), (0, 0), 8)   # the pool runs now
+        live = n_threads()
+        with opencv_threads_stopped():
+            assert cv2.getNumThreads() == 1 and n_threads() <= live - 2, "the pool's threads are joined"
+        assert cv2.getNumThreads() == 3, "the parent's setting comes back"
+    finally:
+        cv2.setNumThreads(before)

