@@ -25,7 +25,7 @@ from ckpp_tools import emotions as emo
 from ckpp_tools.errors import UsageError
 from ckpp_tools.face_geometry import (  # noqa: F401  (re-exported: the public names callers import from here)
     LEVEL_TOLERANCE, REFINE_ABOVE, FaceCrop, crop_face, crop_matrix, eye_angle, face_box, face_crop,
-    level_landmarks, neutral_start, paste_back, shrink_box, warp_crop)
+    level_landmarks, neutral_start, output_size, paste_back, paste_motion, resize_matrix, shrink_box, warp_crop)
 from ckpp_tools.photo_io import read_photo
 
 
@@ -58,23 +58,60 @@ def parse_weights(specs, available: list[str]) -> dict[str, float]:
     return out
 
 
+#: fraction of the crop over which a pasted-back motion fades to zero at the crop's border (no seam)
+PASTE_FEATHER = 0.12
+
+
+def is_motion_model(family) -> bool:
+    """Whether `family` predicts motion (output="warp", models/motion_output.py) rather than pixels."""
+    return getattr(getattr(family, "G", None), "output", "pixels") == "warp"
+
+
+def motion_video(family, first, crops_hr, weights, n_frames: int, border: float = 0.0):
+    """Frames of motion-output models at a bigger crop than the network's: first (B,3,s,s) in [-1,1] (the network's
+    input), crops_hr (B,S,S,3) uint8 (the same faces at S x S, face_geometry.resize_matrix) -> (B,T,S,S,3) uint8.
+    Each video is relative to its frame 0's prediction (motion_output.relative): frame 0 is the crop itself."""
+    import torch
+
+    from . import motion_output as mo
+    from .family import to_uint8
+
+    flow, mask, res = family.generate_motion(first, weights, n_frames)
+    out = []
+    for i, crop in enumerate(crops_hr):
+        size = crop.shape[0]
+        d, wt, r = mo.relative(flow[i], mask[i], res[i], size, border)
+        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0)
+        out.append(to_uint8(mo.render(x.to(d.device), d, wt, r).clamp(-1, 1)))
+    return np.stack(out)
+
+
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
                    paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True,
-                   start: str = "as-is", report: dict | None = None) -> np.ndarray:
+                   start: str = "as-is", report: dict | None = None, size: int | None = None) -> np.ndarray:
     """(T,H,W,3) uint8 video of `photo`'s face moving from neutral to the weighted expression.
 
-    Crops smaller than `min_side` are upscaled for viewing; paste=True returns whole photos instead
-    (longer side capped at 1280). align=True levels the eyes before the model (see face_crop);
+    Pixel-output models (the paper's decoder, the baselines): the network's crop, upscaled to `size` (default:
+    `min_side`) when smaller. Motion-output models (output="warp"): the network's motion is applied to the face
+    crop taken from the photo at its own resolution (face_geometry.output_size: the face's size in the photo
+    within 256…1024 px; `size` to choose), each frame relative to frame 0's prediction, so frame 0 is the photo's
+    face exactly. paste=True returns whole photos instead (longer side capped at 1280): pixel models paste the crop
+    back with a feathered edge; motion models move the photo's own pixels (face_geometry.paste_motion), so
+    frame 0 is the photo and no seam shows. align=True levels the eyes before the model (see face_crop);
     start="neutral" warps a smiling face back to neutral first, "auto" only when its lips are parted
     (ckpp_tools.neutral.start_for; see neutral_start: frame 0 is then the neutralised face, and paste-back
     pastes into the neutralised photo). `report`, when given, receives what was found: the levelled roll
     (`angle`), the face's expression (`expression`: ckpp_tools.neutral's fitted smile and mouth opening, as
-    measured before any neutral start) and the start applied (`start`: "as-is" or "neutral")."""
+    measured before any neutral start), the start applied (`start`: "as-is" or "neutral") and the face crop's
+    side (`size`)."""
     import torch
 
     if n_frames < 2:
         raise UsageError(f"--frames {n_frames}: need at least 2 (the input and the peak)", path="--frames",
                          fix="use e.g. --frames 16")
+    if size is not None and not 16 <= int(size) <= 4096:
+        raise UsageError(f"--size {size}: the face crop's side must be 16…4096 pixels", path="--size",
+                         fix="use e.g. --size 512, or leave it out (the face's own size in the photo)")
     unknown = [e for e in weights if e not in family.emotions]
     if unknown:
         raise UsageError(f"emotion {unknown[0]!r} is not one this model was trained on", path="--emotion",
@@ -105,6 +142,22 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     dev = family.device
     first = torch.from_numpy(crop).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0).to(dev)
     family.train_mode(False)
+    if is_motion_model(family):
+        out = output_size(fc.matrix, cfg.image_size, size)
+        m_hr = resize_matrix(fc.matrix, cfg.image_size, out)
+        if report is not None:
+            report["size"] = out
+        if paste:
+            from . import motion_output as mo
+
+            with torch.no_grad():
+                flow, mask, res = (t[0] for t in family.generate_motion(first, w.to(dev), n_frames))
+                d, wt, r = mo.relative(flow, mask, res, out, PASTE_FEATHER)
+            d = (d * (out / 2.0)).permute(0, 2, 3, 1).cpu().numpy()          # normalised -> crop pixels
+            r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+            return paste_motion(photo, m_hr, d, wt[:, 0].cpu().numpy(), r)
+        with torch.no_grad():
+            return motion_video(family, first, warp_crop(photo, m_hr, out)[None], w.to(dev), n_frames)[0]
     with torch.no_grad():
         video = family.generate(first, w.to(dev), n_frames, **extra)[0]
     from .family import to_uint8
@@ -112,7 +165,9 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     frames = to_uint8(video)
     if paste:
         frames = paste_back(photo, frames, fc.matrix)
-    elif frames.shape[1] < min_side:
+    elif size is not None and frames.shape[1] != size:
+        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in frames])
+    elif size is None and frames.shape[1] < min_side:
         frames = np.stack([cv2.resize(f, (min_side, min_side), interpolation=cv2.INTER_CUBIC) for f in frames])
     return frames
 

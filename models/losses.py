@@ -54,3 +54,12 @@ def masked_reconstruction(v: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) 
     weight does not shrink with the mouth's share of the frame. M (B,1,S,S) in {0,1}."""
     m = mask.float()
     return ((v.float() - y.float()).abs() * m).sum() / (m.sum() * v.shape[1]).clamp_min(1.0)
+
+
+def flow_smoothness(flow: torch.Tensor) -> torch.Tensor:
+    """Total variation of a displacement field (N,2,H,W) in grid_sample's normalised units, measured in pixels of
+    the field (×W/2): mean |∂x| + |∂y| (warp output; a smooth field moves skin, it does not tear it)."""
+    scale = flow.shape[-1] / 2.0
+    dx = (flow[..., :, 1:] - flow[..., :, :-1]).abs().mean()
+    dy = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean()
+    return (dx + dy) * scale

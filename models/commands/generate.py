@@ -22,8 +22,12 @@ import click
                    "(the models learnt from neutral onsets; parted lips leave the mouth less to open), 'auto' does "
                    "so only when the lips are parted (measured best, docs/recipe.md), 'as-is' keeps the photo as "
                    "frame 0.")
+@click.option("--size", type=int, default=None,
+              help="Side of the face in the video, pixels. Motion-output models (output=warp) move the photo's own "
+                   "face at this size [default: its size in the photo, 256-1024]; pixel models are scaled to it "
+                   "[default: 256].")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
-def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, device):
+def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, size, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 
     \b
@@ -45,7 +49,7 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, start
         output = f"{stem}-{'+'.join(weights)}.mp4"
     found: dict = {}
     video = generate_video(family, image, weights, frames, paste=paste_back, where=photo, align=align,
-                           start=start, report=found)
+                           start=start, report=found, size=size)
     write_video(video, output, fps)
     note = ""
     if getattr(family, "native_frames", None) and family.native_frames != frames:
