@@ -134,14 +134,16 @@ def _shrink_for(img: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return img, m
 
 
-def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """size x size crop of `image` through the 2x3 affine `matrix` (photo -> crop), black outside; big
-    reductions first shrink by an integer factor (area filter), as crop_image does."""
+    reductions first shrink by an integer factor (area filter), as crop_image does. The network's input is
+    bilinear (as prepare crops); full-resolution face crops (`output_size`) use INTER_CUBIC, which keeps the
+    photo's detail when a small face is enlarged."""
     img = np.asarray(image)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     img, m = _shrink_for(img, np.asarray(matrix, np.float64).copy())
-    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    return cv2.warpAffine(img, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(0, 0, 0))
 
 
@@ -224,17 +226,22 @@ def paste_back(photo: np.ndarray, crops: np.ndarray, box, feather: float = 0.12)
     return np.stack(out)
 
 
+#: the identity 2x3 matrix: paste_motion on a face crop itself (the crop is the "photo")
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
 def paste_motion(photo: np.ndarray, matrix: np.ndarray, flow: np.ndarray, weight: np.ndarray,
                  residual: np.ndarray) -> np.ndarray:
-    """Whole-photo frames (T,H,W,3) of a face moved by a motion field given on its crop, applied at the photo's
-    own resolution: `--paste-back` for motion-output models (models/motion_output.py).
+    """Frames (T,H,W,3) of a face moved by a motion field given on its crop, applied at the image's own
+    resolution: `--paste-back` for motion-output models (models/motion_output.py), and with matrix=IDENTITY
+    the frames of a full-resolution face crop itself.
 
     matrix: photo -> crop (2x3) of the S x S crop the fields live on; flow (T,S,S,2): backward displacement in
     crop pixels (the crop pixel q shows the face at q + flow(q)); weight (T,S,S) in [0,1]: how much of the
     residual colour (T,S,S,3, 0…255) replaces the moved photo. Each photo pixel inside the crop looks up the
-    field at its crop position and samples the *photo* once (no crop-and-back resampling), so where flow and
-    weight are zero — outside the crop, at a feathered crop border, in a frame with no motion — the frame is
-    the photo exactly, pixel for pixel: no seam, and frame 0 of a relative motion is the photo."""
+    field at its crop position and samples the *photo* once, bicubic (no crop-and-back resampling), so where
+    flow and weight are zero — outside the crop, at a feathered crop border, in a frame with no motion — the
+    frame is the photo exactly, pixel for pixel: no seam, and frame 0 of a relative motion is the photo."""
     photo = np.asarray(photo)
     h, w = photo.shape[:2]
     s = flow.shape[1]
@@ -259,7 +266,7 @@ def paste_motion(photo: np.ndarray, matrix: np.ndarray, flow: np.ndarray, weight
             continue                                                      # the photo as it is
         sx = (px + a_inv[0, 0] * d[..., 0] + a_inv[0, 1] * d[..., 1]).astype(np.float32)
         sy = (py + a_inv[1, 0] * d[..., 0] + a_inv[1, 1] * d[..., 1]).astype(np.float32)
-        moved = cv2.remap(photo, sx, sy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.remap(photo, sx, sy, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         res = cv2.remap(np.ascontiguousarray(residual[t], np.float32), qx, qy, **lin)
         wt = wt[..., None]
         out[t, y0:y1, x0:x1] = np.clip(moved * (1 - wt) + res * wt, 0, 255).round().astype(np.uint8)

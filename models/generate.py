@@ -24,7 +24,7 @@ import numpy as np
 from ckpp_tools import emotions as emo
 from ckpp_tools.errors import UsageError
 from ckpp_tools.face_geometry import (  # noqa: F401  (re-exported: the public names callers import from here)
-    LEVEL_TOLERANCE, REFINE_ABOVE, FaceCrop, crop_face, crop_matrix, eye_angle, face_box, face_crop,
+    IDENTITY, LEVEL_TOLERANCE, REFINE_ABOVE, FaceCrop, crop_face, crop_matrix, eye_angle, face_box, face_crop,
     level_landmarks, neutral_start, output_size, paste_back, paste_motion, resize_matrix, shrink_box, warp_crop)
 from ckpp_tools.photo_io import read_photo
 
@@ -69,21 +69,22 @@ def is_motion_model(family) -> bool:
 
 def motion_video(family, first, crops_hr, weights, n_frames: int, border: float = 0.0):
     """Frames of motion-output models at a bigger crop than the network's: first (B,3,s,s) in [-1,1] (the network's
-    input), crops_hr (B,S,S,3) uint8 (the same faces at S x S, face_geometry.resize_matrix) -> (B,T,S,S,3) uint8.
-    Each video is relative to its frame 0's prediction (motion_output.relative): frame 0 is the crop itself."""
-    import torch
-
-    from . import motion_output as mo
-    from .family import to_uint8
-
+    input), crops_hr (B,S,S,3) uint8 (the same faces at S x S: face_geometry.resize_matrix, bicubic) ->
+    (B,T,S,S,3) uint8. Each video is relative to its frame 0's prediction (motion_output.relative), applied by
+    face_geometry.paste_motion to the crop itself: frame 0 is the crop, later frames sample it once, bicubic."""
     flow, mask, res = family.generate_motion(first, weights, n_frames)
-    out = []
-    for i, crop in enumerate(crops_hr):
-        size = crop.shape[0]
-        d, wt, r = mo.relative(flow[i], mask[i], res[i], size, border)
-        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0)
-        out.append(to_uint8(mo.render(x.to(d.device), d, wt, r).clamp(-1, 1)))
-    return np.stack(out)
+    return np.stack([_apply_motion(crop, IDENTITY, flow[i], mask[i], res[i], crop.shape[0], border)
+                     for i, crop in enumerate(crops_hr)])
+
+
+def _apply_motion(image, matrix, flow, mask, res, size: int, border: float) -> np.ndarray:
+    """paste_motion of one video's network-size motion (T,c,s,s tensors) upsampled to a size x size crop."""
+    from . import motion_output as mo
+
+    d, wt, r = mo.relative(flow, mask, res, size, border)
+    d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()             # normalised -> crop pixels
+    r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+    return paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r)
 
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
@@ -148,16 +149,12 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
         if report is not None:
             report["size"] = out
         if paste:
-            from . import motion_output as mo
-
             with torch.no_grad():
                 flow, mask, res = (t[0] for t in family.generate_motion(first, w.to(dev), n_frames))
-                d, wt, r = mo.relative(flow, mask, res, out, PASTE_FEATHER)
-            d = (d * (out / 2.0)).permute(0, 2, 3, 1).cpu().numpy()          # normalised -> crop pixels
-            r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
-            return paste_motion(photo, m_hr, d, wt[:, 0].cpu().numpy(), r)
+            return _apply_motion(photo, m_hr, flow, mask, res, out, PASTE_FEATHER)
         with torch.no_grad():
-            return motion_video(family, first, warp_crop(photo, m_hr, out)[None], w.to(dev), n_frames)[0]
+            return motion_video(family, first, warp_crop(photo, m_hr, out, cv2.INTER_CUBIC)[None], w.to(dev),
+                                n_frames)[0]
     with torch.no_grad():
         video = family.generate(first, w.to(dev), n_frames, **extra)[0]
     from .family import to_uint8

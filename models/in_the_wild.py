@@ -334,6 +334,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     from .benchmark import LABELS, Measurer, _versions
     from ckpp_tools.neutral import STARTS, neutral_photo, parse_starts, start_for
 
+    import cv2
+
     from ckpp_tools.face_geometry import face_crop, neutral_start, resize_matrix, warp_crop
 
     starts = parse_starts(starts)
@@ -375,7 +377,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             hr = hr_sizes.get((size, frac))
             if hr:
                 m_hr = resize_matrix(fc.matrix, size, hr)
-                crop_hr = warp_crop(ph.image, m_hr, hr)
+                crop_hr = warp_crop(ph.image, m_hr, hr, cv2.INTER_CUBIC)
                 _, desc_hr = _measure_video(measurer, crop_hr[None], encoder)
                 ph.views[(size, frac)]["hr"] = {"crop": crop_hr, "desc": desc_hr}
             ph.auto = start_for(fc.landmarks, "auto")
@@ -386,7 +388,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
                                                      "start": ph.neutral_info}
                 if hr:
-                    ph.views[(size, frac, "neutral")]["hr"] = {"crop": warp_crop(nphoto, m_hr, hr),
+                    ph.views[(size, frac, "neutral")]["hr"] = {"crop": warp_crop(nphoto, m_hr, hr, cv2.INTER_CUBIC),
                                                                "desc": ph.views[(size, frac)]["hr"]["desc"]}
         ph.image = None                            # memory stays bounded on big folders: crops only
     for ph in photos:

@@ -63,3 +63,15 @@ def flow_smoothness(flow: torch.Tensor) -> torch.Tensor:
     dx = (flow[..., :, 1:] - flow[..., :, :-1]).abs().mean()
     dy = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean()
     return (dx + dy) * scale
+
+
+def flow_landmarks(flow: torch.Tensor, target_lm: torch.Tensor, input_lm: torch.Tensor) -> torch.Tensor:
+    """Landmark supervision of a backward displacement field (warp output): at each of the target frame's
+    landmarks (B,68,2 in [0,1] of the frame) the field must point back to the same landmark in the input frame.
+    Mean L1 in pixels of the field. Why: a photometric L1 gives a flow only local gradients, so large motions
+    (the jaw dropping, brows rising) are learnt slowly; the data's landmarks say where each part went
+    (keypoint-driven motion, as in the first-order motion model and LivePortrait)."""
+    g_t = target_lm.to(flow.dtype) * 2 - 1                        # [0,1] pixel-edge coords -> grid_sample's [-1,1]
+    f = F.grid_sample(flow, g_t.unsqueeze(2), mode="bilinear", padding_mode="border", align_corners=False)
+    src = g_t + f[..., 0].transpose(1, 2)                          # (B,68,2): where the field samples the input
+    return (src - (input_lm.to(flow.dtype) * 2 - 1)).abs().mean() * (flow.shape[-1] / 2.0)

@@ -60,7 +60,7 @@ class OursFamily(ModelFamily):
         else:
             a_all = avec.unsqueeze(1)
         G = self.net("G")
-        warp_terms = cfg.weight("flow_tv") > 0 or cfg.weight("mask_prior") > 0
+        warp_terms = any(cfg.weight(t) > 0 for t in ("flow_tv", "mask_prior", "flow_lmk"))
         with self.autocast():
             if warp_terms:
                 V_all, K_all, motion = G(I, a_all, with_motion=True)
@@ -113,6 +113,9 @@ class OursFamily(ModelFamily):
                         terms["flow_tv"] = (cfg.weight("flow_tv"), losses.flow_smoothness(flow))
                     if cfg.weight("mask_prior") > 0:
                         terms["mask_prior"] = (cfg.weight("mask_prior"), (1 - mask).mean())
+                    if cfg.weight("flow_lmk") > 0:
+                        terms["flow_lmk"] = (cfg.weight("flow_lmk"), losses.flow_landmarks(
+                            flow, batch["landmarks"], batch["input_landmarks"]))
                 total = sum(w * v for w, v in terms.values())
             self.optimize(total, "G")
         finally:

@@ -71,6 +71,14 @@ def test_known_flow_moves_3px_at_64_and_12px_at_256():
     assert torch.equal(frames[0], big[0])
     assert torch.allclose(frames[1][..., 12:], big[0][..., :-12], atol=1e-5)
     assert not torch.allclose(frames[1][..., 9:], big[0][..., :-9], atol=0.1)
+    # ... and through `ckpp generate`'s own path (face_geometry.paste_motion on the 256² crop, bicubic)
+    from models.generate import _apply_motion
+    from ckpp_tools.face_geometry import IDENTITY
+
+    crop = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    video = _apply_motion(crop, IDENTITY, flows, masks, res, 256, 0.0)
+    assert np.array_equal(video[0], crop)
+    assert np.array_equal(video[1][:, 12:], crop[:, :-12]) and not np.array_equal(video[1][:, 9:], crop[:, :-9])
 
 
 def test_1024_photo_gives_a_face_of_its_own_size():
@@ -158,8 +166,19 @@ def test_checkpoint_round_trip_and_init_from_pixels(tmp_path):
     assert warp.G.ups[-1].conv.weight.abs().max() == 0
 
 
+def test_flow_landmark_loss_is_zero_for_the_true_field():
+    from models import losses
+
+    flow = torch.zeros(2, 2, 64, 64)
+    flow[:, 0] = -3 * 2 / 64                       # the image moves right by 3 px: target x+3 comes from input x
+    lm0 = torch.rand(2, 68, 2, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    lmt = lm0 + torch.tensor([3 / 64, 0.0])
+    assert float(losses.flow_landmarks(flow, lmt, lm0)) < 1e-5
+    assert float(losses.flow_landmarks(torch.zeros_like(flow), lmt, lm0)) == pytest.approx(1.5, abs=1e-4)
+
+
 def test_train_step_with_warp_regularisers():
-    cfg = small_cfg(output="warp", loss_weights={"flow_tv": 1.0, "mask_prior": 1.0})
+    cfg = small_cfg(output="warp", loss_weights={"flow_tv": 1.0, "mask_prior": 1.0, "flow_lmk": 1.0})
     assert preset("paper").weight("flow_tv") == 0 and cfg.weight("flow_tv") == 1.0
     torch.manual_seed(0)
     fam = OursFamily(cfg, ["surprise", "happy"])
@@ -167,9 +186,29 @@ def test_train_step_with_warp_regularisers():
     g = torch.Generator().manual_seed(0)
     b = dict(input=torch.rand(2, 3, S, S, generator=g) * 2 - 1, target=torch.rand(2, 3, S, S, generator=g) * 2 - 1,
              degree=torch.rand(2, generator=g), emotion=torch.tensor([0, 1]),
-             mask=torch.ones(2, 1, S, S), landmarks=torch.rand(2, 68, 2, generator=g))
+             mask=torch.ones(2, 1, S, S), landmarks=torch.rand(2, 68, 2, generator=g),
+             input_landmarks=torch.rand(2, 68, 2, generator=g))
     out = fam.train_step(b, 0)
-    assert {"flow_tv", "mask_prior", "rec", "tmp", "lmk", "g_g", "g_l"} <= set(out)
+    assert {"flow_tv", "mask_prior", "flow_lmk", "rec", "tmp", "lmk", "g_g", "g_l"} <= set(out)
     assert 0 < float(out["mask_prior"]) < 0.05
     w = fam.G.ups[-1].conv.weight                               # (cin, 6, 4, 4): the zero-initialised layer learns,
     assert w[:, :2].abs().max() > 0 and w[:, 2:].abs().max() > 0  # the flow channels included
+
+
+def test_benchmark_photos_measures_warp_models_at_256(tmp_path):
+    import imageio.v3 as iio
+
+    from models import in_the_wild as iw
+    from models.benchmark import LoadedModel
+
+    (tmp_path / "p").mkdir()
+    iio.imwrite(tmp_path / "p" / "astronaut.png", PHOTOS["astronaut"]())
+    fam = family(jitter=0.002)
+    models = {"ours": {"surprise": LoadedModel(key="ours", family=fam, run="warp", checkpoint=None)}}
+    (tmp_path / "out").mkdir()
+    res = iw.run_photos(photo_dirs=[str(tmp_path / "p")], models=models, emotions=["surprise"],
+                        out_dir=str(tmp_path / "out"), device=torch.device("cpu"), n_frames=3, identity=False,
+                        n_gifs=1, progress=False, warn=lambda m: None)
+    assert res["models"]["ours"]["frame_size"] == iw.MOTION_SIZE and res["models"]["ours"]["image_size"] == S
+    row = res["rows"][0]
+    assert row["detection_rate"] == 1.0 and row["l1_at_zero"] == 0.0     # frame 0 is the 256² crop itself
