@@ -32,13 +32,14 @@ def default_loss_weights() -> dict[str, float]:
     rec: L_r = |Y(a) - V(a)|_1 (pix2pix uses 100 next to a GAN term of 1); tmp: R_t; lmk: L_k;
     mouth: an extra L1 on the mouth mask's pixels only (not in the paper, so 0 there; the demo recipe uses it:
     the mouth is ~5% of the frame, so the whole-frame L1 barely notices whether it opened).
-    flow_tv / mask_prior / flow_lmk (output="warp" only, not in the paper): total variation of the displacement
-    field (smooth motion), the mean of (1 − mask) (the residual colour only where the warp cannot explain the
-    frame), and the field's L1 error, in pixels, at the target frame's landmarks (losses.flow_landmarks).
+    flow_tv / mask_prior / flow_lmk / mask_cavity (output="warp" only, not in the paper): total variation of the
+    displacement field (smooth motion), the mean of (1 − mask) (the residual colour only where the warp cannot
+    explain the frame), the field's L1 error, in pixels, at the target frame's landmarks (losses.flow_landmarks),
+    and the mask's mean inside the target's open mouth (losses.mask_in_cavity).
     The paper says only "slightly different weights" (§3.3), so these follow pix2pix's balance.
     """
     return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0, "mouth": 0.0,
-            "flow_tv": 0.0, "mask_prior": 0.0, "flow_lmk": 0.0}
+            "flow_tv": 0.0, "mask_prior": 0.0, "flow_lmk": 0.0, "mask_cavity": 0.0}
 
 
 @dataclass
@@ -147,7 +148,8 @@ class Config:
         """Effective weight of a loss term: 0 when its switch is off."""
         switch = {"gan_g": self.use_global_d, "gan_l": self.use_local_d, "lmk": self.use_landmarks and self.landmark_head,
                   "tmp": self.use_temporal, "flow_tv": self.output == "warp",
-                  "mask_prior": self.output == "warp", "flow_lmk": self.output == "warp"}.get(term, True)
+                  "mask_prior": self.output == "warp", "flow_lmk": self.output == "warp",
+                  "mask_cavity": self.output == "warp"}.get(term, True)
         return float(self.loss_weights.get(term, 0.0)) if switch else 0.0
 
     def replace(self, **changes) -> "Config":

@@ -60,7 +60,7 @@ class OursFamily(ModelFamily):
         else:
             a_all = avec.unsqueeze(1)
         G = self.net("G")
-        warp_terms = any(cfg.weight(t) > 0 for t in ("flow_tv", "mask_prior", "flow_lmk"))
+        warp_terms = any(cfg.weight(t) > 0 for t in ("flow_tv", "mask_prior", "flow_lmk", "mask_cavity"))
         with self.autocast():
             if warp_terms:
                 V_all, K_all, motion = G(I, a_all, with_motion=True)
@@ -116,6 +116,10 @@ class OursFamily(ModelFamily):
                     if cfg.weight("flow_lmk") > 0:
                         terms["flow_lmk"] = (cfg.weight("flow_lmk"), losses.flow_landmarks(
                             flow, batch["landmarks"], batch["input_landmarks"]))
+                    if cfg.weight("mask_cavity") > 0:
+                        terms["mask_cavity"] = (cfg.weight("mask_cavity"),
+                                                losses.mask_in_cavity(mask, batch["landmarks"],
+                                                                      batch["input_landmarks"]))
                 total = sum(w * v for w, v in terms.values())
             self.optimize(total, "G")
         finally:

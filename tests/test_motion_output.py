@@ -177,8 +177,25 @@ def test_flow_landmark_loss_is_zero_for_the_true_field():
     assert float(losses.flow_landmarks(torch.zeros_like(flow), lmt, lm0)) == pytest.approx(1.5, abs=1e-4)
 
 
+def test_mask_is_taught_where_the_mouth_opened():
+    from models import losses
+
+    lm0 = torch.full((1, 68, 2), 0.5)
+    ring = torch.linspace(0, 2 * np.pi, 9)[:-1]
+    lm0[0, 60:68] = torch.stack([0.5 + 0.2 * ring.cos(), 0.5 + 0.001 * ring.sin()], 1)     # lips shut
+    lmt = lm0.clone()
+    lmt[0, 60:68, 1] = 0.5 + 0.1 * ring.sin()                                              # an open ellipse
+    cav = losses.inner_mouth(lmt, 64)
+    assert losses.inner_mouth(lm0, 64).sum() == 0 and abs(float(cav.sum()) - 2 * 2 ** 0.5 * 0.2 * 0.1 * 64 ** 2) < 8   # the octagon's area
+    mask = torch.ones(1, 1, 64, 64)
+    assert float(losses.mask_in_cavity(mask, lmt, lm0)) == 1.0
+    assert float(losses.mask_in_cavity(mask * (1 - cav), lmt, lm0)) == 0.0
+    assert float(losses.mask_in_cavity(mask, lm0, lm0)) == 0.0           # nothing opened: no term
+
+
 def test_train_step_with_warp_regularisers():
-    cfg = small_cfg(output="warp", loss_weights={"flow_tv": 1.0, "mask_prior": 1.0, "flow_lmk": 1.0})
+    cfg = small_cfg(output="warp", loss_weights={"flow_tv": 1.0, "mask_prior": 1.0, "flow_lmk": 1.0,
+                                                 "mask_cavity": 1.0})
     assert preset("paper").weight("flow_tv") == 0 and cfg.weight("flow_tv") == 1.0
     torch.manual_seed(0)
     fam = OursFamily(cfg, ["surprise", "happy"])
@@ -189,7 +206,7 @@ def test_train_step_with_warp_regularisers():
              mask=torch.ones(2, 1, S, S), landmarks=torch.rand(2, 68, 2, generator=g),
              input_landmarks=torch.rand(2, 68, 2, generator=g))
     out = fam.train_step(b, 0)
-    assert {"flow_tv", "mask_prior", "flow_lmk", "rec", "tmp", "lmk", "g_g", "g_l"} <= set(out)
+    assert {"flow_tv", "mask_prior", "flow_lmk", "mask_cavity", "rec", "tmp", "lmk", "g_g", "g_l"} <= set(out)
     assert 0 < float(out["mask_prior"]) < 0.05
     w = fam.G.ups[-1].conv.weight                               # (cin, 6, 4, 4): the zero-initialised layer learns,
     assert w[:, :2].abs().max() > 0 and w[:, 2:].abs().max() > 0  # the flow channels included
