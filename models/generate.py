@@ -129,7 +129,12 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if report is not None:
         report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1], start=applied)
     if applied == "neutral":
-        photo, fc, _ = neutral_start(photo, fc, cfg.image_size)
+        warped = None
+        if is_motion_model(family):       # the photo's own pixels are shown: the neutral warp bicubic too
+            from ckpp_tools.neutral import neutral_photo
+
+            warped = neutral_photo(photo, fc.landmarks, interpolation=cv2.INTER_CUBIC)
+        photo, fc, _ = neutral_start(photo, fc, cfg.image_size, warped)
     crop = fc.crop
     extra = {}
     if family.name == "hp":

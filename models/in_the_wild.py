@@ -383,11 +383,12 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             ph.auto = start_for(fc.landmarks, "auto")
             if "neutral" in starts or ("auto" in starts and ph.auto == "neutral"):
                 warped = warped or neutral_photo(ph.image, fc.landmarks)
-                nphoto, nfc, ph.neutral_info = neutral_start(ph.image, fc, size, warped)
+                _, nfc, ph.neutral_info = neutral_start(ph.image, fc, size, warped)
                 # identity is still measured against the photo as it is
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
                                                      "start": ph.neutral_info}
-                if hr:
+                if hr:                             # shown at full resolution: the neutral warp bicubic too
+                    nphoto = neutral_photo(ph.image, fc.landmarks, interpolation=cv2.INTER_CUBIC)[0]
                     ph.views[(size, frac, "neutral")]["hr"] = {"crop": warp_crop(nphoto, m_hr, hr, cv2.INTER_CUBIC),
                                                                "desc": ph.views[(size, frac)]["hr"]["desc"]}
         ph.image = None                            # memory stays bounded on big folders: crops only
