@@ -142,8 +142,10 @@ class PiecewiseAffine:
     PiecewiseAffineTransform + warp takes ~0.5 s).
     """
 
-    def __init__(self, image: np.ndarray, src_points: np.ndarray, reference_points: np.ndarray):
+    def __init__(self, image: np.ndarray, src_points: np.ndarray, reference_points: np.ndarray,
+                 interpolation: int = cv2.INTER_LINEAR):
         self.image = image
+        self.interpolation = interpolation     # INTER_CUBIC keeps a full-resolution photo's detail
         self.src = np.asarray(src_points, dtype=np.float64)
         self.tris = Delaunay(np.asarray(reference_points, dtype=np.float64)).simplices.astype(np.int32)
         h, w = image.shape[:2]
@@ -205,7 +207,7 @@ class PiecewiseAffine:
             my = look(band, 3) * gx
             my += look(band, 4) * gy
             my += look(band, 5)
-            out[y0 + b0:y0 + b0 + len(band), x0:x1] = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR,
+            out[y0 + b0:y0 + b0 + len(band), x0:x1] = cv2.remap(self.image, mx, my, self.interpolation,
                                                                    borderMode=cv2.BORDER_REFLECT101)
         return out
 

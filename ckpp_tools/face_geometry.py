@@ -95,14 +95,39 @@ def crop_matrix(landmarks: np.ndarray, size: int, crop_fraction: float = 1.0, al
     return m, angle
 
 
-def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """size x size crop of `image` through the 2x3 affine `matrix` (photo -> crop), black outside; big
-    reductions first shrink by an integer factor (area filter), as crop_image does."""
-    img = np.asarray(image)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    m = np.asarray(matrix, np.float64).copy()
-    zoom = 1.0 / np.sqrt(abs(np.linalg.det(m[:, :2])))
+def crop_scale(matrix: np.ndarray) -> float:
+    """Crop pixels per photo pixel of a photo -> crop similarity (2x3)."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+
+
+def resize_matrix(matrix: np.ndarray, size: int, new_size: int) -> np.ndarray:
+    """The same crop (same face, same box) at new_size x new_size instead of size x size: pixel centres map
+    to pixel centres, so a field of the small crop upsampled with align_corners=False lands on the same face."""
+    k = new_size / float(size)
+    m = np.asarray(matrix, np.float64) * k
+    m[:, 2] += 0.5 * (k - 1.0)      # centre-aligned: (x + 0.5)·k − 0.5
+    return m
+
+
+#: the largest face crop `output_size` picks by default (a 4000-px phone photo's face stays a sensible file)
+MAX_OUTPUT = 1024
+#: the smallest face crop `output_size` picks by default (viewing size; smaller photo faces are interpolated)
+MIN_OUTPUT = 256
+
+
+def output_size(matrix: np.ndarray, size: int, wanted: int | None = None) -> int:
+    """Side of the face crop at the photo's own resolution: the crop box's side in photo pixels, kept within
+    [MIN_OUTPUT, MAX_OUTPUT] (and never below the network's `size`), or `wanted` when given."""
+    if wanted:
+        return int(wanted)
+    native = size / crop_scale(matrix)
+    return int(max(size, min(MAX_OUTPUT, max(MIN_OUTPUT, round(native)))))
+
+
+def _shrink_for(img: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Big reductions first shrink the image by an integer factor (area filter), as crop_image does; returns the
+    (possibly) shrunk image and the matrix adjusted to it."""
+    zoom = 1.0 / crop_scale(m)
     if zoom >= 2.0:
         k = int(zoom)
         h, w = img.shape[:2]
@@ -110,7 +135,19 @@ def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
                          interpolation=cv2.INTER_AREA)
         m[:, 2] += m[:, :2] @ np.array([(k - 1) / 2.0, (k - 1) / 2.0])
         m[:, :2] *= k
-    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    return img, m
+
+
+def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """size x size crop of `image` through the 2x3 affine `matrix` (photo -> crop), black outside; big
+    reductions first shrink by an integer factor (area filter), as crop_image does. The network's input is
+    bilinear (as prepare crops); full-resolution face crops (`output_size`) use INTER_CUBIC, which keeps the
+    photo's detail when a small face is enlarged."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img, m = _shrink_for(img, np.asarray(matrix, np.float64).copy())
+    return cv2.warpAffine(img, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(0, 0, 0))
 
 
@@ -193,3 +230,50 @@ def paste_back(photo: np.ndarray, crops: np.ndarray, box, feather: float = 0.12)
         warped = cv2.warpAffine(c, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out.append((base * (1 - a) + warped.astype(np.float32) * a).round().astype(np.uint8))
     return np.stack(out)
+
+
+#: the identity 2x3 matrix: paste_motion on a face crop itself (the crop is the "photo")
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def paste_motion(photo: np.ndarray, matrix: np.ndarray, flow: np.ndarray, weight: np.ndarray,
+                 residual: np.ndarray) -> np.ndarray:
+    """Frames (T,H,W,3) of a face moved by a motion field given on its crop, applied at the image's own
+    resolution: `--paste-back` for motion-output models (models/motion_output.py), and with matrix=IDENTITY
+    the frames of a full-resolution face crop itself.
+
+    matrix: photo -> crop (2x3) of the S x S crop the fields live on; flow (T,S,S,2): backward displacement in
+    crop pixels (the crop pixel q shows the face at q + flow(q)); weight (T,S,S) in [0,1]: how much of the
+    residual colour (T,S,S,3, 0…255) replaces the moved photo. Each photo pixel inside the crop looks up the
+    field at its crop position and samples the *photo* once, bicubic (no crop-and-back resampling), so where
+    flow and weight are zero — outside the crop, at a feathered crop border, in a frame with no motion — the
+    frame is the photo exactly, pixel for pixel: no seam, and frame 0 of a relative motion is the photo."""
+    photo = np.asarray(photo)
+    h, w = photo.shape[:2]
+    s = flow.shape[1]
+    m = np.asarray(matrix, np.float64)
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[0, 0], [s - 1, 0], [0, s - 1], [s - 1, s - 1]], np.float64) @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = np.floor(corners.min(0)).astype(int) - 1
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    out = np.repeat(photo[None], len(flow), axis=0)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    qx = (m[0, 0] * px + m[0, 1] * py + m[0, 2]).astype(np.float32)    # crop position of each photo pixel
+    qy = (m[1, 0] * px + m[1, 1] * py + m[1, 2]).astype(np.float32)
+    a_inv = inv[:, :2]                                                   # crop displacement -> photo displacement
+    lin = dict(interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    for t in range(len(flow)):
+        d = cv2.remap(np.ascontiguousarray(flow[t], np.float32), qx, qy, **lin)
+        wt = cv2.remap(np.ascontiguousarray(weight[t], np.float32), qx, qy, **lin)
+        if not d.any() and not wt.any():
+            continue                                                      # the photo as it is
+        sx = (px + a_inv[0, 0] * d[..., 0] + a_inv[0, 1] * d[..., 1]).astype(np.float32)
+        sy = (py + a_inv[1, 0] * d[..., 0] + a_inv[1, 1] * d[..., 1]).astype(np.float32)
+        moved = cv2.remap(photo, sx, sy, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        res = cv2.remap(np.ascontiguousarray(residual[t], np.float32), qx, qy, **lin)
+        wt = wt[..., None]
+        out[t, y0:y1, x0:x1] = np.clip(moved * (1 - wt) + res * wt, 0, 255).round().astype(np.uint8)
+    return out

@@ -161,14 +161,17 @@ def onset_field(landmarks: np.ndarray) -> tuple[np.ndarray, dict]:
     return close_lips(landmarks, field), info
 
 
-def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = True,
+                  interpolation: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(photo warped to a neutral face, its 68 landmarks, neutralise()'s info) — a test-time neutral start.
 
     Why: the generator learnt f(I, a) from neutral onsets (CK+ starts neutral; `ckpp sample` neutralises its
     base photos with this very field). A smiling photo is an input it never saw, and its mouth, already
     parted, has less to open. The same piecewise-affine warp as the sampler's (anchor ring, triangulation
     on a surprise-opened shape) takes the smile back; `shut_lips` also closes parted lips (teeth stay, as a
-    thin line: no pixels are invented). Outside the anchor ring the photo is untouched.
+    thin line: no pixels are invented). Outside the anchor ring the photo is untouched. `interpolation`: the
+    warp's cv2 filter (default bilinear, as the sampler; motion-output models, which show the photo's own pixels
+    at full resolution, use bicubic).
     """
     pts = np.asarray(landmarks, dtype=np.float64)
     field, info = neutralise(pts)
@@ -177,7 +180,8 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
     target = displace(pts, field)
     anchors = anchor_ring(pts)
     ref = np.concatenate([displace(pts, DISPLACEMENTS["surprise"] * 0.8), anchors])
-    warper = PiecewiseAffine(np.ascontiguousarray(image), np.concatenate([pts, anchors]), ref)
+    warper = PiecewiseAffine(np.ascontiguousarray(image), np.concatenate([pts, anchors]), ref,
+                             **({} if interpolation is None else {"interpolation": interpolation}))
     out = warper.warp(np.concatenate([target, anchors]))
     if shut_lips and info["mouth_open"] > SHUT_FROM:
         paint_shut_lips(out, target)

@@ -250,6 +250,31 @@ def restore(family, ckpt: dict, *, optimizers: bool = True, scaler=None, rng: bo
         set_rng_state(ckpt.get("rng") or {})
 
 
+def restore_across_outputs(family, ckpt: dict, optional: tuple[str, ...] = ("D", "D_g", "D_l")) -> list[str]:
+    """Start a generator of one output kind from weights of the other (`--init` of pixel weights into an
+    output="warp" run, models/motion_output.py): every tensor is loaded except the decoder's last layer, whose
+    channel count differs (3 colours vs flow + mask + residual) and which keeps its fresh (zero, identity) init.
+    Returns the skipped keys ("G.<key>"). Anything else that does not fit is the usual CkppError."""
+    where = ckpt.get("path", "")
+    mods = family.modules()
+    G = mods["G"]
+    last = f"ups.{len(G.ups) - 1}.conv."
+    own, state = G.state_dict(), dict(ckpt["modules"]["G"])
+    skipped = [k for k in own if k.startswith(last)]
+    for k in skipped:
+        state.pop(k, None)
+        state[k] = own[k]
+    load_module_state(G, state, "G", where)
+    for name, module in mods.items():
+        if name == "G" or (name not in ckpt["modules"] and name in optional):
+            continue
+        if name not in ckpt["modules"]:
+            raise CkppError(f"checkpoint has no weights for {name!r} (it has {sorted(ckpt['modules'])})", path=where,
+                            fix="a config switch (e.g. use_local_d) differs from the run that wrote it")
+        load_module_state(module, ckpt["modules"][name], name, where)
+    return ["G." + k for k in skipped]
+
+
 def build_family(ckpt: dict):
     from .config import from_dict
     from .registry import get_family

@@ -32,9 +32,14 @@ def default_loss_weights() -> dict[str, float]:
     rec: L_r = |Y(a) - V(a)|_1 (pix2pix uses 100 next to a GAN term of 1); tmp: R_t; lmk: L_k;
     mouth: an extra L1 on the mouth mask's pixels only (not in the paper, so 0 there; the demo recipe uses it:
     the mouth is ~5% of the frame, so the whole-frame L1 barely notices whether it opened).
+    flow_tv / mask_prior / flow_lmk / mask_cavity (output="warp" only, not in the paper): total variation of the
+    displacement field (smooth motion), the mean of (1 − mask) (the residual colour only where the warp cannot
+    explain the frame), the field's L1 error, in pixels, at the target frame's landmarks (losses.flow_landmarks),
+    and the mask's mean inside the target's open mouth (losses.mask_in_cavity).
     The paper says only "slightly different weights" (§3.3), so these follow pix2pix's balance.
     """
-    return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0, "mouth": 0.0}
+    return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0, "mouth": 0.0,
+            "flow_tv": 0.0, "mask_prior": 0.0, "flow_lmk": 0.0, "mask_cavity": 0.0}
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Config:
     max_width: int = 64           # channel cap (paper: 512 = 8 * 64)
     levels: int = 6               # stride-2 down layers per encoder (= up layers in the decoder)
     landmark_head: bool = True    # 68×2 soft-argmax head on the decoder's second-to-last layer
+    output: str = "pixels"        # "pixels" (the paper: tanh colour) | "warp" (flow + mask + residual, models/motion_output.py)
     # --- discriminators -----------------------------------------------------------------------
     d_width: int = 16             # first-layer width of D_g and D_l (3 conv layers each)
     gan_loss: str = "bce"         # "bce" (non-saturating, paper eq. 3-4) | "hinge" | "lsgan"
@@ -105,6 +111,8 @@ class Config:
             bad("image_size", f"{self.image_size} is not a multiple of 2**levels = {2 ** self.levels}")
         if not 0.0 < self.crop_fraction <= 1.0:
             bad("crop_fraction", "must be in (0, 1]")
+        if self.output not in ("pixels", "warp"):
+            bad("output", "use pixels (the paper's decoder) or warp (motion output, models/motion_output.py)")
         if self.gan_loss not in ("bce", "hinge", "lsgan"):
             bad("gan_loss", "use bce, hinge or lsgan")
         if self.amp not in ("auto", "none", "bf16", "fp16"):
@@ -139,7 +147,9 @@ class Config:
     def weight(self, term: str) -> float:
         """Effective weight of a loss term: 0 when its switch is off."""
         switch = {"gan_g": self.use_global_d, "gan_l": self.use_local_d, "lmk": self.use_landmarks and self.landmark_head,
-                  "tmp": self.use_temporal}.get(term, True)
+                  "tmp": self.use_temporal, "flow_tv": self.output == "warp",
+                  "mask_prior": self.output == "warp", "flow_lmk": self.output == "warp",
+                  "mask_cavity": self.output == "warp"}.get(term, True)
         return float(self.loss_weights.get(term, 0.0)) if switch else 0.0
 
     def replace(self, **changes) -> "Config":

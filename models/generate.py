@@ -25,8 +25,8 @@ from ckpp_tools import emotions as emo
 from ckpp_tools.disk_space import atomic_write_bytes, mp4_complete, raise_write_failure, writing
 from ckpp_tools.errors import UsageError
 from ckpp_tools.face_geometry import (  # noqa: F401  (re-exported: the public names callers import from here)
-    LEVEL_TOLERANCE, REFINE_ABOVE, FaceCrop, crop_face, crop_matrix, eye_angle, face_box, face_crop,
-    level_landmarks, neutral_start, paste_back, shrink_box, warp_crop)
+    IDENTITY, LEVEL_TOLERANCE, REFINE_ABOVE, FaceCrop, crop_face, crop_matrix, eye_angle, face_box, face_crop,
+    level_landmarks, neutral_start, output_size, paste_back, paste_motion, resize_matrix, shrink_box, warp_crop)
 from ckpp_tools.photo_io import read_photo
 
 
@@ -59,13 +59,48 @@ def parse_weights(specs, available: list[str]) -> dict[str, float]:
     return out
 
 
+#: fraction of the crop over which a pasted-back motion fades to zero at the crop's border (no seam)
+PASTE_FEATHER = 0.12
+
+
+def is_motion_model(family) -> bool:
+    """Whether `family` predicts motion (output="warp", models/motion_output.py) rather than pixels."""
+    return getattr(getattr(family, "G", None), "output", "pixels") == "warp"
+
+
+def motion_video(family, first, crops_hr, weights, n_frames: int, border: float = 0.0):
+    """Frames of motion-output models at a bigger crop than the network's: first (B,3,s,s) in [-1,1] (the network's
+    input), crops_hr (B,S,S,3) uint8 (the same faces at S x S: face_geometry.resize_matrix, bicubic) ->
+    (B,T,S,S,3) uint8. Each video is relative to its frame 0's prediction (motion_output.relative), applied by
+    face_geometry.paste_motion to the crop itself: frame 0 is the crop, later frames sample it once, bicubic."""
+    flow, mask, res = family.generate_motion(first, weights, n_frames)
+    return np.stack([_apply_motion(crop, IDENTITY, flow[i], mask[i], res[i], crop.shape[0], border)
+                     for i, crop in enumerate(crops_hr)])
+
+
+def _apply_motion(image, matrix, flow, mask, res, size: int, border: float) -> np.ndarray:
+    """paste_motion of one video's network-size motion (T,c,s,s tensors) upsampled to a size x size crop."""
+    from . import motion_output as mo
+
+    d, wt, r = mo.relative(flow, mask, res, size, border)
+    d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()             # normalised -> crop pixels
+    r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+    return paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r)
+
+
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
                    paste: bool = False, min_side: int = 256, where: str = "PHOTO", align: bool = True,
-                   start: str = "as-is", report: dict | None = None, face: int | None = None) -> np.ndarray:
+                   start: str = "as-is", report: dict | None = None, face: int | None = None,
+                   size: int | None = None) -> np.ndarray:
     """(T,H,W,3) uint8 video of `photo`'s face moving from neutral to the weighted expression.
 
-    Crops smaller than `min_side` are upscaled for viewing; paste=True returns whole photos instead
-    (longer side capped at 1280). align=True levels the eyes before the model (see face_crop);
+    Pixel-output models (the paper's decoder, the baselines): the network's crop, upscaled to `size` (default:
+    `min_side`) when smaller. Motion-output models (output="warp"): the network's motion is applied to the face
+    crop taken from the photo at its own resolution (face_geometry.output_size: the face's size in the photo
+    within 256…1024 px; `size` to choose), each frame relative to frame 0's prediction, so frame 0 is the photo's
+    face exactly. paste=True returns whole photos instead (longer side capped at 1280): pixel models paste the crop
+    back with a feathered edge; motion models move the photo's own pixels (face_geometry.paste_motion), so
+    frame 0 is the photo and no seam shows. align=True levels the eyes before the model (see face_crop);
     start="neutral" warps a smiling face back to neutral first, "auto" only when its lips are parted
     (ckpp_tools.neutral.start_for; see neutral_start: frame 0 is then the neutralised face, and paste-back
     pastes into the neutralised photo). `report`, when given, receives what was found: the levelled roll
@@ -73,12 +108,15 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     measured before any neutral start), the start applied (`start`: "as-is" or "neutral"), every face found
     (`faces`, ranked: ckpp_tools.face_pick) and the one animated (`face`; `face=N` picks the N-th), with
     `photo_scale` (face boxes are in photo pixels times it: < 1 where paste shrank the photo), the face's 68
-    `landmarks` and the 2x3 `matrix` photo -> model crop (both in pixels of `photo` as given)."""
+    `landmarks` and the 2x3 `matrix` photo -> model crop (both in pixels of `photo` as given), and the face crop's side (`size`)."""
     import torch
 
     if n_frames < 2:
         raise UsageError(f"--frames {n_frames}: need at least 2 (the input and the peak)", path="--frames",
                          fix="use e.g. --frames 16")
+    if size is not None and not 16 <= int(size) <= 4096:
+        raise UsageError(f"--size {size}: the face crop's side must be 16…4096 pixels", path="--size",
+                         fix="use e.g. --size 512, or leave it out (the face's own size in the photo)")
     unknown = [e for e in weights if e not in family.emotions]
     if unknown:
         raise UsageError(f"emotion {unknown[0]!r} is not one this model was trained on", path="--emotion",
@@ -99,7 +137,12 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
         report.update(angle=fc.angle, expression=neutralise(fc.landmarks)[1], start=applied,
                       landmarks=fc.landmarks / k, matrix=fc.matrix @ np.diag([k, k, 1.0]))
     if applied == "neutral":
-        photo, fc, _ = neutral_start(photo, fc, cfg.image_size)
+        warped = None
+        if is_motion_model(family):       # the photo's own pixels are shown: the neutral warp bicubic too
+            from ckpp_tools.neutral import neutral_photo
+
+            warped = neutral_photo(photo, fc.landmarks, interpolation=cv2.INTER_CUBIC)
+        photo, fc, _ = neutral_start(photo, fc, cfg.image_size, warped)
     crop = fc.crop
     extra = {}
     if family.name == "hp":
@@ -113,6 +156,18 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     dev = family.device
     first = torch.from_numpy(crop).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0).to(dev)
     family.train_mode(False)
+    if is_motion_model(family):
+        out = output_size(fc.matrix, cfg.image_size, size)
+        m_hr = resize_matrix(fc.matrix, cfg.image_size, out)
+        if report is not None:
+            report["size"] = out
+        if paste:
+            with torch.no_grad():
+                flow, mask, res = (t[0] for t in family.generate_motion(first, w.to(dev), n_frames))
+            return _apply_motion(photo, m_hr, flow, mask, res, out, PASTE_FEATHER)
+        with torch.no_grad():
+            return motion_video(family, first, warp_crop(photo, m_hr, out, cv2.INTER_CUBIC)[None], w.to(dev),
+                                n_frames)[0]
     with torch.no_grad():
         video = family.generate(first, w.to(dev), n_frames, **extra)[0]
     from .family import to_uint8
@@ -120,7 +175,9 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     frames = to_uint8(video)
     if paste:
         frames = paste_back(photo, frames, fc.matrix)
-    elif frames.shape[1] < min_side:
+    elif size is not None and frames.shape[1] != size:
+        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in frames])
+    elif size is None and frames.shape[1] < min_side:
         frames = np.stack([cv2.resize(f, (min_side, min_side), interpolation=cv2.INTER_CUBIC) for f in frames])
     return frames
 

@@ -8,20 +8,30 @@ the input of the decoder's last layer (its second-to-last layer's output plus th
 The encoders do not depend on a, so one call takes several degree vectors per image, a: (B,K,n), encodes
 once and decodes B·K frames: the K=3 passes of R_t (a, a-Δa, a+Δa) and a whole video at generation time
 cost one encoder pass.
+
+output="warp" (not in the paper; models/motion_output.py says why) gives the decoder's last layer 6 channels,
+flow + mask + residual, and the frame is the input warped by the flow and blended with the residual; the
+encoders, the degree mixing and the landmark head are the same. output="pixels" is the paper's decoder.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from . import motion_output as mo
 from .layers import Encoder, SoftArgmax2d, Up, init_weights
+
+OUTPUTS = ("pixels", "warp")
 
 
 class Generator(nn.Module):
-    def __init__(self, widths: list[int], n_emotions: int, landmark_head: bool = True):
+    def __init__(self, widths: list[int], n_emotions: int, landmark_head: bool = True, output: str = "pixels"):
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output {output!r}: use one of {OUTPUTS}")
         self.widths = list(widths)
         self.n_emotions = n_emotions
+        self.output = output
         L = len(widths)
         self.e0 = Encoder(widths)
         self.residual = nn.ModuleList(Encoder(widths) for _ in range(n_emotions))
@@ -31,11 +41,13 @@ class Generator(nn.Module):
             lvl = L - 1 - j                     # 0-based encoder level whose output this up consumes
             cin = widths[lvl] if j == 0 else 2 * widths[lvl]
             last = lvl == 0
-            cout = 3 if last else widths[lvl - 1]
+            cout = (3 if output == "pixels" else mo.CHANNELS) if last else widths[lvl - 1]
             ups.append(Up(cin, cout, norm=not last, act=not last))
         self.ups = nn.ModuleList(ups)
         self.head = SoftArgmax2d(2 * widths[0]) if landmark_head else None
         init_weights(self)
+        if output == "warp":
+            mo.init_last_layer(self.ups[-1].conv)       # starts as the identity: frame = input
 
     def encode(self, image: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
         """e0(I) per level, and e_i(I) per emotion per level. At inference, residual encoders whose degree
@@ -60,6 +72,7 @@ class Generator(nn.Module):
         return out
 
     def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features -> (the last layer's raw output (N,3|6,S,S), landmarks (N,68,2) or None)."""
         x = feats[-1]
         lmk = None
         L = len(feats)
@@ -70,11 +83,12 @@ class Generator(nn.Module):
             if lvl == 0 and self.head is not None:
                 lmk = self.head(x)
             x = up(x)
-        return torch.tanh(x), lmk
+        return x, lmk
 
-    def forward(self, image: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, image: torch.Tensor, a: torch.Tensor, with_motion: bool = False):
         """image (B,3,S,S) in [-1,1]; a (B,n) or (B,K,n) degrees.
-        -> frames (B,[K],3,S,S) in [-1,1], landmarks (B,[K],68,2) in [0,1] (None without head)."""
+        -> frames (B,[K],3,S,S) in [-1,1], landmarks (B,[K],68,2) in [0,1] (None without head);
+        with_motion=True adds a third item: (flow, mask, residual) each (B,[K],c,S,S) for output="warp", else None."""
         squeeze = a.dim() == 2
         if squeeze:
             a = a.unsqueeze(1)
@@ -86,11 +100,17 @@ class Generator(nn.Module):
             res = [e(image) for e in self.residual]     # all of them: DDP expects every parameter used
         else:
             res = [e(image) if bool((a[:, :, i] != 0).any()) else None for i, e in enumerate(self.residual)]
-        frames, lmk = self.decode(self.combine(base, res, a))
-        frames = frames.view(b, k, *frames.shape[1:])
-        if lmk is not None:
-            lmk = lmk.view(b, k, *lmk.shape[1:])
-        if squeeze:
-            frames = frames[:, 0]
-            lmk = None if lmk is None else lmk[:, 0]
-        return frames, lmk
+        raw, lmk = self.decode(self.combine(base, res, a))
+        motion = None
+        if self.output == "pixels":
+            frames = torch.tanh(raw)
+        else:
+            motion = mo.split(raw)
+            src = image.unsqueeze(1).expand(b, k, *image.shape[1:]).reshape(b * k, *image.shape[1:])
+            frames = mo.compose(src, *motion)
+        shape = lambda t: None if t is None else (t.view(b, k, *t.shape[1:])[:, 0] if squeeze  # noqa: E731
+                                                  else t.view(b, k, *t.shape[1:]))
+        frames, lmk = shape(frames), shape(lmk)
+        if not with_motion:
+            return frames, lmk
+        return frames, lmk, None if motion is None else tuple(shape(t) for t in motion)

@@ -17,6 +17,8 @@ lips are parted, ckpp_tools.neutral.start_for; what `ckpp generate` does by defa
 "<model>+neutral" / "<model>+auto". Their identity is still measured against the original photo's crop, their
 f(I,0) against the crop the model was given (how far a neutralised crop is from the photo: `start_l1`).
 Every model sees the photo cropped by models.generate.face_crop (eyes levelled, the crop it trained on);
+motion-output models (output="warp") are measured on their motion applied to the same face cropped at
+MOTION_SIZE (models.generate.motion_video, the path of `ckpp generate`);
 videos are generated in batches, one pass per model and emotion. A photo without a face is a row with a
 reason. Photos are grouped by folder (each --photos DIR, or its sub-folders) so held-out people and faces
 unlike them are reported apart.
@@ -285,8 +287,22 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-def _generate_batch(model, crops: list[np.ndarray], lms01: list[np.ndarray], emotion: str, n_frames: int, device):
-    """Videos (B,T,s,s,3) uint8 of a batch of crops in one generate() call."""
+#: side of the face crop that motion-output models (output="warp") are measured at: their motion applied to
+#: the photo's face at this size (models.generate.motion_video, as `ckpp generate` does at the face's own size)
+MOTION_SIZE = 256
+
+
+def _motion_size(model) -> int | None:
+    """MOTION_SIZE for motion-output models, None for pixel models (measured at the network's size)."""
+    from .generate import is_motion_model
+
+    return MOTION_SIZE if is_motion_model(model.family) else None
+
+
+def _generate_batch(model, crops: list[np.ndarray], lms01: list[np.ndarray], emotion: str, n_frames: int, device,
+                    crops_hr: list[np.ndarray] | None = None):
+    """Videos (B,T,s,s,3) uint8 of a batch of crops in one generate() call; motion-output models move `crops_hr`
+    (the same faces at MOTION_SIZE) instead: (B,T,S,S,3)."""
     import torch
 
     from .family import to_uint8
@@ -295,6 +311,13 @@ def _generate_batch(model, crops: list[np.ndarray], lms01: list[np.ndarray], emo
     x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
     w = torch.zeros(len(crops), len(fam.emotions), device=device)
     w[:, list(fam.emotions).index(emotion)] = 1.0
+    if crops_hr is not None:
+        from .generate import motion_video
+
+        if hasattr(fam, "train_mode"):
+            fam.train_mode(False)
+        with torch.no_grad():
+            return motion_video(fam, x, crops_hr, w, n_frames)
     kw = {}
     if getattr(fam, "name", "") == "hp":
         kw["landmarks"] = torch.from_numpy(np.stack(lms01)).float().to(device)
@@ -318,7 +341,9 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     from .benchmark import LABELS, Measurer, _versions
     from ckpp_tools.neutral import STARTS, neutral_photo, parse_starts, start_for
 
-    from ckpp_tools.face_geometry import face_crop, neutral_start
+    import cv2
+
+    from ckpp_tools.face_geometry import face_crop, neutral_start, resize_matrix, warp_crop
 
     starts = parse_starts(starts)
     warnings_out: list[str] = []
@@ -352,6 +377,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     ceiling = jm.ceiling(data, emotions, viewer, measurer, summarize)
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})
+    # motion-output models: the same faces also cropped at MOTION_SIZE from the photo (their frames' size)
+    hr_sizes = {(m.size, round(m.crop_fraction, 6)): _motion_size(m) for m in all_models if _motion_size(m)}
     for ph in tqdm(faces, desc="input crops", unit="photo", disable=not progress):
         warped = None                              # the neutralised photo: one warp for every view
         for size, frac in view_keys:
@@ -359,6 +386,12 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             ph.angle = fc.angle
             lm, desc = _measure_video(measurer, fc.crop[None], encoder)
             ph.views[(size, frac)] = {"crop": fc.crop, "crop_lm": fc.crop_landmarks, "lm": lm[0], "desc": desc}
+            hr = hr_sizes.get((size, frac))
+            if hr:
+                m_hr = resize_matrix(fc.matrix, size, hr)
+                crop_hr = warp_crop(ph.image, m_hr, hr, cv2.INTER_CUBIC)
+                _, desc_hr = _measure_video(measurer, crop_hr[None], encoder)
+                ph.views[(size, frac)]["hr"] = {"crop": crop_hr, "desc": desc_hr}
             ph.auto = start_for(fc.landmarks, "auto")
             if "neutral" in starts or ("auto" in starts and ph.auto == "neutral"):
                 warped = warped or neutral_photo(ph.image, fc.landmarks)
@@ -366,6 +399,10 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                 # identity is still measured against the photo as it is
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
                                                      "start": ph.neutral_info}
+                if hr:                             # shown at full resolution: the neutral warp bicubic too
+                    nphoto = neutral_photo(ph.image, fc.landmarks, interpolation=cv2.INTER_CUBIC)[0]
+                    ph.views[(size, frac, "neutral")]["hr"] = {"crop": warp_crop(nphoto, m_hr, hr, cv2.INTER_CUBIC),
+                                                               "desc": ph.views[(size, frac)]["hr"]["desc"]}
         ph.sharpness = jm.input_sharpness(ph.image, ph.landmarks)
         ph.image = None                            # memory stays bounded on big folders: crops only
     for ph in photos:
@@ -397,13 +434,16 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         for b0 in range(0, len(faces), BATCH):
             chunk = faces[b0:b0 + BATCH]
             keys = [view_key(p) for p in chunk]
+            hr = _motion_size(m)
             vids = _generate_batch(m, [p.views[k]["crop"] for p, k in zip(chunk, keys)],
-                                   [p.views[k]["crop_lm"] / float(m.size) for p, k in zip(chunk, keys)], e, n, device)
+                                   [p.views[k]["crop_lm"] / float(m.size) for p, k in zip(chunk, keys)], e, n, device,
+                                   crops_hr=[p.views[k]["hr"]["crop"] for p, k in zip(chunk, keys)] if hr else None)
             for ph, vid, vk in zip(chunk, vids, keys):
                 lms, desc = _measure_video(measurer, vid, encoder)
-                met = score_video(vid, lms, desc, ph.views[vk], ref[e]["field"])
-                met.update(jm.video_scores(vid, lms, e, input_sharp=ph.sharpness,
-                                           fallback_landmarks=ph.views[vk]["crop_lm"]))
+                view = ph.views[vk]["hr"] if hr else ph.views[vk]
+                met = score_video(vid, lms, desc, view, ref[e]["field"])
+                fallback = ph.views[vk]["crop_lm"] * (hr / float(m.size) if hr else 1.0)
+                met.update(jm.video_scores(vid, lms, e, input_sharp=ph.sharpness, fallback_landmarks=fallback))
                 if "start" in ph.views[vk]:
                     met["start_l1"] = ph.views[vk]["start"]["l1_vs_photo"]
                 rows.append(dict(photo=ph.name, group=ph.group, model=key, emotion=e, start=st,
@@ -489,7 +529,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             model_info.setdefault(k, {"label": labels[key], "family": _split_key(key)[0], "start": _split_key(key)[1],
                                       "emotions": list(m.family.emotions),
                                       "run": m.run, "checkpoint": m.checkpoint, "step": m.meta.get("step"),
-                                      "image_size": m.size, "crop_fraction": m.crop_fraction})
+                                      "image_size": m.size, "crop_fraction": m.crop_fraction,
+                                      "frame_size": _motion_size(m) or m.size})
     results = {
         "kind": "in-the-wild", "command": command,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -517,6 +558,9 @@ NOTES = [
     "every model sees the face cropped as `ckpp generate` crops it: eyes levelled, prepare's box, the model's "
     "crop fraction and size",
     "dlib looks at frames upscaled to ≥ 256 px (as in the clip benchmark)",
+    f"motion-output models (output=warp) move the photo's face cropped at {MOTION_SIZE}² (their flow, mask and "
+    "residual upsampled), each frame relative to frame 0's prediction, so their frame 0 is the input crop itself "
+    "(f(I,0) = I by construction); their identity and f(I,0) are measured against that crop",
     "gains are peak − frame 0 of the generated video, in inter-ocular distances (IOD) of the face frame; a video "
     "whose frame 0 or peak has no detected face has no gain (it counts in 'face found')",
     "direction cosine: generated frame 0 → peak landmark displacement vs the training clips' mean onset → peak "

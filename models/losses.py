@@ -54,3 +54,45 @@ def masked_reconstruction(v: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) 
     weight does not shrink with the mouth's share of the frame. M (B,1,S,S) in {0,1}."""
     m = mask.float()
     return ((v.float() - y.float()).abs() * m).sum() / (m.sum() * v.shape[1]).clamp_min(1.0)
+
+
+def flow_smoothness(flow: torch.Tensor) -> torch.Tensor:
+    """Total variation of a displacement field (N,2,H,W) in grid_sample's normalised units, measured in pixels of
+    the field (×W/2): mean |∂x| + |∂y| (warp output; a smooth field moves skin, it does not tear it)."""
+    scale = flow.shape[-1] / 2.0
+    dx = (flow[..., :, 1:] - flow[..., :, :-1]).abs().mean()
+    dy = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean()
+    return (dx + dy) * scale
+
+
+def flow_landmarks(flow: torch.Tensor, target_lm: torch.Tensor, input_lm: torch.Tensor) -> torch.Tensor:
+    """Landmark supervision of a backward displacement field (warp output): at each of the target frame's
+    landmarks (B,68,2 in [0,1] of the frame) the field must point back to the same landmark in the input frame.
+    Mean L1 in pixels of the field. Why: a photometric L1 gives a flow only local gradients, so large motions
+    (the jaw dropping, brows rising) are learnt slowly; the data's landmarks say where each part went
+    (keypoint-driven motion, as in the first-order motion model and LivePortrait)."""
+    g_t = target_lm.to(flow.dtype) * 2 - 1                        # [0,1] pixel-edge coords -> grid_sample's [-1,1]
+    f = F.grid_sample(flow, g_t.unsqueeze(2), mode="bilinear", padding_mode="border", align_corners=False)
+    src = g_t + f[..., 0].transpose(1, 2)                          # (B,68,2): where the field samples the input
+    return (src - (input_lm.to(flow.dtype) * 2 - 1)).abs().mean() * (flow.shape[-1] / 2.0)
+
+
+def inner_mouth(landmarks: torch.Tensor, size: int) -> torch.Tensor:
+    """(B,1,size,size) {0,1}: pixels inside the inner-lip polygon (landmarks 60-67, [0,1] of the frame) — the
+    open mouth's cavity (empty for closed lips). Even-odd rule at the pixel centres, vectorised."""
+    poly = landmarks[:, 60:68].float()                              # (B,8,2)
+    c = (torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5) / size
+    y, x = c.view(1, 1, size, 1), c.view(1, 1, 1, size)
+    xi, yi = poly[..., 0, None, None], poly[..., 1, None, None]     # (B,8,1,1)
+    xj, yj = poly.roll(-1, 1)[..., 0, None, None], poly.roll(-1, 1)[..., 1, None, None]
+    crosses = ((yi > y) != (yj > y)) & (x < (xj - xi) * (y - yi) / (yj - yi + 1e-12) + xi)
+    return (crosses.sum(1, keepdim=True) % 2).float()
+
+
+def mask_in_cavity(mask: torch.Tensor, target_lm: torch.Tensor, input_lm: torch.Tensor) -> torch.Tensor:
+    """Mean of the warp output's blend mask where the target frame's mouth is open and the input's was not
+    (0 when no mouth opened). Why: a warp of a closed mouth cannot show the cavity (teeth and lips only stretch);
+    the data's landmarks say where it opened, so the mask is taught to hand those pixels to the residual."""
+    s = mask.shape[-1]
+    cav = (inner_mouth(target_lm, s) - inner_mouth(input_lm, s)).clamp(min=0).to(mask.dtype)
+    return (mask * cav).sum() / cav.sum().clamp(min=1.0)

@@ -21,7 +21,8 @@ class OursFamily(ModelFamily):
     def __init__(self, cfg, emotions):
         super().__init__(cfg, emotions)
         # no head when L_k is off: an unused head would also break DDP (parameters without gradients)
-        self.G = Generator(cfg.widths(), len(self.emotions), landmark_head=cfg.weight("lmk") > 0)
+        self.G = Generator(cfg.widths(), len(self.emotions), landmark_head=cfg.weight("lmk") > 0,
+                           output=getattr(cfg, "output", "pixels"))
         self.D_g = PatchDiscriminator(cfg.d_width) if cfg.weight("gan_g") > 0 else None
         self.D_l = PatchDiscriminator(cfg.d_width) if cfg.weight("gan_l") > 0 else None
 
@@ -59,8 +60,13 @@ class OursFamily(ModelFamily):
         else:
             a_all = avec.unsqueeze(1)
         G = self.net("G")
+        warp_terms = any(cfg.weight(t) > 0 for t in ("flow_tv", "mask_prior", "flow_lmk", "mask_cavity"))
         with self.autocast():
-            V_all, K_all = G(I, a_all)
+            if warp_terms:
+                V_all, K_all, motion = G(I, a_all, with_motion=True)
+            else:
+                V_all, K_all = G(I, a_all)
+                motion = None
         V = V_all[:, 0]
         out = {}
 
@@ -101,6 +107,19 @@ class OursFamily(ModelFamily):
                     terms["tmp"] = (cfg.weight("tmp"), losses.temporal(V, V_all[:, 1], V_all[:, 2]))
                 if K_all is not None and cfg.weight("lmk") > 0:
                     terms["lmk"] = (cfg.weight("lmk"), losses.landmark(K_all[:, 0], batch["landmarks"]))
+                if motion is not None:
+                    flow, mask = motion[0][:, 0], motion[1][:, 0]
+                    if cfg.weight("flow_tv") > 0:
+                        terms["flow_tv"] = (cfg.weight("flow_tv"), losses.flow_smoothness(flow))
+                    if cfg.weight("mask_prior") > 0:
+                        terms["mask_prior"] = (cfg.weight("mask_prior"), (1 - mask).mean())
+                    if cfg.weight("flow_lmk") > 0:
+                        terms["flow_lmk"] = (cfg.weight("flow_lmk"), losses.flow_landmarks(
+                            flow, batch["landmarks"], batch["input_landmarks"]))
+                    if cfg.weight("mask_cavity") > 0:
+                        terms["mask_cavity"] = (cfg.weight("mask_cavity"),
+                                                losses.mask_in_cavity(mask, batch["landmarks"],
+                                                                      batch["input_landmarks"]))
                 total = sum(w * v for w, v in terms.values())
             self.optimize(total, "G")
         finally:
@@ -127,6 +146,18 @@ class OursFamily(ModelFamily):
         with self.autocast():
             frames, lmk = self.G(first, a)
         return frames.float().clamp(-1, 1), None if lmk is None else lmk.float()
+
+    @torch.no_grad()
+    def generate_motion(self, first, weights, n_frames):
+        """output="warp" only: (flow, mask, residual), each (B,T,c,S,S) fp32 at the network's size, for a = 0…1
+        (models.motion_output.relative/render apply them to a bigger crop of the same face)."""
+        if self.G.output != "warp":
+            raise ValueError("generate_motion needs a generator with output='warp'")
+        ramp = torch.linspace(0, 1, n_frames, device=first.device, dtype=torch.float32)
+        a = ramp.view(1, -1, 1) * weights.to(first.device, torch.float32).unsqueeze(1)
+        with self.autocast():
+            _, _, motion = self.G(first, a, with_motion=True)
+        return tuple(t.float() for t in motion)
 
     @torch.no_grad()
     def sample_images(self, batch) -> np.ndarray:

@@ -227,7 +227,10 @@ class ExpressionPipeline:
         G = getattr(fam, "G", None)
         import ckpp_tools.face_geometry as fg
 
-        if not hasattr(G, "encode") or (face is not None and not _accepts(fg.face_crop, "face")):
+        if not hasattr(G, "encode") or getattr(G, "output", "pixels") != "pixels" \
+                or (face is not None and not _accepts(fg.face_crop, "face")):
+            # motion-output models (their frame is the photo's own face crop moved at full resolution, relative to
+            # frame 0's prediction): a 2-frame video is the exact peak
             # a baseline (no encode/decode split), or a face choice only generate_video knows: a 2-frame video
             return self(photo, w, 2, paste_back=paste_back, align=align, start=start, where=where, face=face).peak
         entry = self._prepared(photo, where, align, start, face, paste_back)
@@ -235,7 +238,8 @@ class ExpressionPipeline:
         for e, v in w.items():
             a[0, 0, self.emotions.index(e)] = v
         with torch.no_grad(), fam.autocast():
-            frame, _ = G.decode(G.combine(entry["base"], entry["res"], a.to(fam.device)))
+            raw, _ = G.decode(G.combine(entry["base"], entry["res"], a.to(fam.device)))
+            frame = torch.tanh(raw)      # the pixel decoder's output layer (Generator.forward applies the same)
         from .family import to_uint8
 
         peak = to_uint8(frame.float().clamp(-1, 1))

@@ -237,9 +237,18 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
             raise UsageError(f"--init: {init} is {start_from['family']} on {', '.join(start_from['emotions'])}, "
                              f"not {model} on {', '.join(emotions)}", path=start_from["path"],
                              fix="start from weights of the same model and emotions, or drop --init")
-        ck.restore(family, start_from, optimizers=False, rng=False, optional=("D", "D_g", "D_l"))
         init_info = {"path": start_from["path"], "step": int(start_from.get("step", 0)),
                      "modules": sorted(start_from["modules"])}
+        src_output = (start_from.get("config") or {}).get("output", "pixels")
+        if model == "ours" and src_output != cfg.output:
+            # pixel weights into a warp generator (or back): all but the decoder's last layer
+            init_info["skipped"] = ck.restore_across_outputs(family, start_from)
+            init_info["from_output"] = src_output
+            if is_main:
+                print(f"--init: {src_output} weights into an output={cfg.output} generator; not loaded (fresh "
+                      f"init): {', '.join(init_info['skipped'])}", file=sys.stderr, flush=True)
+        else:
+            ck.restore(family, start_from, optimizers=False, rng=False, optional=("D", "D_g", "D_l"))
     runtime = make_runtime(cfg, device_, world, rank, local)
     family.attach(runtime, train=True)
     start = 0

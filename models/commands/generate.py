@@ -28,9 +28,13 @@ from ckpp_tools.disk_space import translate
 @click.option("--face", type=int, default=None,
               help="Which face of a photo with several: its number in the list generate prints (1 = the main face: "
                    "large, central, whole in the frame).  [default: 1]")
+@click.option("--size", type=int, default=None,
+              help="Side of the face in the video, pixels. Motion-output models (output=warp) move the photo's own "
+                   "face at this size [default: its size in the photo, 256-1024]; pixel models are scaled to it "
+                   "[default: 256].")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
 @translate(out="output")
-def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, face, device):
+def generate(run, photo, output, emotions, frames, fps, paste_back, align, start, face, size, device):
     """Animate the face in PHOTO with the model in RUN (a run folder or a ckpt-*.pt).
 
     \b
@@ -51,7 +55,7 @@ def generate(run, photo, output, emotions, frames, fps, paste_back, align, start
         stem = os.path.splitext(os.path.basename(photo))[0]
         output = f"{stem}-{'+'.join(weights)}.mp4"
     out = pipe(image, weights, frames, paste_back=paste_back, align=align, start=start, fps=fps, where=photo,
-               face=face)
+               face=face, size=size)
     out.save(output)
     video, family = out.frames, pipe.family
     note = ""
