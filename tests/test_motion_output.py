@@ -137,14 +137,14 @@ def test_paper_pixel_output_unchanged():
     ref = [0.001071, 0.010959, 0.001364, -0.002365, -0.014469, -0.010639, -0.003333, 0.000802, -0.010366,
            -0.001142, 0.006891, 0.005842, 0.000254, -0.002229]
     assert np.allclose(y.flatten()[::29].numpy(), ref, atol=2e-6)
-    # the shipped pixel weights give the same frames as before
-    fam, _ = load_run("pretrained")
+    # the shipped pixel weights (shipped as `pretrained` before issue 22) give the same frames as before
+    fam, _ = load_run("pretrained:ours-surprise-pixels")
     assert fam.G.output == "pixels"
     x = torch.linspace(-1, 1, 3 * 64 * 64).view(1, 3, 64, 64).mul(7).sin()
-    v = fam.generate(x, torch.tensor([[1.0]]), 3) if fam.cfg.output == "pixels" else None
-    if v is not None and fam.cfg.base_width == 16:     # (the shipped weights may since be a warp model)
-        ref = [-0.38528, 0.774736, 0.884812, -0.624546, -0.843792, -0.04223, 0.92053, 0.581641, -0.875846]
-        assert np.allclose(v.flatten()[::1231].numpy()[:9], ref, atol=2e-5)
+    v = fam.generate(x, torch.tensor([[1.0]]), 3)
+    ref = [-0.38528, 0.774736, 0.884812, -0.624546, -0.843792, -0.04223, 0.92053, 0.581641, -0.875846]
+    assert np.allclose(v.flatten()[::1231].numpy()[:9], ref, atol=2e-5)
+    assert load_run("pretrained")[0].G.output == "warp" and preset("demo").output == "warp"
 
 
 def test_checkpoint_round_trip_and_init_from_pixels(tmp_path):
