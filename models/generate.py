@@ -58,8 +58,9 @@ def parse_weights(specs, available: list[str]) -> dict[str, float]:
     return out
 
 
-#: fraction of the crop over which a pasted-back motion fades to zero at the crop's border (no seam)
-PASTE_FEATHER = 0.12
+#: fraction of the crop over which a pasted-back motion fades to zero at its border (no seam); the chin sits at
+#: ~85% of the crop height, so the ramp stays below it
+PASTE_FEATHER = 0.08
 
 
 def is_motion_model(family) -> bool:
