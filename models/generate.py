@@ -79,13 +79,18 @@ def motion_video(family, first, crops_hr, weights, n_frames: int, border: float 
 
 
 def _apply_motion(image, matrix, flow, mask, res, size: int, border: float) -> np.ndarray:
-    """paste_motion of one video's network-size motion (T,c,s,s tensors) upsampled to a size x size crop."""
+    """paste_motion of one video's network-size motion (T,c,s,s tensors) upsampled to a size x size crop, one
+    frame at a time (a 2048² field of 16 frames would hold 1.6 GB at once)."""
     from . import motion_output as mo
 
-    d, wt, r = mo.relative(flow, mask, res, size, border)
-    d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()             # normalised -> crop pixels
-    r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
-    return paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r)
+    frames = []
+    for t in range(flow.shape[0]):
+        keep = [0, t]                                                     # relative to frame 0
+        d, wt, r = (x[-1:] for x in mo.relative(flow[keep], mask[keep], res[keep], size, border))
+        d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()         # normalised -> crop pixels
+        r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        frames.append(paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r)[0])
+    return np.stack(frames)
 
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
@@ -111,8 +116,8 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if n_frames < 2:
         raise UsageError(f"--frames {n_frames}: need at least 2 (the input and the peak)", path="--frames",
                          fix="use e.g. --frames 16")
-    if size is not None and not 16 <= int(size) <= 4096:
-        raise UsageError(f"--size {size}: the face crop's side must be 16…4096 pixels", path="--size",
+    if size is not None and not 16 <= int(size) <= 2048:
+        raise UsageError(f"--size {size}: the face crop's side must be 16…2048 pixels", path="--size",
                          fix="use e.g. --size 512, or leave it out (the face's own size in the photo)")
     unknown = [e for e in weights if e not in family.emotions]
     if unknown:

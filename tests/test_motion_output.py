@@ -229,3 +229,20 @@ def test_benchmark_photos_measures_warp_models_at_256(tmp_path):
     assert res["models"]["ours"]["frame_size"] == iw.MOTION_SIZE and res["models"]["ours"]["image_size"] == S
     row = res["rows"][0]
     assert row["detection_rate"] == 1.0 and row["l1_at_zero"] == 0.0     # frame 0 is the 256² crop itself
+
+
+def test_cli_size_option(tmp_path):
+    import imageio.v3 as iio
+    from click.testing import CliRunner
+
+    from ckpp_tools.cli import main
+
+    save_checkpoint(tmp_path / "run", family(jitter=0.002), 1)
+    iio.imwrite(tmp_path / "a.png", PHOTOS["astronaut"]())
+    res = CliRunner().invoke(main, ["generate", str(tmp_path / "run"), str(tmp_path / "a.png"), "--emotion",
+                                    "surprise", "--frames", "2", "--size", "5000", "-o", str(tmp_path / "x.gif")])
+    assert res.exit_code != 0 and "--size 5000" in res.output and "16…2048" in res.output
+    res = CliRunner().invoke(main, ["generate", str(tmp_path / "run"), str(tmp_path / "a.png"), "--emotion",
+                                    "surprise", "--frames", "2", "--size", "320", "-o", str(tmp_path / "x.gif")])
+    assert res.exit_code == 0, res.output
+    assert "320x320" in res.output and iio.imread(tmp_path / "x.gif").shape[1:3] == (320, 320)
