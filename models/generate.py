@@ -68,6 +68,22 @@ def is_motion_model(family) -> bool:
     return getattr(getattr(family, "G", None), "output", "pixels") == "warp"
 
 
+#: side of the face crop `ckpp benchmark --photos` measures motion-output models at (their motion applied to
+#: the photo's face at this size, as `ckpp generate` does at the face's own size)
+MOTION_SIZE = 256
+
+
+def motion_size(family) -> int | None:
+    """MOTION_SIZE for motion-output models, None for pixel models (measured at the network's size)."""
+    return MOTION_SIZE if is_motion_model(family) else None
+
+
+def full_res_crop(photo: np.ndarray, matrix: np.ndarray, size: int, out: int) -> np.ndarray:
+    """The face of the network's size x size crop (`matrix`: photo -> crop) taken from the photo at out x out,
+    bicubic (face_geometry.resize_matrix: pixel centres aligned with the network's crop)."""
+    return warp_crop(photo, resize_matrix(matrix, size, out), out, cv2.INTER_CUBIC)
+
+
 def motion_video(family, first, crops_hr, weights, n_frames: int, border: float = 0.0):
     """Frames of motion-output models at a bigger crop than the network's: first (B,3,s,s) in [-1,1] (the network's
     input), crops_hr (B,S,S,3) uint8 (the same faces at S x S: face_geometry.resize_matrix, bicubic) ->
@@ -164,8 +180,8 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
                 flow, mask, res = (t[0] for t in family.generate_motion(first, w.to(dev), n_frames))
             return _apply_motion(photo, m_hr, flow, mask, res, out, PASTE_FEATHER)
         with torch.no_grad():
-            return motion_video(family, first, warp_crop(photo, m_hr, out, cv2.INTER_CUBIC)[None], w.to(dev),
-                                n_frames)[0]
+            return motion_video(family, first, full_res_crop(photo, fc.matrix, cfg.image_size, out)[None],
+                                w.to(dev), n_frames)[0]
     with torch.no_grad():
         video = family.generate(first, w.to(dev), n_frames, **extra)[0]
     from .family import to_uint8

@@ -217,6 +217,7 @@ def test_benchmark_photos_measures_warp_models_at_256(tmp_path):
 
     from models import in_the_wild as iw
     from models.benchmark import LoadedModel
+    from models.generate import MOTION_SIZE
 
     (tmp_path / "p").mkdir()
     iio.imwrite(tmp_path / "p" / "astronaut.png", PHOTOS["astronaut"]())
@@ -226,7 +227,7 @@ def test_benchmark_photos_measures_warp_models_at_256(tmp_path):
     res = iw.run_photos(photo_dirs=[str(tmp_path / "p")], models=models, emotions=["surprise"],
                         out_dir=str(tmp_path / "out"), device=torch.device("cpu"), n_frames=3, identity=False,
                         n_gifs=1, progress=False, warn=lambda m: None)
-    assert res["models"]["ours"]["frame_size"] == iw.MOTION_SIZE and res["models"]["ours"]["image_size"] == S
+    assert res["models"]["ours"]["frame_size"] == MOTION_SIZE and res["models"]["ours"]["image_size"] == S
     row = res["rows"][0]
     assert row["detection_rate"] == 1.0 and row["l1_at_zero"] == 0.0     # frame 0 is the 256² crop itself
 
