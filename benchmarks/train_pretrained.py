@@ -51,7 +51,8 @@ def ckpp(*args: str) -> float:
 
 
 #: stage 4's config (the motion-output recipe measured in docs/recipe.md), beside the `demo` preset
-WARP_CONFIG = {"preset": "demo", "output": "warp", "lr_decay": "none"}
+WARP_CONFIG = {"preset": "demo", "output": "warp", "lr_decay": "linear", "lr_decay_from": 0.5,
+               "loss_weights": {"flow_lmk": 1.0, "mask_cavity": 1.0}}
 
 
 def export(run: str, dest: str) -> dict:
@@ -149,7 +150,9 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, raw: str, w
     """dest's recipe JSON beside it: command, config, init, data, weights, times, measured figures."""
     name = os.path.basename(dest)[:-3]
     run_json = json.load(open(os.path.join(run, "run.json")))
-    init = run_json.get("init") or {}
+    init = dict(run_json.get("init") or {})
+    if str(init.get("path", "")).startswith(ROOT + os.sep):
+        init["path"] = os.path.relpath(init["path"], ROOT)      # the shipped pixel weights, in the repository
     if args.export_only:
         command = "python benchmarks/train_pretrained.py --export-only %s" % run
         if init:

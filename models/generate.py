@@ -59,13 +59,30 @@ def parse_weights(specs, available: list[str]) -> dict[str, float]:
     return out
 
 
-#: fraction of the crop over which a pasted-back motion fades to zero at the crop's border (no seam)
-PASTE_FEATHER = 0.12
+#: fraction of the crop over which a pasted-back motion fades to zero at its border (no seam); the chin sits at
+#: ~85% of the crop height, so the ramp stays below it
+PASTE_FEATHER = 0.08
 
 
 def is_motion_model(family) -> bool:
     """Whether `family` predicts motion (output="warp", models/motion_output.py) rather than pixels."""
     return getattr(getattr(family, "G", None), "output", "pixels") == "warp"
+
+
+#: side of the face crop `ckpp benchmark --photos` measures motion-output models at (their motion applied to
+#: the photo's face at this size, as `ckpp generate` does at the face's own size)
+MOTION_SIZE = 256
+
+
+def motion_size(family) -> int | None:
+    """MOTION_SIZE for motion-output models, None for pixel models (measured at the network's size)."""
+    return MOTION_SIZE if is_motion_model(family) else None
+
+
+def full_res_crop(photo: np.ndarray, matrix: np.ndarray, size: int, out: int) -> np.ndarray:
+    """The face of the network's size x size crop (`matrix`: photo -> crop) taken from the photo at out x out,
+    bicubic (face_geometry.resize_matrix: pixel centres aligned with the network's crop)."""
+    return warp_crop(photo, resize_matrix(matrix, size, out), out, cv2.INTER_CUBIC)
 
 
 def motion_video(family, first, crops_hr, weights, n_frames: int, border: float = 0.0):
@@ -79,13 +96,18 @@ def motion_video(family, first, crops_hr, weights, n_frames: int, border: float 
 
 
 def _apply_motion(image, matrix, flow, mask, res, size: int, border: float) -> np.ndarray:
-    """paste_motion of one video's network-size motion (T,c,s,s tensors) upsampled to a size x size crop."""
+    """paste_motion of one video's network-size motion (T,c,s,s tensors) upsampled to a size x size crop, one
+    frame at a time (a 2048² field of 16 frames would hold 1.6 GB at once)."""
     from . import motion_output as mo
 
-    d, wt, r = mo.relative(flow, mask, res, size, border)
-    d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()             # normalised -> crop pixels
-    r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
-    return paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r)
+    frames = []
+    for t in range(flow.shape[0]):
+        keep = [0, t]                                                     # relative to frame 0
+        d, wt, r = (x[-1:] for x in mo.relative(flow[keep], mask[keep], res[keep], size, border))
+        d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()         # normalised -> crop pixels
+        r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        frames.append(paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r)[0])
+    return np.stack(frames)
 
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,
@@ -114,8 +136,8 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     if n_frames < 2:
         raise UsageError(f"--frames {n_frames}: need at least 2 (the input and the peak)", path="--frames",
                          fix="use e.g. --frames 16")
-    if size is not None and not 16 <= int(size) <= 4096:
-        raise UsageError(f"--size {size}: the face crop's side must be 16…4096 pixels", path="--size",
+    if size is not None and not 16 <= int(size) <= 2048:
+        raise UsageError(f"--size {size}: the face crop's side must be 16…2048 pixels", path="--size",
                          fix="use e.g. --size 512, or leave it out (the face's own size in the photo)")
     unknown = [e for e in weights if e not in family.emotions]
     if unknown:
@@ -166,8 +188,8 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
                 flow, mask, res = (t[0] for t in family.generate_motion(first, w.to(dev), n_frames))
             return _apply_motion(photo, m_hr, flow, mask, res, out, PASTE_FEATHER)
         with torch.no_grad():
-            return motion_video(family, first, warp_crop(photo, m_hr, out, cv2.INTER_CUBIC)[None], w.to(dev),
-                                n_frames)[0]
+            return motion_video(family, first, full_res_crop(photo, fc.matrix, cfg.image_size, out)[None],
+                                w.to(dev), n_frames)[0]
     with torch.no_grad():
         video = family.generate(first, w.to(dev), n_frames, **extra)[0]
     from .family import to_uint8

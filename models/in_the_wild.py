@@ -18,7 +18,7 @@ lips are parted, ckpp_tools.neutral.start_for; what `ckpp generate` does by defa
 f(I,0) against the crop the model was given (how far a neutralised crop is from the photo: `start_l1`).
 Every model sees the photo cropped by models.generate.face_crop (eyes levelled, the crop it trained on);
 motion-output models (output="warp") are measured on their motion applied to the same face cropped at
-MOTION_SIZE (models.generate.motion_video, the path of `ckpp generate`);
+generate.MOTION_SIZE (models.generate.motion_video, the path of `ckpp generate`);
 videos are generated in batches, one pass per model and emotion. A photo without a face is a row with a
 reason. Photos are grouped by folder (each --photos DIR, or its sub-folders) so held-out people and faces
 unlike them are reported apart.
@@ -287,22 +287,16 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-#: side of the face crop that motion-output models (output="warp") are measured at: their motion applied to
-#: the photo's face at this size (models.generate.motion_video, as `ckpp generate` does at the face's own size)
-MOTION_SIZE = 256
-
-
 def _motion_size(model) -> int | None:
-    """MOTION_SIZE for motion-output models, None for pixel models (measured at the network's size)."""
-    from .generate import is_motion_model
+    from .generate import motion_size
 
-    return MOTION_SIZE if is_motion_model(model.family) else None
+    return motion_size(model.family)
 
 
 def _generate_batch(model, crops: list[np.ndarray], lms01: list[np.ndarray], emotion: str, n_frames: int, device,
                     crops_hr: list[np.ndarray] | None = None):
     """Videos (B,T,s,s,3) uint8 of a batch of crops in one generate() call; motion-output models move `crops_hr`
-    (the same faces at MOTION_SIZE) instead: (B,T,S,S,3)."""
+    (the same faces at generate.MOTION_SIZE) instead: (B,T,S,S,3)."""
     import torch
 
     from .family import to_uint8
@@ -343,7 +337,9 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
 
     import cv2
 
-    from ckpp_tools.face_geometry import face_crop, neutral_start, resize_matrix, warp_crop
+    from ckpp_tools.face_geometry import face_crop, neutral_start
+
+    from .generate import full_res_crop
 
     starts = parse_starts(starts)
     warnings_out: list[str] = []
@@ -377,7 +373,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     ceiling = jm.ceiling(data, emotions, viewer, measurer, summarize)
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})
-    # motion-output models: the same faces also cropped at MOTION_SIZE from the photo (their frames' size)
+    # motion-output models: the same faces also cropped at generate.MOTION_SIZE from the photo (their frames' size)
     hr_sizes = {(m.size, round(m.crop_fraction, 6)): _motion_size(m) for m in all_models if _motion_size(m)}
     for ph in tqdm(faces, desc="input crops", unit="photo", disable=not progress):
         warped = None                              # the neutralised photo: one warp for every view
@@ -388,10 +384,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             ph.views[(size, frac)] = {"crop": fc.crop, "crop_lm": fc.crop_landmarks, "lm": lm[0], "desc": desc}
             hr = hr_sizes.get((size, frac))
             if hr:
-                m_hr = resize_matrix(fc.matrix, size, hr)
-                crop_hr = warp_crop(ph.image, m_hr, hr, cv2.INTER_CUBIC)
-                _, desc_hr = _measure_video(measurer, crop_hr[None], encoder)
-                ph.views[(size, frac)]["hr"] = {"crop": crop_hr, "desc": desc_hr}
+                crop_hr = full_res_crop(ph.image, fc.matrix, size, hr)
+                ph.views[(size, frac)]["hr"] = {"crop": crop_hr, "desc": _measure_video(measurer, crop_hr[None], encoder)[1]}
             ph.auto = start_for(fc.landmarks, "auto")
             if "neutral" in starts or ("auto" in starts and ph.auto == "neutral"):
                 warped = warped or neutral_photo(ph.image, fc.landmarks)
@@ -401,8 +395,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                                                      "start": ph.neutral_info}
                 if hr:                             # shown at full resolution: the neutral warp bicubic too
                     nphoto = neutral_photo(ph.image, fc.landmarks, interpolation=cv2.INTER_CUBIC)[0]
-                    ph.views[(size, frac, "neutral")]["hr"] = {"crop": warp_crop(nphoto, m_hr, hr, cv2.INTER_CUBIC),
-                                                               "desc": ph.views[(size, frac)]["hr"]["desc"]}
+                    ph.views[(size, frac, "neutral")]["hr"] = dict(ph.views[(size, frac)]["hr"],
+                                                                   crop=full_res_crop(nphoto, fc.matrix, size, hr))
         ph.sharpness = jm.input_sharpness(ph.image, ph.landmarks)
         ph.image = None                            # memory stays bounded on big folders: crops only
     for ph in photos:
@@ -558,7 +552,7 @@ NOTES = [
     "every model sees the face cropped as `ckpp generate` crops it: eyes levelled, prepare's box, the model's "
     "crop fraction and size",
     "dlib looks at frames upscaled to ≥ 256 px (as in the clip benchmark)",
-    f"motion-output models (output=warp) move the photo's face cropped at {MOTION_SIZE}² (their flow, mask and "
+    "motion-output models (output=warp) move the photo's face cropped at 256² (their flow, mask and "
     "residual upsampled), each frame relative to frame 0's prediction, so their frame 0 is the input crop itself "
     "(f(I,0) = I by construction); their identity and f(I,0) are measured against that crop",
     "gains are peak − frame 0 of the generated video, in inter-ocular distances (IOD) of the face frame; a video "

@@ -227,13 +227,12 @@ class ExpressionPipeline:
         G = getattr(fam, "G", None)
         import ckpp_tools.face_geometry as fg
 
-        if not hasattr(G, "encode") or getattr(G, "output", "pixels") != "pixels" \
-                or (face is not None and not _accepts(fg.face_crop, "face")):
-            # motion-output models (their frame is the photo's own face crop moved at full resolution, relative to
-            # frame 0's prediction): a 2-frame video is the exact peak
+        if not hasattr(G, "encode") or (face is not None and not _accepts(fg.face_crop, "face")):
             # a baseline (no encode/decode split), or a face choice only generate_video knows: a 2-frame video
             return self(photo, w, 2, paste_back=paste_back, align=align, start=start, where=where, face=face).peak
         entry = self._prepared(photo, where, align, start, face, paste_back)
+        if getattr(G, "output", "pixels") == "warp":
+            return self._motion_peak(entry, w, paste_back)
         a = torch.zeros(1, 1, len(self.emotions))
         for e, v in w.items():
             a[0, 0, self.emotions.index(e)] = v
@@ -251,6 +250,28 @@ class ExpressionPipeline:
         if peak.shape[0] < min_side:
             peak = cv2.resize(peak, (min_side, min_side), interpolation=cv2.INTER_CUBIC)
         return peak
+
+    def _motion_peak(self, entry: dict, w: dict, paste_back: bool) -> np.ndarray:
+        """A motion-output model's peak from the cached encoder features: one decode of a = 0 and a = peak (the
+        video is relative to frame 0's prediction), applied to the cached full-resolution crop (or the photo),
+        exactly as generate_video makes the video's last frame."""
+        import torch
+
+        from . import generate as gen
+        from . import motion_output as mo
+
+        fam, G = self.family, self.family.G
+        a = torch.zeros(1, 2, len(self.emotions))
+        for e, v in w.items():
+            a[0, 1, self.emotions.index(e)] = v
+        with torch.no_grad(), fam.autocast():
+            raw, _ = G.decode(G.combine(entry["base"], entry["res"], a.to(fam.device)))
+        flow, mask, res = (t.float() for t in mo.split(raw))
+        out = entry["motion_size"]
+        if paste_back:
+            m_hr = _resize_matrix(entry["fc"].matrix, fam.cfg.image_size, out)
+            return gen._apply_motion(entry["photo"], m_hr, flow, mask, res, out, gen.PASTE_FEATHER)[-1]
+        return gen._apply_motion(entry["crop_hr"], gen.IDENTITY, flow, mask, res, out, 0.0)[-1]
 
     def _prepared(self, photo, where, align, start, face, paste_back) -> dict:
         """Cached per photo and options: the (neutralised) photo, its FaceCrop and the encoder features."""
@@ -273,15 +294,33 @@ class ExpressionPipeline:
             image = cv2.resize(image, (round(image.shape[1] * k), round(image.shape[0] * k)), interpolation=cv2.INTER_AREA)
         kw = {"face": face} if face is not None else {}
         fc = fg.face_crop(image, cfg.image_size, cfg.crop_fraction, align=align, where=where, **kw)
+        motion = getattr(fam.G, "output", "pixels") == "warp"
         if start_for(fc.landmarks, start) == "neutral":
-            image, fc, _ = fg.neutral_start(image, fc, cfg.image_size)
+            warped = None
+            if motion:                    # as generate_video: the photo's own pixels are shown, warped bicubic
+                from ckpp_tools.neutral import neutral_photo
+
+                warped = neutral_photo(image, fc.landmarks, interpolation=cv2.INTER_CUBIC)
+            image, fc, _ = fg.neutral_start(image, fc, cfg.image_size, warped)
         first = torch.from_numpy(fc.crop).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0).to(fam.device)
         fam.train_mode(False)
         with torch.no_grad(), fam.autocast():
             base, res = fam.G.encode(first)
         entry = {"photo": image, "fc": fc, "base": base, "res": res}
+        if motion:                        # the face at its own size in the photo, as generate_video crops it
+            from .generate import full_res_crop
+
+            entry["motion_size"] = fg.output_size(fc.matrix, cfg.image_size, None)
+            entry["crop_hr"] = None if paste_back else full_res_crop(image, fc.matrix, cfg.image_size,
+                                                                     entry["motion_size"])
         with self._lock:
             self._cache[key] = entry
             while len(self._cache) > self.CACHE_SIZE:
                 self._cache.popitem(last=False)
         return entry
+
+
+def _resize_matrix(matrix, size: int, new_size: int):
+    from ckpp_tools.face_geometry import resize_matrix
+
+    return resize_matrix(matrix, size, new_size)

@@ -197,7 +197,9 @@ def test_the_page_in_a_real_browser(run, tmp_path):
 
             frames = iio.imread(tmp_path / "v.mp4")
             assert len(frames) == 16
-            assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 2.0     # the peak is not frame 0
+            # the peak is not frame 0: the shipped motion model moves the face's own pixels, so most of the crop
+            # stays as it is (mean change ~1 level) while the mouth and brows move by tens of levels
+            assert np.percentile(np.abs(frames[-1].astype(int) - frames[0]), 99) > 10
             stem = f"obama-happy{value:.2f}"         # its mp4, then its GIF, offered for download
 
             # meanwhile, in a second tab: a text file named .jpg gives the CLI's message on the page

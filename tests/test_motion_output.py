@@ -137,14 +137,14 @@ def test_paper_pixel_output_unchanged():
     ref = [0.001071, 0.010959, 0.001364, -0.002365, -0.014469, -0.010639, -0.003333, 0.000802, -0.010366,
            -0.001142, 0.006891, 0.005842, 0.000254, -0.002229]
     assert np.allclose(y.flatten()[::29].numpy(), ref, atol=2e-6)
-    # the shipped pixel weights give the same frames as before
-    fam, _ = load_run("pretrained")
+    # the shipped pixel weights (shipped as `pretrained` before issue 22) give the same frames as before
+    fam, _ = load_run("pretrained:ours-surprise-pixels")
     assert fam.G.output == "pixels"
     x = torch.linspace(-1, 1, 3 * 64 * 64).view(1, 3, 64, 64).mul(7).sin()
-    v = fam.generate(x, torch.tensor([[1.0]]), 3) if fam.cfg.output == "pixels" else None
-    if v is not None and fam.cfg.base_width == 16:     # (the shipped weights may since be a warp model)
-        ref = [-0.38528, 0.774736, 0.884812, -0.624546, -0.843792, -0.04223, 0.92053, 0.581641, -0.875846]
-        assert np.allclose(v.flatten()[::1231].numpy()[:9], ref, atol=2e-5)
+    v = fam.generate(x, torch.tensor([[1.0]]), 3)
+    ref = [-0.38528, 0.774736, 0.884812, -0.624546, -0.843792, -0.04223, 0.92053, 0.581641, -0.875846]
+    assert np.allclose(v.flatten()[::1231].numpy()[:9], ref, atol=2e-5)
+    assert load_run("pretrained")[0].G.output == "warp" and preset("demo").output == "warp"
 
 
 def test_checkpoint_round_trip_and_init_from_pixels(tmp_path):
@@ -217,6 +217,7 @@ def test_benchmark_photos_measures_warp_models_at_256(tmp_path):
 
     from models import in_the_wild as iw
     from models.benchmark import LoadedModel
+    from models.generate import MOTION_SIZE
 
     (tmp_path / "p").mkdir()
     iio.imwrite(tmp_path / "p" / "astronaut.png", PHOTOS["astronaut"]())
@@ -226,6 +227,23 @@ def test_benchmark_photos_measures_warp_models_at_256(tmp_path):
     res = iw.run_photos(photo_dirs=[str(tmp_path / "p")], models=models, emotions=["surprise"],
                         out_dir=str(tmp_path / "out"), device=torch.device("cpu"), n_frames=3, identity=False,
                         n_gifs=1, progress=False, warn=lambda m: None)
-    assert res["models"]["ours"]["frame_size"] == iw.MOTION_SIZE and res["models"]["ours"]["image_size"] == S
+    assert res["models"]["ours"]["frame_size"] == MOTION_SIZE and res["models"]["ours"]["image_size"] == S
     row = res["rows"][0]
     assert row["detection_rate"] == 1.0 and row["l1_at_zero"] == 0.0     # frame 0 is the 256² crop itself
+
+
+def test_cli_size_option(tmp_path):
+    import imageio.v3 as iio
+    from click.testing import CliRunner
+
+    from ckpp_tools.cli import main
+
+    save_checkpoint(tmp_path / "run", family(jitter=0.002), 1)
+    iio.imwrite(tmp_path / "a.png", PHOTOS["astronaut"]())
+    res = CliRunner().invoke(main, ["generate", str(tmp_path / "run"), str(tmp_path / "a.png"), "--emotion",
+                                    "surprise", "--frames", "2", "--size", "5000", "-o", str(tmp_path / "x.gif")])
+    assert res.exit_code != 0 and "--size 5000" in res.output and "16…2048" in res.output
+    res = CliRunner().invoke(main, ["generate", str(tmp_path / "run"), str(tmp_path / "a.png"), "--emotion",
+                                    "surprise", "--frames", "2", "--size", "320", "-o", str(tmp_path / "x.gif")])
+    assert res.exit_code == 0, res.output
+    assert "320x320" in res.output and iio.imread(tmp_path / "x.gif").shape[1:3] == (320, 320)

@@ -4,8 +4,10 @@
     ckpp train data.h5 --emotion surprise --config demo --init pretrained
 
 Each NAME.pt is a ckpp checkpoint holding the generator and both discriminators (D_g, D_l, so `--init` fine-tunes
-the whole GAN) in half precision and no optimiser state, to stay small (3.2 MB); NAME.json beside it is its recipe: data, config, steps, measured results, and the
+the whole GAN) in half precision and no optimiser state, to stay small (3.3 MB); NAME.json beside it is its recipe: data, config, steps, measured results, and the
 command that reproduces it (`python benchmarks/train_pretrained.py`). See docs/recipe.md.
+ours-surprise: motion output (config output=warp, models/motion_output.py), started from ours-surprise-pixels (the
+paper's pixel decoder, the weights shipped before issue 22; `pretrained:ours-surprise-pixels`).
 """
 from __future__ import annotations
 
