@@ -138,7 +138,7 @@ def test_paper_pixel_output_unchanged():
            -0.001142, 0.006891, 0.005842, 0.000254, -0.002229]
     assert np.allclose(y.flatten()[::29].numpy(), ref, atol=2e-6)
     # the shipped pixel weights give the same frames as before
-    fam, _ = load_run("pretrained")
+    fam, _ = load_run("pretrained:ours-surprise")
     assert fam.G.output == "pixels"
     x = torch.linspace(-1, 1, 3 * 64 * 64).view(1, 3, 64, 64).mul(7).sin()
     v = fam.generate(x, torch.tensor([[1.0]]), 3) if fam.cfg.output == "pixels" else None

@@ -97,8 +97,12 @@ def test_errors_are_the_clis(pipe, tmp_path):
 def test_list_models(pipe, tmp_path):
     runs = os.path.dirname(pipe.meta["run_dir"])
     found = list_models(runs)
-    assert found[0] == "pretrained:ours-surprise" and pipe.meta["run_dir"] in found
-    assert list_models(tmp_path / "none") == ["pretrained:ours-surprise"]
+    from models.pretrained import available
+
+    shipped = [f"pretrained:{n}" for n in available()]
+    assert "pretrained:ours-surprise" in shipped
+    assert found[:len(shipped)] == shipped and pipe.meta["run_dir"] in found
+    assert list_models(tmp_path / "none") == shipped
 
 
 def test_docs_api_snippet_runs(tmp_path, monkeypatch):
