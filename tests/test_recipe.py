@@ -118,3 +118,15 @@ def test_generate_with_the_shipped_weights(tmp_path):
                                     "-o", str(tmp_path / "out.gif")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out.gif").stat().st_size > 0 and "ours step" in res.output
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "models", "pretrained",
+                                                    "ours-surprise.pt")), reason="no shipped weights in this checkout")
+def test_init_pretrained_for_one_expression_takes_its_own_weights(tmp_path):
+    """`--init pretrained` names the joint model where it ships; a surprise-only run then starts from
+    ours-surprise (what `ckpp train --emotion surprise --config demo --init pretrained` always did)."""
+    data = make_fake_dataset(tmp_path / "s.h5", emotions=("surprise",), n_clips=2, T=4, size=72)
+    cfg = load_config("demo").replace(num_workers=0, batch_size=2, max_steps=0)
+    train(cfg, "ours", ["surprise"], [data], tmp_path / "r", progress=False, init="pretrained")
+    init = json.loads((tmp_path / "r" / "run.json").read_text())["init"]
+    assert os.path.basename(init["path"]) == "ours-surprise.pt"
