@@ -195,11 +195,11 @@ class Studio:
 
 
 def full_name(model: str) -> str:
-    """"pretrained" as the model list names it ("pretrained:ours-surprise"), so it is loaded once."""
+    """"pretrained" as the model list names it ("pretrained:ours-joint"), so it is loaded once."""
     if model == "pretrained":
-        from .pretrained import DEFAULT
+        from .pretrained import default_name
 
-        return f"pretrained:{DEFAULT}"
+        return f"pretrained:{default_name()}"
     return model
 
 

@@ -233,6 +233,13 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
         ck.restore(family, ckpt, optimizers=False, rng=False)
     elif init:
         start_from = ck.read_checkpoint(init, map_location="cpu")
+        if init == "pretrained" and list(start_from["emotions"]) != list(emotions) and len(emotions) == 1:
+            # `pretrained` names the joint model; a one-expression run starts from that expression's own weights
+            from .pretrained import available
+
+            if f"{model}-{emotions[0]}" in available():
+                init = f"pretrained:{model}-{emotions[0]}"
+                start_from = ck.read_checkpoint(init, map_location="cpu")
         if start_from["family"] != model or list(start_from["emotions"]) != list(emotions):
             raise UsageError(f"--init: {init} is {start_from['family']} on {', '.join(start_from['emotions'])}, "
                              f"not {model} on {', '.join(emotions)}", path=start_from["path"],

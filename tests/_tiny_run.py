@@ -1,5 +1,5 @@
 """A joint model knowing happy and surprise, saved as a run folder in well under a second, for tests of the API
-and the app that need several expressions (the shipped weights know surprise only).
+and the app that need several expressions, in well under a second (no face detection, no shipped joint model needed).
 
 It is the shipped `ours-surprise` generator with a second residual encoder: "happy" is a copy of the surprise
 encoder with fixed random noise on its weights, so it moves the face differently. A stand-in for plumbing tests
@@ -16,7 +16,7 @@ def make_joint_run(run_dir, emotions=("happy", "surprise"), seed: int = 0, noise
     from models.checkpoint import build_family, read_checkpoint, save_checkpoint
     from models.pretrained import pretrained_path
 
-    ckpt = read_checkpoint(pretrained_path())
+    ckpt = read_checkpoint(pretrained_path("ours-surprise"))
     src = build_family(ckpt)
     src.G.load_state_dict({k: v.float() for k, v in ckpt["modules"]["G"].items()})
     ckpt["emotions"] = list(emotions)

@@ -102,8 +102,8 @@ def test_list_models(pipe, tmp_path):
     from models.pretrained import available
 
     shipped = [f"pretrained:{n}" for n in available()]
-    assert "pretrained:ours-surprise" in shipped and found[:len(shipped)] == shipped   # shipped weights first
-    assert pipe.meta["run_dir"] in found
+    assert "pretrained:ours-surprise" in shipped
+    assert found[:len(shipped)] == shipped and pipe.meta["run_dir"] in found
     assert list_models(tmp_path / "none") == shipped
 
 

@@ -103,16 +103,30 @@ def test_unknown_pretrained_name_lists_the_shipped_ones():
 @pytest.mark.skipif(not os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "models", "pretrained",
                                                     "ours-surprise.pt")), reason="no shipped weights in this checkout")
 def test_generate_with_the_shipped_weights(tmp_path):
+    """The single-expression weights `ckpp demo` fine-tunes, by name (`pretrained` alone is the joint model
+    where it ships: tests/test_pretrained_joint.py)."""
     from ckpp_tools.faces import PHOTOS
     import cv2
 
-    path = find_checkpoint("pretrained")
+    path = find_checkpoint("pretrained:ours-surprise")
     assert os.path.getsize(path) <= 5 * 1024 * 1024
-    fam, meta = load_run("pretrained")
+    fam, meta = load_run("pretrained:ours-surprise")
     assert meta["family"] == "ours" and meta["emotions"] == ["surprise"] and meta["config"]["base_width"] == 16
     photo = tmp_path / "grace.png"
     cv2.imwrite(str(photo), cv2.cvtColor(PHOTOS["grace_hopper"](), cv2.COLOR_RGB2BGR))
-    res = CliRunner().invoke(main, ["generate", "pretrained", str(photo), "--emotion", "surprise", "--frames", "4",
+    res = CliRunner().invoke(main, ["generate", "pretrained:ours-surprise", str(photo), "--emotion", "surprise", "--frames", "4",
                                     "-o", str(tmp_path / "out.gif")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out.gif").stat().st_size > 0 and "ours step" in res.output
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "models", "pretrained",
+                                                    "ours-surprise.pt")), reason="no shipped weights in this checkout")
+def test_init_pretrained_for_one_expression_takes_its_own_weights(tmp_path):
+    """`--init pretrained` names the joint model where it ships; a surprise-only run then starts from
+    ours-surprise (what `ckpp train --emotion surprise --config demo --init pretrained` always did)."""
+    data = make_fake_dataset(tmp_path / "s.h5", emotions=("surprise",), n_clips=2, T=4, size=72)
+    cfg = load_config("demo").replace(num_workers=0, batch_size=2, max_steps=0)
+    train(cfg, "ours", ["surprise"], [data], tmp_path / "r", progress=False, init="pretrained")
+    init = json.loads((tmp_path / "r" / "run.json").read_text())["init"]
+    assert os.path.basename(init["path"]) == "ours-surprise.pt"

@@ -1,7 +1,10 @@
-"""Pretrained weights shipped inside the package (the project's first: `ours` on surprise).
+"""Pretrained weights shipped inside the package: `ours-joint` (all seven expressions, one residual encoder
+each: the paper's joint setting, so expressions mix and take degrees) and `ours-surprise` (surprise alone, the
+weights `ckpp demo` fine-tunes).
 
-    ckpp generate pretrained photo.jpg --emotion surprise -o out.gif     # no training needed
-    ckpp train data.h5 --emotion surprise --config demo --init pretrained
+    ckpp generate pretrained photo.jpg --emotion happy -o out.gif                          # no training needed
+    ckpp generate pretrained photo.jpg --emotion anger=0.5 --emotion surprise=0.5 -o mix.gif
+    ckpp train data.h5 --emotion surprise --config demo --init pretrained:ours-surprise
 
 Each NAME.pt is a ckpp checkpoint holding the generator and both discriminators (D_g, D_l, so `--init` fine-tunes
 the whole GAN) in half precision and no optimiser state, to stay small (3.3 MB); NAME.json beside it is its recipe: data, config, steps, measured results, and the
@@ -16,8 +19,16 @@ import os
 from ckpp_tools.errors import CkppError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#: the weights `pretrained` alone names
-DEFAULT = "ours-surprise"
+#: the weights `pretrained` alone names: the joint model where it is installed, else the first shipped weights
+JOINT = "ours-joint"
+FALLBACK = "ours-surprise"
+
+
+def default_name() -> str:
+    return JOINT if os.path.isfile(os.path.join(HERE, JOINT + ".pt")) else FALLBACK
+
+
+DEFAULT = default_name()
 
 
 def available() -> list[str]:
@@ -25,8 +36,9 @@ def available() -> list[str]:
 
 
 def pretrained_path(name: str | None = None) -> str:
-    """Path of the shipped checkpoint NAME (default: ours-surprise); unknown -> CkppError listing them."""
-    name = name or DEFAULT
+    """Path of the shipped checkpoint NAME (default: ours-joint, else ours-surprise); unknown -> CkppError
+    listing them."""
+    name = name or default_name()
     path = os.path.join(HERE, name + ".pt")
     if not os.path.isfile(path):
         have = available()
