@@ -30,17 +30,21 @@ class Crash(Exception):
     pass
 
 
-def test_resume_keeps_finished_jobs_and_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    ref = make_sample(tmp_path / "ref", **KW)
-    real, calls = sample_mod.run_job, []
-
-    def crash_after_3(job, *a):
-        if len(calls) == 3:
+def _crash_after(n: int, calls: list, real):
+    """A run_job that renders n jobs (recording them in `calls`), then dies as a killed run would."""
+    def job_or_crash(job, *a):
+        if len(calls) == n:
             raise Crash("killed")
         calls.append(job["rel"])
         return real(job, *a)
 
-    monkeypatch.setattr(sample_mod, "run_job", crash_after_3)
+    return job_or_crash
+
+
+def test_resume_keeps_finished_jobs_and_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    ref = make_sample(tmp_path / "ref", **KW)
+    real, calls = sample_mod.run_job, []
+    monkeypatch.setattr(sample_mod, "run_job", _crash_after(3, calls, real))
     with pytest.raises(Crash):
         make_sample(tmp_path / "raw", **KW)
     assert not (tmp_path / "raw").exists() and (tmp_path / "raw.partial").is_dir()
@@ -69,14 +73,7 @@ def test_resume_keeps_finished_jobs_and_equals_an_uninterrupted_run(tmp_path, mo
 
 def test_resume_of_another_plan_or_without_resume_starts_over(tmp_path, monkeypatch):
     real, calls = sample_mod.run_job, []
-
-    def crash_after_2(job, *a):
-        if len(calls) == 2:
-            raise Crash("killed")
-        calls.append(job["rel"])
-        return real(job, *a)
-
-    monkeypatch.setattr(sample_mod, "run_job", crash_after_2)
+    monkeypatch.setattr(sample_mod, "run_job", _crash_after(2, calls, real))
     with pytest.raises(Crash):
         make_sample(tmp_path / "raw", **KW)
     monkeypatch.setattr(sample_mod, "run_job", lambda job, *a: (calls.append(job["rel"]), real(job, *a))[1])
