@@ -82,7 +82,7 @@ def test_resume_of_another_plan_or_without_resume_starts_over(tmp_path, monkeypa
     assert len(calls) == 6 and "other options" in notes[0], "a left-over run of other options is not mixed in"
 
     calls[:] = []
-    monkeypatch.setattr(sample_mod, "run_job", crash_after_2)
+    monkeypatch.setattr(sample_mod, "run_job", _crash_after(2, calls, real))
     with pytest.raises(Crash):
         make_sample(tmp_path / "b", **KW)
     monkeypatch.setattr(sample_mod, "run_job", lambda job, *a: (calls.append(job["rel"]), real(job, *a))[1])
