@@ -27,8 +27,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+from tests._browser import local_only_context  # noqa: E402  (after the path is set)
 
 
 def api_preview(moves: int, threads: int | None = None) -> dict:
@@ -121,16 +120,8 @@ def browser(moves: int, screenshot: str | None) -> dict:
         res["_pid"] = server_pid
         res["listening"] = _listening(server_pid)
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-            ctx = b.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-
-            def guard(route):
-                if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-                    return route.continue_()
-                outside.append(route.request.url)
-                return route.abort()
-
-            ctx.route("**/*", guard)
+            b, ctx = local_only_context(p, chromium, outside, viewport={"width": 1400, "height": 1000},
+                                        device_scale_factor=1)
             page = ctx.new_page()
             page.goto(url)
             page.wait_for_selector("#builtin")

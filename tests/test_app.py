@@ -4,7 +4,6 @@ photo, move the happy slider, the preview and the video follow; a bad upload sho
 localhost is contacted; no process is left behind."""
 import importlib.util
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -18,19 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from ckpp_tools.cli import main
+from tests._browser import chromium, local_only_context
 from tests._tiny_run import make_joint_run
 
 OBAMA = os.path.join(os.path.dirname(__file__), "..", "ckpp_tools", "data", "unlike", "obama.jpg")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-def chromium() -> str | None:
-    for path in (os.environ.get("CKPP_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
-                 shutil.which("chromium-browser")):
-        if path and os.path.isfile(path):
-            return path
-    return None
 
 
 def huge_png(path) -> None:
@@ -155,16 +145,8 @@ def test_the_page_in_a_real_browser(run, tmp_path):
         _wait_http(url, proc, log)
         t_up = time.time() - t0
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS, headless=True)
-            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-
-            def guard(route):            # anything not on this machine is recorded and refused
-                if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-                    return route.continue_()
-                outside.append(route.request.url)
-                return route.abort()
-
-            ctx.route("**/*", guard)
+            # anything not on this machine is recorded and refused
+            browser, ctx = local_only_context(p, browser_path, outside, viewport={"width": 1400, "height": 1000})
             page = ctx.new_page()
             page.goto(url)
             page.locator("#upload input[type=file]").set_input_files(OBAMA)
