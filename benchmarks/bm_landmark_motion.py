@@ -236,22 +236,23 @@ def main() -> None:
     out_path = args.out or default_out(args.model)
     pipe = ExpressionPipeline.from_pretrained(args.model)
     pairs = [tuple(p.split("+")) for p in args.pairs.split(",") if p]
+    if args.pairs == DEFAULT_PAIRS:          # a model of fewer expressions: the default pairs it knows
+        pairs = [p for p in pairs if all(e in pipe.emotions for e in p)]
     for p in pairs:
         if len(p) != 2 or any(e not in pipe.emotions for e in p):
             sys.exit(f"--pairs {'+'.join(p)}: expected two of {', '.join(pipe.emotions)}")
 
     # 1. the training data's motion
-    work = None
-    if args.truth:
-        root = args.truth
-        from ckpp_tools.sample import load_truth
-
-        truth, sample_cmd = load_truth(root), f"(given) {root}"
-    else:
-        work = root = tempfile.mkdtemp(prefix="ckpp-lm-")
-        truth, sample_cmd = make_truth(args.subjects, os.path.join(work, "sample"))
-        root = os.path.join(work, "sample")
+    work = None if args.truth else tempfile.mkdtemp(prefix="ckpp-lm-")
     try:
+        if args.truth:
+            from ckpp_tools.sample import load_truth
+
+            root = args.truth
+            truth, sample_cmd = load_truth(root), f"(given) {root}"
+        else:
+            root = os.path.join(work, "sample")
+            truth, sample_cmd = make_truth(args.subjects, root)
         clips = truth["clips"]
         reference = lm.reference_face(lm.truth_onsets(clips))
         data = lm.truth_motions(clips, reference)
