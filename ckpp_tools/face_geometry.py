@@ -237,7 +237,7 @@ IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 def paste_motion(photo: np.ndarray, matrix: np.ndarray, flow: np.ndarray, weight: np.ndarray,
-                 residual: np.ndarray) -> np.ndarray:
+                 residual: np.ndarray, additive: bool = False) -> np.ndarray:
     """Frames (T,H,W,3) of a face moved by a motion field given on its crop, applied at the image's own
     resolution: `--paste-back` for motion-output models (models/motion_output.py), and with matrix=IDENTITY
     the frames of a full-resolution face crop itself.
@@ -247,7 +247,8 @@ def paste_motion(photo: np.ndarray, matrix: np.ndarray, flow: np.ndarray, weight
     residual colour (T,S,S,3, 0…255) replaces the moved photo. Each photo pixel inside the crop looks up the
     field at its crop position and samples the *photo* once, bicubic (no crop-and-back resampling), so where
     flow and weight are zero — outside the crop, at a feathered crop border, in a frame with no motion — the
-    frame is the photo exactly, pixel for pixel: no seam, and frame 0 of a relative motion is the photo."""
+    frame is the photo exactly, pixel for pixel: no seam, and frame 0 of a relative motion is the photo.
+    additive=True: the residual is a colour change (±255) added to the moved photo, weighted, not blended in."""
     photo = np.asarray(photo)
     h, w = photo.shape[:2]
     s = flow.shape[1]
@@ -275,5 +276,6 @@ def paste_motion(photo: np.ndarray, matrix: np.ndarray, flow: np.ndarray, weight
         moved = cv2.remap(photo, sx, sy, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         res = cv2.remap(np.ascontiguousarray(residual[t], np.float32), qx, qy, **lin)
         wt = wt[..., None]
-        out[t, y0:y1, x0:x1] = np.clip(moved * (1 - wt) + res * wt, 0, 255).round().astype(np.uint8)
+        mixed = moved + res * wt if additive else moved * (1 - wt) + res * wt
+        out[t, y0:y1, x0:x1] = np.clip(mixed, 0, 255).round().astype(np.uint8)
     return out

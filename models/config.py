@@ -35,11 +35,14 @@ def default_loss_weights() -> dict[str, float]:
     flow_tv / mask_prior / flow_lmk / mask_cavity (output="warp" only, not in the paper): total variation of the
     displacement field (smooth motion), the mean of (1 − mask) (the residual colour only where the warp cannot
     explain the frame), the field's L1 error, in pixels, at the target frame's landmarks (losses.flow_landmarks),
-    and the mask's mean inside the target's open mouth (losses.mask_in_cavity).
+    and the mask's mean inside the target's open mouth (losses.mask_in_cavity); mask_cavity_log: the same as a
+    log-likelihood, −log(1 − mask), whose gradient does not vanish at the mask's saturated start
+    (losses.mask_cavity_log).
     The paper says only "slightly different weights" (§3.3), so these follow pix2pix's balance.
     """
     return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0, "mouth": 0.0,
-            "flow_tv": 0.0, "mask_prior": 0.0, "flow_lmk": 0.0, "mask_cavity": 0.0}
+            "flow_tv": 0.0, "mask_prior": 0.0, "flow_lmk": 0.0, "mask_cavity": 0.0,
+            "mask_cavity_log": 0.0}
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Config:
     levels: int = 6               # stride-2 down layers per encoder (= up layers in the decoder)
     landmark_head: bool = True    # 68×2 soft-argmax head on the decoder's second-to-last layer
     output: str = "pixels"        # "pixels" (the paper: tanh colour) | "warp" (flow + mask + residual, models/motion_output.py)
+    residual: str = "colour"      # output="warp": the residual is a "colour" blended in, or a "delta" added to the
+                                  # moved face (darker cavity, teeth, shading on the person's own skin)
     # --- discriminators -----------------------------------------------------------------------
     d_width: int = 16             # first-layer width of D_g and D_l (3 conv layers each)
     gan_loss: str = "bce"         # "bce" (non-saturating, paper eq. 3-4) | "hinge" | "lsgan"
@@ -113,6 +118,8 @@ class Config:
             bad("crop_fraction", "must be in (0, 1]")
         if self.output not in ("pixels", "warp"):
             bad("output", "use pixels (the paper's decoder) or warp (motion output, models/motion_output.py)")
+        if self.residual not in ("colour", "delta"):
+            bad("residual", "use colour (blended in) or delta (added to the moved face), models/motion_output.py")
         if self.gan_loss not in ("bce", "hinge", "lsgan"):
             bad("gan_loss", "use bce, hinge or lsgan")
         if self.amp not in ("auto", "none", "bf16", "fp16"):
@@ -149,7 +156,7 @@ class Config:
         switch = {"gan_g": self.use_global_d, "gan_l": self.use_local_d, "lmk": self.use_landmarks and self.landmark_head,
                   "tmp": self.use_temporal, "flow_tv": self.output == "warp",
                   "mask_prior": self.output == "warp", "flow_lmk": self.output == "warp",
-                  "mask_cavity": self.output == "warp"}.get(term, True)
+                  "mask_cavity": self.output == "warp", "mask_cavity_log": self.output == "warp"}.get(term, True)
         return float(self.loss_weights.get(term, 0.0)) if switch else 0.0
 
     def replace(self, **changes) -> "Config":

@@ -91,13 +91,15 @@ def motion_video(family, first, crops_hr, weights, n_frames: int, border: float 
     (B,T,S,S,3) uint8. Each video is relative to its frame 0's prediction (motion_output.relative), applied by
     face_geometry.paste_motion to the crop itself: frame 0 is the crop, later frames sample it once, bicubic."""
     flow, mask, res = family.generate_motion(first, weights, n_frames)
-    return np.stack([_apply_motion(crop, IDENTITY, flow[i], mask[i], res[i], crop.shape[0], border)
+    return np.stack([_apply_motion(crop, IDENTITY, flow[i], mask[i], res[i], crop.shape[0], border,
+                                   additive=family.G.additive)
                      for i, crop in enumerate(crops_hr)])
 
 
-def _apply_motion(image, matrix, flow, mask, res, size: int, border: float) -> np.ndarray:
+def _apply_motion(image, matrix, flow, mask, res, size: int, border: float, additive: bool = False) -> np.ndarray:
     """paste_motion of one video's network-size motion (T,c,s,s tensors) upsampled to a size x size crop, one
-    frame at a time (a 2048² field of 16 frames would hold 1.6 GB at once)."""
+    frame at a time (a 2048² field of 16 frames would hold 1.6 GB at once). additive: the residual is a colour
+    change added to the moved face (residual="delta"), not a colour blended in."""
     from . import motion_output as mo
 
     frames = []
@@ -105,8 +107,8 @@ def _apply_motion(image, matrix, flow, mask, res, size: int, border: float) -> n
         keep = [0, t]                                                     # relative to frame 0
         d, wt, r = (x[-1:] for x in mo.relative(flow[keep], mask[keep], res[keep], size, border))
         d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()         # normalised -> crop pixels
-        r = ((r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
-        frames.append(paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r)[0])
+        r = (r * 127.5 if additive else (r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        frames.append(paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r, additive=additive)[0])
     return np.stack(frames)
 
 
@@ -186,7 +188,7 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
         if paste:
             with torch.no_grad():
                 flow, mask, res = (t[0] for t in family.generate_motion(first, w.to(dev), n_frames))
-            return _apply_motion(photo, m_hr, flow, mask, res, out, PASTE_FEATHER)
+            return _apply_motion(photo, m_hr, flow, mask, res, out, PASTE_FEATHER, additive=family.G.additive)
         with torch.no_grad():
             return motion_video(family, first, full_res_crop(photo, fc.matrix, cfg.image_size, out)[None],
                                 w.to(dev), n_frames)[0]

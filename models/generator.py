@@ -25,10 +25,14 @@ OUTPUTS = ("pixels", "warp")
 
 
 class Generator(nn.Module):
-    def __init__(self, widths: list[int], n_emotions: int, landmark_head: bool = True, output: str = "pixels"):
+    def __init__(self, widths: list[int], n_emotions: int, landmark_head: bool = True, output: str = "pixels",
+                 residual: str = "colour"):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output {output!r}: use one of {OUTPUTS}")
+        if residual not in ("colour", "delta"):
+            raise ValueError(f"residual {residual!r}: use colour or delta")
+        self.residual_mode = residual       # output="warp": how the residual meets the moved face (motion_output)
         self.widths = list(widths)
         self.n_emotions = n_emotions
         self.output = output
@@ -48,6 +52,11 @@ class Generator(nn.Module):
         init_weights(self)
         if output == "warp":
             mo.init_last_layer(self.ups[-1].conv)       # starts as the identity: frame = input
+
+    @property
+    def additive(self) -> bool:
+        """Whether the residual is added to the moved face (residual="delta") rather than blended in."""
+        return getattr(self, "residual_mode", "colour") == "delta"
 
     def encode(self, image: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
         """e0(I) per level, and e_i(I) per emotion per level. At inference, residual encoders whose degree
@@ -105,9 +114,9 @@ class Generator(nn.Module):
         if self.output == "pixels":
             frames = torch.tanh(raw)
         else:
-            motion = mo.split(raw)
+            motion = mo.split(raw, self.residual_mode)
             src = image.unsqueeze(1).expand(b, k, *image.shape[1:]).reshape(b * k, *image.shape[1:])
-            frames = mo.compose(src, *motion)
+            frames = mo.compose(src, *motion, additive=self.additive)
         shape = lambda t: None if t is None else (t.view(b, k, *t.shape[1:])[:, 0] if squeeze  # noqa: E731
                                                   else t.view(b, k, *t.shape[1:]))
         frames, lmk = shape(frames), shape(lmk)

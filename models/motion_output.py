@@ -14,6 +14,16 @@ where each pixel comes from plus an occlusion mask, and paint only what the moti
 
     frame = mask · warp(I, flow) + (1 − mask) · residual        (grid_sample, bilinear, border padding)
 
+With `Config.residual = "delta"` the residual is instead a colour *change*, DELTA_SCALE·tanh, added to the moved
+face where the mask lets it:
+
+    frame = warp(I, flow) + (1 − mask) · residual
+
+Why: an absolute colour must be painted from scratch for every person — at 64² it is a generic blob (a grey-pink
+smear where a mouth opened, measured on held-out people) — while "darker here, brighter there" carries over
+from one face to the next, and what is not changed stays the person's own, sharp pixels. At its zero start the
+mask then costs nothing to lower, so it can open where the data shows new texture (the cavity, the teeth).
+
 The last layer starts at zero weights with a positive mask bias (MASK_BIAS), so an untrained warp generator
 returns (almost exactly) its input: training starts from identity, not from noise.
 
@@ -29,14 +39,18 @@ import torch.nn.functional as F
 
 #: output channels of the decoder's last layer in warp mode: flow (2), mask (1), residual (3)
 CHANNELS = 6
+#: range of a "delta" residual: ±2 spans the whole [-1, 1] colour range (a white tooth on a black cavity)
+DELTA_SCALE = 2.0
 #: initial bias of the mask channel: sigmoid(4) = 0.982, the warped input dominates from the first step while
 #: the mask's gradient (σ' = 0.018) is still alive
 MASK_BIAS = 4.0
 
 
-def split(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Decoder output (N,6,H,W) -> flow (N,2,H,W) normalised units, mask (N,1,H,W) in (0,1), residual (N,3,H,W)."""
-    return raw[:, :2], torch.sigmoid(raw[:, 2:3]), torch.tanh(raw[:, 3:6])
+def split(raw: torch.Tensor, residual: str = "colour") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decoder output (N,6,H,W) -> flow (N,2,H,W) normalised units, mask (N,1,H,W) in (0,1), residual (N,3,H,W):
+    a colour in [-1, 1] (residual="colour") or a change in ±DELTA_SCALE (residual="delta")."""
+    res = torch.tanh(raw[:, 3:6])
+    return raw[:, :2], torch.sigmoid(raw[:, 2:3]), res * DELTA_SCALE if residual == "delta" else res
 
 
 def base_grid(n: int, h: int, w: int, device, dtype) -> torch.Tensor:
@@ -64,12 +78,15 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return torch.where(still.view(n, 1, 1, 1), image, out) if bool(still.any()) else out
 
 
-def compose(image: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """The frame: mask · warp(image, flow) + (1 − mask) · residual (all fields at image's size or upsampled)."""
+def compose(image: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor,
+            additive: bool = False) -> torch.Tensor:
+    """The frame: mask · warp(image, flow) + (1 − mask) · residual, or with additive=True (a "delta" residual)
+    warp(image, flow) + (1 − mask) · residual (all fields at image's size or upsampled)."""
     h, w = image.shape[-2:]
     if mask.shape[-2:] != (h, w):
         mask, residual = upsample(mask, h, w), upsample(residual, h, w)
-    return mask * warp(image, flow) + (1 - mask) * residual
+    moved = warp(image, flow)
+    return moved + (1 - mask) * residual if additive else mask * moved + (1 - mask) * residual
 
 
 def upsample(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -106,9 +123,11 @@ def relative(flow: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor, siz
     return dflow, weight, res
 
 
-def render(crop: torch.Tensor, dflow: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def render(crop: torch.Tensor, dflow: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor,
+           additive: bool = False) -> torch.Tensor:
     """Frames (T,3,S,S) of one crop (1,3,S,S) in [-1,1] moved by relative motion (from `relative`):
-    (1 − weight) · warp(crop, dflow) + weight · residual. Zero motion returns the crop."""
+    (1 − weight) · warp(crop, dflow) + weight · residual, or warp(crop, dflow) + weight · residual for a "delta"
+    residual (additive=True). Zero motion returns the crop."""
     t = dflow.shape[0]
     moved = warp(crop.expand(t, *crop.shape[1:]), dflow)
-    return (1 - weight) * moved + weight * residual
+    return moved + weight * residual if additive else (1 - weight) * moved + weight * residual

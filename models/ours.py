@@ -22,7 +22,7 @@ class OursFamily(ModelFamily):
         super().__init__(cfg, emotions)
         # no head when L_k is off: an unused head would also break DDP (parameters without gradients)
         self.G = Generator(cfg.widths(), len(self.emotions), landmark_head=cfg.weight("lmk") > 0,
-                           output=getattr(cfg, "output", "pixels"))
+                           output=getattr(cfg, "output", "pixels"), residual=getattr(cfg, "residual", "colour"))
         self.D_g = PatchDiscriminator(cfg.d_width) if cfg.weight("gan_g") > 0 else None
         self.D_l = PatchDiscriminator(cfg.d_width) if cfg.weight("gan_l") > 0 else None
 
@@ -60,7 +60,8 @@ class OursFamily(ModelFamily):
         else:
             a_all = avec.unsqueeze(1)
         G = self.net("G")
-        warp_terms = any(cfg.weight(t) > 0 for t in ("flow_tv", "mask_prior", "flow_lmk", "mask_cavity"))
+        warp_terms = any(cfg.weight(t) > 0 for t in ("flow_tv", "mask_prior", "flow_lmk", "mask_cavity",
+                                                     "mask_cavity_log"))
         with self.autocast():
             if warp_terms:
                 V_all, K_all, motion = G(I, a_all, with_motion=True)
@@ -120,6 +121,10 @@ class OursFamily(ModelFamily):
                         terms["mask_cavity"] = (cfg.weight("mask_cavity"),
                                                 losses.mask_in_cavity(mask, batch["landmarks"],
                                                                       batch["input_landmarks"]))
+                    if cfg.weight("mask_cavity_log") > 0:
+                        terms["mask_cavity_log"] = (cfg.weight("mask_cavity_log"),
+                                                    losses.mask_cavity_log(mask, batch["landmarks"],
+                                                                           batch["input_landmarks"]))
                 total = sum(w * v for w, v in terms.values())
             self.optimize(total, "G")
         finally:

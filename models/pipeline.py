@@ -266,12 +266,13 @@ class ExpressionPipeline:
             a[0, 1, self.emotions.index(e)] = v
         with torch.no_grad(), fam.autocast():
             raw, _ = G.decode(G.combine(entry["base"], entry["res"], a.to(fam.device)))
-        flow, mask, res = (t.float() for t in mo.split(raw))
+        flow, mask, res = (t.float() for t in mo.split(raw, G.residual_mode))
         out = entry["motion_size"]
         if paste_back:
             m_hr = _resize_matrix(entry["fc"].matrix, fam.cfg.image_size, out)
-            return gen._apply_motion(entry["photo"], m_hr, flow, mask, res, out, gen.PASTE_FEATHER)[-1]
-        return gen._apply_motion(entry["crop_hr"], gen.IDENTITY, flow, mask, res, out, 0.0)[-1]
+            return gen._apply_motion(entry["photo"], m_hr, flow, mask, res, out, gen.PASTE_FEATHER,
+                                     additive=G.additive)[-1]
+        return gen._apply_motion(entry["crop_hr"], gen.IDENTITY, flow, mask, res, out, 0.0, additive=G.additive)[-1]
 
     def _prepared(self, photo, where, align, start, face, paste_back) -> dict:
         """Cached per photo and options: the (neutralised) photo, its FaceCrop and the encoder features."""

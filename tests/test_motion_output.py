@@ -193,6 +193,55 @@ def test_mask_is_taught_where_the_mouth_opened():
     assert float(losses.mask_in_cavity(mask, lm0, lm0)) == 0.0           # nothing opened: no term
 
 
+def test_cavity_log_loss_keeps_its_gradient_at_the_saturated_start():
+    from models import losses
+
+    lm0 = torch.full((1, 68, 2), 0.5)
+    ring = torch.linspace(0, 2 * np.pi, 9)[:-1]
+    lm0[0, 60:68] = torch.stack([0.5 + 0.2 * ring.cos(), 0.5 + 0.001 * ring.sin()], 1)
+    lmt = lm0.clone()
+    lmt[0, 60:68, 1] = 0.5 + 0.1 * ring.sin()
+    grads = {}
+    for name, fn in (("mean", losses.mask_in_cavity), ("log", losses.mask_cavity_log)):
+        logit = torch.full((1, 1, 64, 64), mo.MASK_BIAS, requires_grad=True)
+        fn(torch.sigmoid(logit), lmt, lm0).backward()
+        grads[name] = float(logit.grad.abs().sum())
+    # the plain mean's gradient through sigmoid(4) is ~0.018; the log term's is the mask itself (~0.98)
+    assert grads["log"] > 40 * grads["mean"] > 0
+    assert float(losses.mask_cavity_log(torch.full((1, 1, 64, 64), 0.5), lmt, lm0)) == pytest.approx(np.log(2), 1e-5)
+    assert float(losses.mask_cavity_log(torch.ones(1, 1, 64, 64), lm0, lm0)) == 0.0       # nothing opened
+
+
+def test_delta_residual_is_added_to_the_moved_face():
+    x = pattern(1, 16)
+    zero = torch.zeros(1, 2, 16, 16)
+    delta = torch.full((1, 3, 16, 16), -0.5)
+    # a colour residual replaces the face where the mask is 0; a delta darkens the face's own pixels
+    assert torch.allclose(mo.compose(x, zero, torch.zeros(1, 1, 16, 16), delta), delta)
+    assert torch.allclose(mo.compose(x, zero, torch.zeros(1, 1, 16, 16), delta, additive=True), x - 0.5)
+    assert torch.equal(mo.compose(x, zero, torch.ones(1, 1, 16, 16), delta, additive=True), x)
+    raw = torch.zeros(1, 6, 4, 4)
+    raw[:, 3:] = 10.0
+    assert torch.allclose(mo.split(raw, "delta")[2], torch.full((1, 3, 4, 4), mo.DELTA_SCALE))
+    # the generation path: frame 0 the crop, a darkened mouth region on the person's own pixels
+    from ckpp_tools.face_geometry import IDENTITY
+    from models.generate import _apply_motion
+
+    crop = np.random.default_rng(1).integers(60, 200, (64, 64, 3), dtype=np.uint8)
+    masks = torch.ones(2, 1, 16, 16)
+    masks[1, :, 8:12, 4:12] = 0.0                                  # the mask opens at the peak only there
+    res = torch.zeros(2, 3, 16, 16)
+    res[1] = -0.4
+    video = _apply_motion(crop, IDENTITY, torch.zeros(2, 2, 16, 16), masks, res, 64, 0.0, additive=True)
+    assert np.array_equal(video[0], crop)
+    inside = video[1, 36:44, 20:44].astype(int) - crop[36:44, 20:44]
+    assert np.all(inside <= -40) and np.array_equal(video[1, :24], crop[:24])
+    # a delta generator starts as the identity too and round-trips its mode through a checkpoint
+    G = Generator([4, 8, 8], 1, output="warp", residual="delta").eval()
+    v, _, (flow, mask, r) = G(x[:, :, :8, :8], torch.rand(1, 1), with_motion=True)
+    assert flow.abs().max() == 0 and r.abs().max() == 0 and torch.equal(v, x[:, :, :8, :8])
+
+
 def test_train_step_with_warp_regularisers():
     cfg = small_cfg(output="warp", loss_weights={"flow_tv": 1.0, "mask_prior": 1.0, "flow_lmk": 1.0,
                                                  "mask_cavity": 1.0})
