@@ -17,7 +17,11 @@ more than a 2-core machine affords, so it starts from the shipped single-express
   4. ckpp train --config <demo + output=warp, the motion-output recipe of train_pretrained.py's WARP_CONFIG>
      --emotion <all seven> --init <3> --steps S --resume: the pixel->warp init keeps every tensor except the
      decoder's last layer (models/checkpoint.py restore_across_outputs: it starts as the identity warp);
-  5. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
+  5. with --delta-steps N (the shipped weights): stage 2, the residual as a colour *change* (residual=delta,
+     models/motion_output.py) and the cavity taught with mask_cavity_log, from stage 1's last checkpoint with the
+     last layer's residual channels zeroed (`delta_init`: the old colour weights mean nothing as a change; the
+     mask stays, so stage 2 starts where stage 1 ended), N more steps;
+  6. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
      models/pretrained/ours-joint.pt and its recipe to ours-joint.json.
 --export-only RUN exports an existing run folder (e.g. stopped at a deadline: its last checkpoint and step).
 """
@@ -38,6 +42,11 @@ from train_pretrained import HOLD_OUT, ckpp, export  # noqa: E402
 #: the motion-output recipe (the warp-output branch's train_pretrained.WARP_CONFIG at 631f148), joint
 JOINT_CONFIG = {"preset": "demo", "output": "warp", "lr_decay": "linear", "lr_decay_from": 0.5,
                 "loss_weights": {"flow_lmk": 1.0, "mask_cavity": 1.0}}
+#: stage 2 (--delta-steps): the residual added to the moved face, and the cavity's mask taught with a gradient
+#: that does not vanish at the mask's saturated start (the old mask_cavity stayed at 0.987)
+DELTA_CONFIG = {**JOINT_CONFIG, "residual": "delta",
+                "loss_weights": {"flow_lmk": 1.0, "mask_cavity": 0.0, "mask_cavity_log": 1.0},
+                "sample_every": 500, "ckpt_every": 500, "keep_checkpoints": 4}
 SOURCE = "ours-surprise-pixels"   # the pixel weights it started from (ours-surprise is now the motion model)
 
 
@@ -76,6 +85,23 @@ def joint_init(src: str, dest: str, emotions: list[str]) -> dict:
             "residual_keys_per_encoder": len(widened)}
 
 
+def delta_init(run: str, dest: str) -> dict:
+    """Stage 2's init: `run`'s last checkpoint with the decoder's last layer's residual channels (3:6) zeroed, so
+    a residual=delta generator starts exactly where the colour one ended (its mask kept 0.98: the residual it
+    blended had no say)."""
+    from models.checkpoint import atomic_torch_save, find_checkpoint, read_checkpoint
+
+    src = find_checkpoint(run)
+    ck = read_checkpoint(src, map_location="cpu")
+    g = ck["modules"]["G"]
+    last = sorted({k.rsplit(".", 2)[0] for k in g if k.startswith("ups.") and k.endswith(".conv.weight")},
+                  key=lambda k: int(k.split(".")[1]))[-1]
+    g[last + ".conv.weight"][:, 3:6] = 0
+    g[last + ".conv.bias"][3:6] = 0
+    atomic_torch_save(ck, dest)
+    return {"from": src, "from_step": int(ck["step"]), "zeroed": f"{last}.conv residual channels 3:6"}
+
+
 def main() -> None:
     from ckpp_tools.emotions import EXPRESSIONS
 
@@ -83,6 +109,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/ckpp-joint", help="folder for the sample data and the run")
     ap.add_argument("--subjects", type=int, default=80, help="training people in the sample (all seven each)")
     ap.add_argument("--steps", type=int, default=2000, help="training steps (the rate decays over the second half)")
+    ap.add_argument("--delta-steps", type=int, default=0,
+                    help="stage 2: steps with the delta residual and mask_cavity_log (the shipped weights: 14000)")
     ap.add_argument("--export-only", metavar="RUN", help="export this run folder; skip training")
     args = ap.parse_args()
     work = os.path.abspath(args.work)
@@ -109,6 +137,20 @@ def main() -> None:
             json.dump(JOINT_CONFIG, fh)
         times["train"] = ckpp("train", data, *[a for e in emotions for a in ("--emotion", e)], "--config", cfg,
                               "--steps", str(args.steps), "--out", run, "--init", init_pt, "--resume")
+        if args.delta_steps:
+            stage2 = os.path.join(work, "run-delta")
+            d_pt = os.path.join(work, "init-delta.pt")
+            if not os.path.isdir(stage2):
+                init = {"stage1": init, "stage2": delta_init(run, d_pt)}
+                with open(os.path.join(work, "init-joint.json"), "w") as fh:
+                    json.dump(init, fh, indent=1)
+            cfg2 = os.path.join(work, "delta.json")
+            with open(cfg2, "w") as fh:
+                json.dump(DELTA_CONFIG, fh)
+            times["train stage 2"] = ckpp("train", data, *[a for e in emotions for a in ("--emotion", e)],
+                                          "--config", cfg2, "--steps", str(args.delta_steps), "--out", stage2,
+                                          "--init", d_pt, "--resume")
+            run = stage2
     dest = os.path.join(pretrained, "ours-joint.pt")
     info = export(run, dest)
     write_recipe(args, run, dest, info, times, init)
@@ -122,12 +164,15 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, init: dict 
         init = json.load(open(p)) if os.path.isfile(p) else None
     cfg = json.load(open(os.path.join(run, "config.json")))
     command = f"python benchmarks/train_pretrained_joint.py --subjects {args.subjects} --steps {args.steps}"
+    if args.delta_steps:
+        command += f" --delta-steps {args.delta_steps}"
     if args.export_only:
         command += f"  (exported with --export-only at step {info['step']})"
     recipe = {
         "name": "ours-joint",
         "what": "ours (the paper's generator, D_g, D_l), joint: one residual encoder per expression (seven), "
-                "motion output (output=warp: flow, mask, residual; models/motion_output.py), trained on clips "
+                f"motion output (output=warp: flow, mask, residual={cfg.get('residual', 'colour')}; "
+                "models/motion_output.py), trained on clips "
                 "of all seven expressions made from real NBA headshots (ckpp sample --photos nba)",
         "command": command,
         "emotions": run_json.get("emotions"),

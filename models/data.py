@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ckpp_tools import schema
+from ckpp_tools.emotions import ONE_SIDED
 from ckpp_tools.errors import CkppError, DataFormatError
 from ckpp_tools.lifecycle import die_with_parent
 
@@ -183,7 +184,7 @@ class ClipDataset(torch.utils.data.Dataset):
             if self.scale_jitter > 0:    # the face a little larger / smaller than prepare's crop makes it
                 c = max(1, min(S, int(round(c * (1.0 + rng.uniform(-1, 1) * self.scale_jitter)))))
             x0, y0 = (int(v) for v in rng.integers(0, S - c + 1, size=2))
-            flip = self.flip and bool(rng.random() < 0.5)
+            flip = self.flip and bool(rng.random() < 0.5) and self.emotions[emotion] not in ONE_SIDED
         else:
             x0 = y0 = (S - c) // 2
             flip = False

@@ -70,6 +70,20 @@ def test_flip_mirrors_image_and_landmarks(data):
             assert np.array_equal(a["input"], b["input"])
 
 
+def test_one_sided_expressions_are_never_mirrored(tmp_path):
+    # contempt is made on one side; a mirrored clip would teach the other side and the model averages to nothing
+    d = make_fake_dataset(tmp_path / "c.h5", emotions=("contempt", "happy"), n_clips=4, T=8, size=72)
+    ds = ClipDataset([d], ["contempt", "happy"], "train", image_size=64)
+    noflip = ClipDataset([d], ["contempt", "happy"], "train", image_size=64, flip=False)
+    mirrored = {"contempt": 0, "happy": 0}
+    for i in range(len(ds)):
+        for draw in range(12):
+            a, b = ds[(i, draw)], noflip[(i, draw)]
+            name = ds.emotions[int(a["emotion"])]
+            mirrored[name] += not np.array_equal(a["input"], b["input"])
+    assert mirrored["contempt"] == 0 and mirrored["happy"] > 0
+
+
 def test_sequence_samples(data):
     ds = ClipDataset([data], ["happy"], "train", image_size=64, clip_frames=10)
     s = ds[0]
