@@ -343,7 +343,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     hr_sizes = {(m.size, round(m.crop_fraction, 6)): motion_size(m.family) for m in all_models
                 if motion_size(m.family)}
     for ph in tqdm(faces, desc="input crops", unit="photo", disable=not progress):
-        warped = None                              # the neutralised photo: one warp for every view
+        warped = {}                                # the neutralised photo by interpolation: one warp per kind
         for size, frac in view_keys:
             fc = face_crop(ph.image, size, frac, landmarks=ph.landmarks, where=ph.path)
             ph.angle = fc.angle
@@ -355,13 +355,14 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                 ph.views[(size, frac)]["hr"] = {"crop": crop_hr, "desc": _measure_video(measurer, crop_hr[None], encoder)[1]}
             ph.auto = start_for(fc.landmarks, "auto")
             if "neutral" in starts or ("auto" in starts and ph.auto == "neutral"):
-                warped = warped or neutral_photo(ph.image, fc.landmarks)
-                _, nfc, ph.neutral_info = neutral_start(ph.image, fc, size, warped)
+                kind = cv2.INTER_CUBIC if hr else None     # as generate_video: motion models show the photo's
+                if kind not in warped:                     # pixels, so their neutral warp is bicubic
+                    warped[kind] = neutral_photo(ph.image, fc.landmarks, interpolation=kind)
+                nphoto, nfc, ph.neutral_info = neutral_start(ph.image, fc, size, warped[kind])
                 # identity is still measured against the photo as it is
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
                                                      "start": ph.neutral_info}
-                if hr:                             # shown at full resolution: the neutral warp bicubic too
-                    nphoto = neutral_photo(ph.image, fc.landmarks, interpolation=cv2.INTER_CUBIC)[0]
+                if hr:
                     ph.views[(size, frac, "neutral")]["hr"] = dict(ph.views[(size, frac)]["hr"],
                                                                    crop=full_res_crop(nphoto, fc.matrix, size, hr))
         ph.sharpness = jm.input_sharpness(ph.image, ph.landmarks)
