@@ -27,7 +27,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-from tests._browser import local_only_context  # noqa: E402  (after the path is set)
+from ckpp_tools.emotions import EXPRESSIONS  # noqa: E402  (after the path is set)
+from models.app import opening  # noqa: E402
+from tests._browser import local_only_context  # noqa: E402
 
 
 def api_preview(moves: int, threads: int | None = None) -> dict:
@@ -41,23 +43,24 @@ def api_preview(moves: int, threads: int | None = None) -> dict:
         torch.set_num_threads(threads)
     pipe = ExpressionPipeline.from_pretrained("pretrained", device="cpu")
     photo = skimage.data.astronaut()
+    e = opening(pipe.emotions)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    pipe.preview(photo, {"surprise": 1.0})
+    pipe.preview(photo, {e: 1.0})
     cold = time.perf_counter() - t0
     warm = []
     for _ in range(moves):
         w = float(rng.uniform(0, 1))
         t0 = time.perf_counter()
-        pipe.preview(photo, {"surprise": w})
+        pipe.preview(photo, {e: w})
         warm.append(time.perf_counter() - t0)
     naive = []
     for _ in range(3):
         w = float(rng.uniform(0, 1))
         t0 = time.perf_counter()
-        pipe(photo, {"surprise": w}, num_frames=16)
+        pipe(photo, {e: w}, num_frames=16)
         naive.append(time.perf_counter() - t0)
-    return {"model": repr(pipe), "threads": torch.get_num_threads(),
+    return {"model": repr(pipe), "emotion": e, "threads": torch.get_num_threads(),
             "preview_first_call_s": round(cold, 3), "preview_per_move_ms_median": round(1000 * statistics.median(warm), 2),
             "preview_per_move_ms_max": round(1000 * max(warm), 2),
             "naive_whole_video_per_move_ms_median": round(1000 * statistics.median(naive), 1),
@@ -83,7 +86,10 @@ def _listening(pid: int) -> list[str]:
     return sorted({line.split()[3] for line in out.splitlines() if f"pid={pid}," in line})
 
 
-def browser(moves: int, screenshot: str | None) -> dict:
+def browser(moves: int, screenshot: str | None, trace: bool = False) -> dict:
+    """The page in headless Chromium: start-up, first video, preview per drag; `trace`: the server under strace
+    (its connect() calls listed; timings then are strace's, and ptrace has frozen the app's threads now and then,
+    so the timed run goes without it)."""
     from playwright.sync_api import sync_playwright
 
     from ckpp_tools.lifecycle import popen_kwargs
@@ -95,8 +101,8 @@ def browser(moves: int, screenshot: str | None) -> dict:
     kw["env"]["TMPDIR"] = tmp
     trace = os.path.join(tmp, "strace.log")
     cmd = [sys.executable, "-m", "ckpp_tools.cli", "app", "--port", str(port), "--device", "cpu", "--runs", tmp]
-    if shutil.which("strace"):
-        cmd = ["strace", "-f", "-qq", "-e", "trace=connect", "-o", trace] + cmd
+    if trace and shutil.which("strace"):
+        cmd = ["strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=connect", "-o", trace] + cmd
     log = open(os.path.join(tmp, "app.log"), "w")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, **kw)
@@ -131,8 +137,10 @@ def browser(moves: int, screenshot: str | None) -> dict:
             page.get_by_role("option", name=re.compile("grace hopper")).click()
             page.wait_for_selector("#video video[src]", timeout=120000)
             res["first_video_in_browser_s"] = round(time.perf_counter() - t0, 2)
-            # slider moves: each a short mouse drag, timed until the preview image changes
-            box = page.locator("#w-surprise input[type=range]").bounding_box()
+            # slider moves: each a short mouse drag of the slider the page opens at 1, timed until the preview changes
+            e = next(n for n in EXPRESSIONS if page.locator(f"#w-{n} input[type=number]").input_value() == "1")
+            res["slider"] = e
+            box = page.locator(f"#w-{e} input[type=range]").bounding_box()
             y = box["y"] + box["height"] / 2
             lat = []
             pos = 0.97
@@ -143,7 +151,12 @@ def browser(moves: int, screenshot: str | None) -> dict:
                 pos = 0.35 + 0.6 * ((k * 0.37) % 1.0)
                 t1 = time.perf_counter()
                 page.mouse.move(box["x"] + box["width"] * pos, y)
-                page.wait_for_function("s => document.querySelector('#peak img')?.src !== s", arg=src, timeout=30000)
+                try:
+                    page.wait_for_function("s => document.querySelector('#peak img')?.src !== s", arg=src,
+                                           timeout=30000)
+                except Exception:
+                    print(f"no new peak at move {k} (to {pos:.2f}, slider {page.locator(f'#w-{e} input[type=number]').input_value()}) | status:", page.locator("#status textarea").input_value(), flush=True)
+                    raise
                 lat.append(time.perf_counter() - t1)
                 src_v = page.locator("#video video").get_attribute("src")
                 page.mouse.up()
@@ -159,8 +172,8 @@ def browser(moves: int, screenshot: str | None) -> dict:
                                    timeout=60000)
             res["browser_preview_per_move_s_median"] = round(statistics.median(lat), 3)
             res["browser_preview_per_move_s_max"] = round(max(lat), 3)
-            value = float(page.locator("#w-surprise input[type=number]").input_value())
-            stem = f"grace_hopper-surprise{value:.2f}"      # the last video's mp4 and GIF, offered for download
+            value = float(page.locator(f"#w-{e} input[type=number]").input_value())
+            stem = f"grace_hopper-{e}{value:.2f}"      # the last video's mp4 and GIF, offered for download
             try:
                 page.wait_for_function("v => (document.querySelector('#files')?.innerText || '').split(v).length > 2",
                                        arg=stem, timeout=120000)
@@ -214,6 +227,8 @@ def main() -> None:
     print(json.dumps({k: res[k] for k in ("api_1_thread", "api_torch_default_threads")}, indent=1), flush=True)
     if not args.skip_browser:
         res["browser"] = browser(args.moves, args.screenshot)
+        audit = browser(2, None, trace=True)      # what the server connects to, in a second run under strace
+        res["browser"].update({k: v for k, v in audit.items() if k.startswith("server_connect")})
         print(json.dumps(res["browser"], indent=1))
     res["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -167,36 +167,20 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
 
             warped = neutral_photo(photo, fc.landmarks, interpolation=cv2.INTER_CUBIC)
         photo, fc, _ = neutral_start(photo, fc, cfg.image_size, warped)
-    crop = fc.crop
-    extra = {}
-    if family.name == "hp":
-        # HP starts from the first frame's landmarks: hand it the photo's own (found at full resolution)
-        # instead of letting it re-detect on the small crop
-        lm = fc.crop_landmarks / float(cfg.image_size)
-        extra["landmarks"] = torch.from_numpy(lm).float().unsqueeze(0)
-    w = torch.zeros(1, len(family.emotions))
-    for e, v in weights.items():
-        w[0, family.emotions.index(e)] = v
-    dev = family.device
-    first = torch.from_numpy(crop).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0).to(dev)
-    family.train_mode(False)
     if is_motion_model(family):
         out = output_size(fc.matrix, cfg.image_size, size)
         m_hr = resize_matrix(fc.matrix, cfg.image_size, out)
         if report is not None:
             report["size"] = out
         if paste:
+            family.train_mode(False)
             with torch.no_grad():
-                flow, mask, res = (t[0] for t in family.generate_motion(first, w.to(dev), n_frames))
+                flow, mask, res = (t[0] for t in family.generate_motion(
+                    input_tensor([fc.crop], family.device), _weights(family, weights, 1), n_frames))
             return _apply_motion(photo, m_hr, flow, mask, res, out, PASTE_FEATHER, additive=family.G.additive)
-        with torch.no_grad():
-            return motion_video(family, first, full_res_crop(photo, fc.matrix, cfg.image_size, out)[None],
-                                w.to(dev), n_frames)[0]
-    with torch.no_grad():
-        video = family.generate(first, w.to(dev), n_frames, **extra)[0]
-    from .family import to_uint8
-
-    frames = to_uint8(video)
+        return animate(family, [fc.crop], weights, n_frames,
+                       crops_hr=[full_res_crop(photo, fc.matrix, cfg.image_size, out)])[0]
+    frames = animate(family, [fc.crop], weights, n_frames, landmarks=[fc.crop_landmarks / float(cfg.image_size)])[0]
     if paste:
         frames = paste_back(photo, frames, fc.matrix)
     elif size is not None and frames.shape[1] != size:
@@ -204,6 +188,47 @@ def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frame
     elif size is None and frames.shape[1] < min_side:
         frames = np.stack([cv2.resize(f, (min_side, min_side), interpolation=cv2.INTER_CUBIC) for f in frames])
     return frames
+
+
+def input_tensor(crops, device):
+    """(B,s,s,3) uint8 crops -> (B,3,s,s) float in [-1, 1] on `device`, the networks' input."""
+    import torch
+
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
+
+
+def _weights(family, weights: dict[str, float], n: int):
+    """{emotion: degree at the peak} -> (n, E) tensor on the family's device."""
+    import torch
+
+    w = torch.zeros(n, len(family.emotions))
+    for e, v in weights.items():
+        w[:, list(family.emotions).index(e)] = v
+    return w.to(family.device)
+
+
+def animate(family, crops, weights: dict[str, float], n_frames: int, *, crops_hr=None, landmarks=None) -> np.ndarray:
+    """The one step from face crops to videos, for a batch: `crops` (B,s,s,3) uint8, the network's input
+    (face_geometry.face_crop), all with the same `weights` {emotion: degree at the peak}. Pixel models: (B,T,s,s,3)
+    uint8. Motion-output models move `crops_hr` (the same faces at S x S, full_res_crop): (B,T,S,S,3).
+    `landmarks` (B,68,2) in [0,1] of the crops go to HP (it starts from the first frame's landmarks).
+    generate_video (one photo: ExpressionPipeline, `ckpp generate`, `ckpp app`) and `ckpp benchmark --photos`
+    (batches of photos, ExpressionPipeline.animate) both make their videos here."""
+    import torch
+
+    from .family import to_uint8
+
+    dev = family.device
+    x, w = input_tensor(crops, dev), _weights(family, weights, len(crops))
+    if hasattr(family, "train_mode"):
+        family.train_mode(False)
+    with torch.no_grad():
+        if crops_hr is not None:
+            return motion_video(family, x, crops_hr, w, n_frames)
+        kw = {}
+        if getattr(family, "name", "") == "hp" and landmarks is not None:
+            kw["landmarks"] = torch.from_numpy(np.stack(landmarks)).float().to(dev)
+        return to_uint8(family.generate(x, w, n_frames, **kw))
 
 
 def write_video(frames: np.ndarray, path, fps: float = 8) -> str:

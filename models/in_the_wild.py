@@ -19,8 +19,8 @@ f(I,0) against the crop the model was given (how far a neutralised crop is from 
 Every model sees the photo cropped by models.generate.face_crop (eyes levelled, the crop it trained on);
 motion-output models (output="warp") are measured on their motion applied to the same face cropped at
 generate.MOTION_SIZE (models.generate.motion_video, the path of `ckpp generate`);
-videos are generated in batches, one pass per model and emotion. A photo without a face is a row with a
-reason. Photos are grouped by folder (each --photos DIR, or its sub-folders) so held-out people and faces
+videos are made in batches by ExpressionPipeline.animate (the step `ckpp generate` takes), one pass per
+model and emotion. A photo without a face is a row with a reason. Photos are grouped by folder (each --photos DIR, or its sub-folders) so held-out people and faces
 unlike them are reported apart.
 """
 from __future__ import annotations
@@ -287,41 +287,6 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-def _motion_size(model) -> int | None:
-    from .generate import motion_size
-
-    return motion_size(model.family)
-
-
-def _generate_batch(model, crops: list[np.ndarray], lms01: list[np.ndarray], emotion: str, n_frames: int, device,
-                    crops_hr: list[np.ndarray] | None = None):
-    """Videos (B,T,s,s,3) uint8 of a batch of crops in one generate() call; motion-output models move `crops_hr`
-    (the same faces at generate.MOTION_SIZE) instead: (B,T,S,S,3)."""
-    import torch
-
-    from .family import to_uint8
-
-    fam = model.family
-    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
-    w = torch.zeros(len(crops), len(fam.emotions), device=device)
-    w[:, list(fam.emotions).index(emotion)] = 1.0
-    if crops_hr is not None:
-        from .generate import motion_video
-
-        if hasattr(fam, "train_mode"):
-            fam.train_mode(False)
-        with torch.no_grad():
-            return motion_video(fam, x, crops_hr, w, n_frames)
-    kw = {}
-    if getattr(fam, "name", "") == "hp":
-        kw["landmarks"] = torch.from_numpy(np.stack(lms01)).float().to(device)
-    if hasattr(fam, "train_mode"):
-        fam.train_mode(False)
-    with torch.no_grad():
-        video = fam.generate(x, w, n_frames, **kw)
-    return to_uint8(video)
-
-
 # ================================================================ the evaluation
 def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_dir: str, device, data: str | None = None,
                n_frames: int = 10, identity: bool = True, n_gifs: int = 3, command: str = "", progress: bool = True,
@@ -339,7 +304,8 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
 
     from ckpp_tools.face_geometry import face_crop, neutral_start
 
-    from .generate import full_res_crop
+    from .generate import full_res_crop, motion_size
+    from .pipeline import ExpressionPipeline
 
     starts = parse_starts(starts)
     warnings_out: list[str] = []
@@ -374,9 +340,10 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})
     # motion-output models: the same faces also cropped at generate.MOTION_SIZE from the photo (their frames' size)
-    hr_sizes = {(m.size, round(m.crop_fraction, 6)): _motion_size(m) for m in all_models if _motion_size(m)}
+    hr_sizes = {(m.size, round(m.crop_fraction, 6)): motion_size(m.family) for m in all_models
+                if motion_size(m.family)}
     for ph in tqdm(faces, desc="input crops", unit="photo", disable=not progress):
-        warped = None                              # the neutralised photo: one warp for every view
+        warped = {}                                # the neutralised photo by interpolation: one warp per kind
         for size, frac in view_keys:
             fc = face_crop(ph.image, size, frac, landmarks=ph.landmarks, where=ph.path)
             ph.angle = fc.angle
@@ -388,13 +355,14 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                 ph.views[(size, frac)]["hr"] = {"crop": crop_hr, "desc": _measure_video(measurer, crop_hr[None], encoder)[1]}
             ph.auto = start_for(fc.landmarks, "auto")
             if "neutral" in starts or ("auto" in starts and ph.auto == "neutral"):
-                warped = warped or neutral_photo(ph.image, fc.landmarks)
-                _, nfc, ph.neutral_info = neutral_start(ph.image, fc, size, warped)
+                kind = cv2.INTER_CUBIC if hr else None     # as generate_video: motion models show the photo's
+                if kind not in warped:                     # pixels, so their neutral warp is bicubic
+                    warped[kind] = neutral_photo(ph.image, fc.landmarks, interpolation=kind)
+                nphoto, nfc, ph.neutral_info = neutral_start(ph.image, fc, size, warped[kind])
                 # identity is still measured against the photo as it is
                 ph.views[(size, frac, "neutral")] = {"crop": nfc.crop, "crop_lm": nfc.crop_landmarks, "desc": desc,
                                                      "start": ph.neutral_info}
-                if hr:                             # shown at full resolution: the neutral warp bicubic too
-                    nphoto = neutral_photo(ph.image, fc.landmarks, interpolation=cv2.INTER_CUBIC)[0]
+                if hr:
                     ph.views[(size, frac, "neutral")]["hr"] = dict(ph.views[(size, frac)]["hr"],
                                                                    crop=full_res_crop(nphoto, fc.matrix, size, hr))
         ph.sharpness = jm.input_sharpness(ph.image, ph.landmarks)
@@ -425,13 +393,14 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
             applied = ph.auto if st == "auto" else st
             return base_vk + (() if applied == "as-is" else ("neutral",))
         n = n_frames if m.key == "ours" else int(getattr(m.family, "native_frames", None) or n_frames)
+        pipe = ExpressionPipeline(m.family, m.meta, m.run)      # the videos come from the API's own step
         for b0 in range(0, len(faces), BATCH):
             chunk = faces[b0:b0 + BATCH]
             keys = [view_key(p) for p in chunk]
-            hr = _motion_size(m)
-            vids = _generate_batch(m, [p.views[k]["crop"] for p, k in zip(chunk, keys)],
-                                   [p.views[k]["crop_lm"] / float(m.size) for p, k in zip(chunk, keys)], e, n, device,
-                                   crops_hr=[p.views[k]["hr"]["crop"] for p, k in zip(chunk, keys)] if hr else None)
+            hr = motion_size(m.family)
+            vids = pipe.animate([p.views[k]["crop"] for p, k in zip(chunk, keys)], {e: 1.0}, n,
+                                landmarks=[p.views[k]["crop_lm"] / float(m.size) for p, k in zip(chunk, keys)],
+                                crops_hr=[p.views[k]["hr"]["crop"] for p, k in zip(chunk, keys)] if hr else None)
             for ph, vid, vk in zip(chunk, vids, keys):
                 lms, desc = _measure_video(measurer, vid, encoder)
                 view = ph.views[vk]["hr"] if hr else ph.views[vk]
@@ -524,7 +493,7 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
                                       "emotions": list(m.family.emotions),
                                       "run": m.run, "checkpoint": m.checkpoint, "step": m.meta.get("step"),
                                       "image_size": m.size, "crop_fraction": m.crop_fraction,
-                                      "frame_size": _motion_size(m) or m.size})
+                                      "frame_size": motion_size(m.family) or m.size})
     results = {
         "kind": "in-the-wild", "command": command,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

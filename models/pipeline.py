@@ -202,6 +202,15 @@ class ExpressionPipeline:
         return ExpressionOutput(frames=frames, face=FaceInfo.from_report(found, self.family.cfg.image_size),
                                 weights=w, fps=float(fps))
 
+    def animate(self, crops, weights, num_frames: int = 16, *, crops_hr=None, landmarks=None) -> np.ndarray:
+        """Videos of faces already cropped (face_geometry.face_crop at the model's size and crop fraction), in one
+        batch: (B,T,s,s,3) uint8, or (B,T,S,S,3) for motion-output models, which move `crops_hr` (the same faces
+        at S x S, generate.full_res_crop). `landmarks`: the crops' 68 points in [0,1], for HP. The same step
+        __call__ takes for one photo (generate.animate); `ckpp benchmark --photos` runs its batches here."""
+        from .generate import animate
+
+        return animate(self.family, crops, self.weights(weights), num_frames, crops_hr=crops_hr, landmarks=landmarks)
+
     @staticmethod
     def _extra(fn, kwargs: dict) -> dict:
         """Keywords `fn` accepts; a keyword it does not know is a UsageError (not silently ignored)."""
@@ -303,7 +312,9 @@ class ExpressionPipeline:
 
                 warped = neutral_photo(image, fc.landmarks, interpolation=cv2.INTER_CUBIC)
             image, fc, _ = fg.neutral_start(image, fc, cfg.image_size, warped)
-        first = torch.from_numpy(fc.crop).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0).to(fam.device)
+        from .generate import input_tensor
+
+        first = input_tensor([fc.crop], fam.device)   # as the video makes it (memory layout too): the same peak
         fam.train_mode(False)
         with torch.no_grad(), fam.autocast():
             base, res = fam.G.encode(first)

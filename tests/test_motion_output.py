@@ -296,3 +296,30 @@ def test_cli_size_option(tmp_path):
                                     "surprise", "--frames", "2", "--size", "320", "-o", str(tmp_path / "x.gif")])
     assert res.exit_code == 0, res.output
     assert "320x320" in res.output and iio.imread(tmp_path / "x.gif").shape[1:3] == (320, 320)
+
+
+def test_benchmark_photos_gives_the_model_what_generate_gives_it(tmp_path, monkeypatch):
+    """One path from photo to video: with a neutral start, `benchmark --photos` hands the network the very crops
+    (and full-resolution crops) `ckpp generate` hands it (it once warped the network's crop bilinear, generate bicubic)."""
+    import imageio.v3 as iio
+
+    from models import generate as gen
+    from models import in_the_wild as iw
+    from models.benchmark import LoadedModel
+
+    (tmp_path / "p").mkdir()
+    photo = PHOTOS["astronaut"]()
+    iio.imwrite(tmp_path / "p" / "astronaut.png", photo)
+    fam = family(jitter=0.002)
+    seen, real = [], gen.animate
+    monkeypatch.setattr(gen, "animate", lambda f, crops, w, n, **kw: seen.append((crops, kw)) or real(f, crops, w, n, **kw))
+    (tmp_path / "out").mkdir()
+    iw.run_photos(photo_dirs=[str(tmp_path / "p")], models={"ours": {"surprise": LoadedModel(
+        key="ours", family=fam, run="warp", checkpoint=None)}}, emotions=["surprise"], out_dir=str(tmp_path / "out"),
+        device=torch.device("cpu"), n_frames=3, identity=False, n_gifs=0, progress=False, warn=lambda m: None,
+        starts=("neutral",))
+    gen.generate_video(fam, photo, {"surprise": 1.0}, 3, start="neutral", size=gen.MOTION_SIZE)
+    (bench, bkw), (cli, ckw) = seen
+    assert np.array_equal(bench[0], cli[0])                   # the network's crop (was up to 3 levels apart)
+    d = np.abs(bkw["crops_hr"][0].astype(int) - ckw["crops_hr"][0])
+    assert d.max() <= 1 and (d > 0).mean() < 1e-3             # the moved crop: the same warp (1 level in 0.01%)
