@@ -275,6 +275,19 @@ def restore_across_outputs(family, ckpt: dict, optional: tuple[str, ...] = ("D",
     return ["G." + k for k in skipped]
 
 
+def reset_residual(family) -> str:
+    """Zero the residual channels (3:6) of a warp generator's last layer: `--init` across residual modes
+    (Config.residual colour <-> delta, models/motion_output.py), where the old channels' meaning is lost.
+    Flow and mask are kept, so the run starts moving the face as the weights did. Returns what was reset."""
+    import torch
+
+    conv = family.modules()["G"].ups[-1].conv
+    with torch.no_grad():
+        conv.weight[:, 3:6].zero_()
+        conv.bias[3:6].zero_()
+    return f"G.ups.{len(family.modules()['G'].ups) - 1}.conv residual channels 3:6"
+
+
 def build_family(ckpt: dict):
     from .config import from_dict
     from .registry import get_family

@@ -256,6 +256,14 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
                       f"init): {', '.join(init_info['skipped'])}", file=sys.stderr, flush=True)
         else:
             ck.restore(family, start_from, optimizers=False, rng=False, optional=("D", "D_g", "D_l"))
+            src_residual = (start_from.get("config") or {}).get("residual", "colour")
+            if model == "ours" and cfg.output == "warp" and src_residual != cfg.residual:
+                # a blended colour means nothing as a change (or back): those channels start again from zero
+                init_info["reset"] = ck.reset_residual(family)
+                init_info["from_residual"] = src_residual
+                if is_main:
+                    print(f"--init: residual={src_residual} weights into a residual={cfg.residual} generator; "
+                          f"its residual channels start from zero: {init_info['reset']}", file=sys.stderr, flush=True)
     runtime = make_runtime(cfg, device_, world, rank, local)
     family.attach(runtime, train=True)
     start = 0

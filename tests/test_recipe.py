@@ -94,6 +94,23 @@ def test_init_fine_tunes_from_a_run_and_says_so(data, tmp_path):
     assert res["step"] == 0
 
 
+def test_init_across_residual_modes_resets_only_the_residual_channels(data, tmp_path):
+    cfg = load_config("demo").replace(**{k: v for k, v in SMALL.items() if k != "preset"}, max_steps=3,
+                                      residual="colour")
+    train(cfg, "ours", ["surprise"], [data], tmp_path / "colour", progress=False)
+    res = train(cfg.replace(max_steps=0, residual="delta"), "ours", ["surprise"], [data], tmp_path / "delta",
+                progress=False, init=str(tmp_path / "colour"))
+    a, b = read_checkpoint(tmp_path / "colour")["modules"]["G"], read_checkpoint(tmp_path / "delta")["modules"]["G"]
+    last = max(int(k.split(".")[1]) for k in a if k.startswith("ups."))
+    w, bias = f"ups.{last}.conv.weight", f"ups.{last}.conv.bias"
+    assert a[w][:, 3:6].abs().max() > 0 and b[w][:, 3:6].abs().max() == 0 and b[bias][3:6].abs().max() == 0
+    assert torch.equal(a[w][:, :3], b[w][:, :3]) and torch.equal(a[bias][:3], b[bias][:3])  # flow, mask kept
+    assert all(torch.equal(v, b[k]) for k, v in a.items() if not k.startswith(f"ups.{last}."))
+    run = json.loads((tmp_path / "delta" / "run.json").read_text())
+    assert run["init"]["from_residual"] == "colour" and "residual channels" in run["init"]["reset"]
+    assert res["step"] == 0
+
+
 def test_unknown_pretrained_name_lists_the_shipped_ones():
     with pytest.raises(CkppError) as e:
         find_checkpoint("pretrained:nope")
