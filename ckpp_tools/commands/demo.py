@@ -1,10 +1,10 @@
 """`ckpp demo`: the whole chain on sample data made from real photos, in minutes on a laptop CPU.
 
 sample all seven expressions of real people (some held out) -> prepare -> train ours on all seven at once (the
-paper's joint model, fine-tuned from the shipped joint weights) and the ConvLSTM / HP baselines on one expression
-(they are one model per expression) -> show control on a face never in training: a contact sheet (expressions x
-degrees, `ckpp sheet`) and a mix (`ckpp generate --emotion happy=0.5 --emotion surprise=0.5`) -> benchmark the three
-on that expression: held-out clips (Fig. 3) and real photos of people never in training.
+paper's joint model, fine-tuned from the shipped joint weights) -> show control on a face never in training: a
+contact sheet (expressions x degrees, `ckpp sheet`) and a mix (`ckpp generate --emotion happy=0.5 --emotion
+surprise=0.5`) -> train the ConvLSTM / HP baselines on one expression (they are one model per expression) ->
+benchmark the three on that expression: held-out clips (Fig. 3) and real photos of people never in training.
 Each step runs the same `ckpp` verb a user would type (printed before it runs), so the demo doubles as a tutorial.
 """
 from __future__ import annotations
@@ -136,8 +136,8 @@ PEOPLE = 60
                                            "one photo, 320-wide frames, a few steps.")
 @translate(rerun="`ckpp demo --overwrite`", out="out")
 def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite, small):
-    """Run sample -> prepare -> train (ours on all seven expressions, convlstm, hp) -> contact sheet + mix GIF ->
-    benchmark, on sample data."""
+    """Run sample -> prepare -> train ours (all seven expressions) -> contact sheet + mix GIF -> train convlstm,
+    hp -> benchmark, on sample data."""
     from ..emotions import EXPRESSIONS, require
 
     emotion = require(emotion)
@@ -194,10 +194,7 @@ def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite,
     times["train ours"] = _run(out=out, args=["train", str(data), *[a for e in joint for a in ("--emotion", e)],
                                               "--model", "ours", "--config", config, "--steps", str(steps),
                                               "--out", str(ours_run)] + init_args)
-    for model in ("convlstm", "hp"):
-        times[f"train {model}"] = _run(out=out, args=["train", str(data), "--emotion", emotion, "--model", model,
-                                                      "--config", config, "--steps", str(baseline_steps[model]),
-                                                      "--out", str(runs / f"{model}-{emotion}")])
+    # control, shown as soon as the model exists: every expression x degree, and a mix
     import matplotlib
 
     photo = out / "grace_hopper.jpg"  # a real face photo that no training subject was made from
@@ -210,6 +207,12 @@ def demo(out, people, steps, baseline_steps, init, subjects, emotion, overwrite,
     gif = out / f"mix-{'+'.join(mix)}.gif"
     times["generate mix"] = _run(out=out, args=["generate", str(ours_run), str(photo),
                                                 *[a for e in mix for a in ("--emotion", f"{e}=0.5")], "-o", str(gif)])
+    click.secho(f"look: {sheet} and {gif} (the demo's own model on a face never in training); next the baselines "
+                f"learn {emotion}, then the three are compared", fg="yellow")
+    for model in ("convlstm", "hp"):
+        times[f"train {model}"] = _run(out=out, args=["train", str(data), "--emotion", emotion, "--model", model,
+                                                      "--config", config, "--steps", str(baseline_steps[model]),
+                                                      "--out", str(runs / f"{model}-{emotion}")])
     bench = ["--model", str(ours_run), "--emotion", emotion, "--baselines", "convlstm,hp", "--runs", str(runs)]
     times["benchmark clips"] = _run(out=out, args=["benchmark", str(data), *bench, "-o", str(report),
                                                    # like the paper's Fig. 3: a panel on training clips and one on
