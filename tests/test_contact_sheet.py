@@ -25,7 +25,10 @@ def test_sheet_of_the_shipped_model(tmp_path):
     assert "1 face(s) x 2 degree(s) x 2 expression(s)" in res.output
     sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert sheet.shape == (2 * HEAD + 2 * 64, LABEL_W + 2 * 64, 3)       # degree 0 is a row: no frame-0 column
-    cell = lambda r, c: sheet[2 * HEAD + r * 64:2 * HEAD + (r + 1) * 64, LABEL_W + c * 64:LABEL_W + (c + 1) * 64]
+
+    def cell(r, c):
+        return sheet[2 * HEAD + r * 64:2 * HEAD + (r + 1) * 64, LABEL_W + c * 64:LABEL_W + (c + 1) * 64]
+
     assert np.abs(cell(0, 0) - cell(0, 1)).mean() < 1                  # degree 0: the same face in every column
     for c in range(2):
         assert np.abs(cell(1, c) - cell(0, c)).mean() > 1               # degree 1 moves it

@@ -113,7 +113,8 @@ PEOPLE = 60
 
 @click.command()
 @click.option("--out", "out", default="demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for everything the demo makes (raw/, data.h5, runs/, expressions.png, the mix GIF, report/).")
+              help="Folder for everything the demo makes (raw/, data.h5, runs/, expressions.png, the mix GIF, "
+                   "report/).")
 @click.option("--people", default=PEOPLE, show_default=True, type=click.IntRange(2),
               help="Real people (NBA headshots, one subject each, all seven expressions) to train on; another 40 "
                    "are held out.")
