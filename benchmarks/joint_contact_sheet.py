@@ -4,7 +4,8 @@ that were never in training (Grace Hopper, matplotlib's sample photo; and a held
     python benchmarks/joint_contact_sheet.py [--model pretrained] [--out docs/images/joint-contact-sheet.png]
 
 Columns = expressions, rows = degrees, one block per face; each cell is `ckpp generate MODEL PHOTO
---emotion E=D`'s last frame (the face crop as the model makes it, upscaled), so what you see is what a user gets.
+--emotion E=D`'s last frame (the face crop as the model makes it, scaled), so what you see is what a user gets.
+Drawn by models/contact_sheet.py (also `ckpp sheet` and `ckpp demo`'s sheet).
 """
 from __future__ import annotations
 
@@ -36,8 +37,7 @@ def faces(held_out: int) -> list[tuple[str, np.ndarray]]:
 
 
 def main() -> None:
-    import cv2
-
+    from models.contact_sheet import contact_sheet, write_sheet
     from models.pipeline import ExpressionPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -48,31 +48,9 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "joint-contact-sheet.png"))
     args = ap.parse_args()
     pipe = ExpressionPipeline.from_pretrained(args.model)
-    degrees = [float(d) for d in args.degrees.split(",")]
-    c, label_w, head = args.cell, 150, 24
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    blocks = []
-    for name, photo in faces(args.held_out):
-        rows = []
-        for d in degrees:
-            cells = []
-            for e in pipe.emotions:
-                out = pipe(photo, {e: d}, num_frames=2, where=name)
-                cells.append(cv2.resize(out.peak, (c, c), interpolation=cv2.INTER_CUBIC))
-            lab = np.full((c, label_w, 3), 255, np.uint8)
-            cv2.putText(lab, f"degree {d:g}", (8, c // 2 + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-            rows.append(np.hstack([lab] + cells))
-        title = np.full((head, rows[0].shape[1], 3), 255, np.uint8)
-        cv2.putText(title, name + " (never in training)", (8, 17), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        blocks += [title] + rows
-    top = np.full((head, blocks[0].shape[1], 3), 255, np.uint8)
-    for i, e in enumerate(pipe.emotions):
-        cv2.putText(top, e, (label_w + i * c + 8, 17), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    sheet = np.vstack([top] + blocks)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".partial.png"
-    cv2.imwrite(tmp, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    os.replace(tmp, args.out)
+    sheet = contact_sheet(pipe, faces(args.held_out), degrees=[float(d) for d in args.degrees.split(",")],
+                          cell=args.cell)
+    write_sheet(sheet, args.out)
     print("wrote", args.out, sheet.shape, f"(model step {pipe.meta.get('step')})")
 
 

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "merge": "ckpp_tools.commands.merge:merge",
     "train": "models.commands.train:train",
     "generate": "models.commands.generate:generate",
+    "sheet": "models.commands.sheet:sheet",
     "benchmark": "models.commands.benchmark:benchmark",
     "app": "models.commands.app:app",
     "demo": "ckpp_tools.commands.demo:demo",
@@ -62,6 +63,7 @@ def main():
       ckpp prepare raw/ out.h5                 # trim, check, landmark, crop, mask -> HDF5
       ckpp train --emotion surprise            # the paper's generator (or --model convlstm|hp)
       ckpp generate runs/ours-surprise photo.jpg --emotion surprise -o out.gif
+      ckpp sheet pretrained photo.jpg -o sheet.png   # every expression x degree as one picture
       ckpp benchmark --baselines convlstm,hp   # Fig. 3 curves and more, as a report
       ckpp app                                 # sliders over a photo in the browser (pip install -e ".[app]")
     Or all of it on sample data: ckpp demo

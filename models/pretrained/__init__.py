@@ -1,6 +1,6 @@
 """Pretrained weights shipped inside the package: `ours-joint` (all seven expressions, one residual encoder
-each: the paper's joint setting, so expressions mix and take degrees) and `ours-surprise` (surprise alone, the
-weights `ckpp demo` fine-tunes).
+each: the paper's joint setting, so expressions mix and take degrees; the weights `ckpp demo` fine-tunes) and
+`ours-surprise` (surprise alone).
 
     ckpp generate pretrained photo.jpg --emotion happy -o out.gif                          # no training needed
     ckpp generate pretrained photo.jpg --emotion anger=0.5 --emotion surprise=0.5 -o mix.gif
