@@ -87,8 +87,10 @@ class OutputLock:
                 with writing(self.path):     # a read-only or full filesystem: the same message as every writer
                     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                raise CkppError(f"cannot create the lock file ({exc.strerror})", path=self.path,
-                                fix="check the folder is writable") from None
+                parent = os.path.dirname(os.path.abspath(self.path))
+                fix = (f"the folder {parent} does not exist: create it first" if exc.errno == errno.ENOENT
+                       else "check the folder is writable")
+                raise CkppError(f"cannot create the lock file ({exc.strerror})", path=self.path, fix=fix) from None
             try:
                 _try_lock(fd)
             except BlockingIOError:

@@ -584,6 +584,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     fp = sample_resume.fingerprint(options, jobs)
     if complete:   # a job script reruns the same command after any crash: a finished run is a no-op
         return sample_resume.already_complete(out_dir, fp, options, log)
+    # `ckpp sample data/raw/nba` into a tree that does not exist yet makes it, as `mkdir -p` would
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
     with OutputLock(out_dir, "ckpp sample"):   # one run writes OUT_DIR(.partial) at a time (locking.py)
         return _render(out_dir, partial, jobs, fp, options, resume, workers, small, source, photos, seed, subjects,
                        sizes, scan, assignment, bases, progress, log)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from ckpp_tools.cli import main
 from ckpp_tools.emotions import CODES
+from ckpp_tools.errors import CkppError
 from ckpp_tools.sample import load_truth, make_sample
 
 FLOAT = r"-?\d\.\d{7}e[+-]\d{2}"
@@ -300,6 +301,17 @@ def test_leftover_partial_folder(tmp_path):
     res = CliRunner().invoke(main, ["sample", str(tmp_path / "other"), "--small", "--subjects", "1"])
     assert res.exit_code != 0 and str(foreign) in res.output and "fix:" in res.output
     assert (foreign / "precious.txt").read_text() == "x" and not (tmp_path / "other").exists()
+
+
+def test_sample_into_a_tree_that_does_not_exist_yet(tmp_path):
+    out = tmp_path / "data" / "raw" / "nba"
+    make_sample(out, subjects=1, small=True, videos=False, progress=False)
+    assert (out / "truth.json").is_file()
+    from ckpp_tools.locking import OutputLock
+
+    with pytest.raises(CkppError, match="does not exist: create it first"):
+        with OutputLock(str(tmp_path / "missing" / "out.h5")):
+            pass
 
 
 def test_cli_writes_and_overwrites_a_previous_sample(tmp_path):
