@@ -20,8 +20,11 @@ more than a 2-core machine affords, so it starts from the shipped single-express
   5. with --delta-steps N (the shipped weights): stage 2, the residual as a colour *change* (residual=delta,
      models/motion_output.py) and the cavity taught with mask_cavity_log, from stage 1's last checkpoint with the
      last layer's residual channels zeroed (`delta_init`: the old colour weights mean nothing as a change; the
-     mask stays, so stage 2 starts where stage 1 ended), N more steps;
-  6. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
+     mask stays, so stage 2 starts where stage 1 ended), N more steps at a constant rate;
+  6. with --lmk-steps M: stage 3, the same with the field's landmark term 10x (flow_lmk 10: the joint model's
+     held-out motion was 40-70% of the data's), from stage 2's last checkpoint, M steps (rate decaying over the
+     second half) — the `demo` preset's recipe (models/config.py);
+  7. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
      models/pretrained/ours-joint.pt and its recipe to ours-joint.json.
 --export-only RUN exports an existing run folder (e.g. stopped at a deadline: its last checkpoint and step).
 """
@@ -44,9 +47,12 @@ JOINT_CONFIG = {"preset": "demo", "output": "warp", "lr_decay": "linear", "lr_de
                 "loss_weights": {"flow_lmk": 1.0, "mask_cavity": 1.0}}
 #: stage 2 (--delta-steps): the residual added to the moved face, and the cavity's mask taught with a gradient
 #: that does not vanish at the mask's saturated start (the old mask_cavity stayed at 0.987)
-DELTA_CONFIG = {**JOINT_CONFIG, "residual": "delta",
+DELTA_CONFIG = {**JOINT_CONFIG, "residual": "delta", "lr_decay": "none",
                 "loss_weights": {"flow_lmk": 1.0, "mask_cavity": 0.0, "mask_cavity_log": 1.0},
                 "sample_every": 500, "ckpt_every": 500, "keep_checkpoints": 4}
+#: stage 3 (--lmk-steps): the landmark term 10x, the rate decaying over the second half
+LMK_CONFIG = {**DELTA_CONFIG, "lr_decay": "linear", "lr_decay_from": 0.5,
+              "loss_weights": {"flow_lmk": 10.0, "mask_cavity": 0.0, "mask_cavity_log": 1.0}}
 SOURCE = "ours-surprise-pixels"   # the pixel weights it started from (ours-surprise is now the motion model)
 
 
@@ -54,8 +60,6 @@ def joint_init(src: str, dest: str, emotions: list[str]) -> dict:
     """A ckpp checkpoint for a joint `ours` on `emotions`, from single-expression weights `src`: every tensor
     copied, and the one residual encoder (residual.0.*) copied into residual.0 … residual.<n-1>.
     Returns {copied, widened, skipped} key counts / names for the recipe."""
-    import torch
-
     from models.checkpoint import atomic_torch_save, read_checkpoint
 
     ck = read_checkpoint(src, map_location="cpu")
@@ -110,7 +114,9 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=80, help="training people in the sample (all seven each)")
     ap.add_argument("--steps", type=int, default=2000, help="training steps (the rate decays over the second half)")
     ap.add_argument("--delta-steps", type=int, default=0,
-                    help="stage 2: steps with the delta residual and mask_cavity_log (the shipped weights: 14000)")
+                    help="stage 2: steps with the delta residual and mask_cavity_log (the shipped weights: 1500)")
+    ap.add_argument("--lmk-steps", type=int, default=0,
+                    help="stage 3 (needs stage 2): steps with flow_lmk 10 (the shipped weights: 10000)")
     ap.add_argument("--export-only", metavar="RUN", help="export this run folder; skip training")
     args = ap.parse_args()
     work = os.path.abspath(args.work)
@@ -151,6 +157,15 @@ def main() -> None:
                                           "--config", cfg2, "--steps", str(args.delta_steps), "--out", stage2,
                                           "--init", d_pt, "--resume")
             run = stage2
+            if args.lmk_steps:
+                stage3 = os.path.join(work, "run-lmk")
+                cfg3 = os.path.join(work, "lmk.json")
+                with open(cfg3, "w") as fh:
+                    json.dump(LMK_CONFIG, fh)
+                times["train stage 3"] = ckpp("train", data, *[a for e in emotions for a in ("--emotion", e)],
+                                              "--config", cfg3, "--steps", str(args.lmk_steps), "--out", stage3,
+                                              "--init", stage2, "--resume")
+                run = stage3
     dest = os.path.join(pretrained, "ours-joint.pt")
     info = export(run, dest)
     write_recipe(args, run, dest, info, times, init)
@@ -166,6 +181,8 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, init: dict 
     command = f"python benchmarks/train_pretrained_joint.py --subjects {args.subjects} --steps {args.steps}"
     if args.delta_steps:
         command += f" --delta-steps {args.delta_steps}"
+    if args.lmk_steps:
+        command += f" --lmk-steps {args.lmk_steps}"
     if args.export_only:
         command += f"  (exported with --export-only at step {info['step']})"
     recipe = {

@@ -181,11 +181,12 @@ PRESETS: dict[str, dict] = {
     # measured on held-out people. Width is the lever (16…96: mouth gain 0.04 IOD on held-out people vs -0.00
     # for tiny); the mouth L1, peak-biased targets and colour/scale jitter measured worse and stay off.
     # Motion output (issue 22): the face is moved, not redrawn — 4x the detail, better identity — with the
-    # field taught at the data's landmarks and the mask at its opened mouths (flow_lmk, mask_cavity).
+    # field taught at the data's landmarks and the mask at its opened mouths (flow_lmk, mask_cavity_log); the
+    # residual a colour change on the person's own skin (residual="delta": a dark cavity, teeth, shading).
     # `ckpp demo` and the shipped pretrained weights use it
     "demo": dict(image_size=64, base_width=16, max_width=96, levels=6, d_width=16, batch_size=8, max_steps=1500,
-                 num_workers=2, sample_every=250, ckpt_every=250, output="warp",
-                 loss_weights={"flow_lmk": 1.0, "mask_cavity": 1.0}),
+                 num_workers=2, sample_every=250, ckpt_every=250, output="warp", residual="delta",
+                 loss_weights={"flow_lmk": 10.0, "mask_cavity_log": 1.0}),
     # the paper's setting (§4.1): 289² frames cropped to 256², 8 levels 64…512, Adam 2e-4; epochs are
     # counted by the caller (--epochs 2100 reproduces the paper's schedule)
     "paper": dict(image_size=256, base_width=64, max_width=512, levels=8, d_width=64, batch_size=64,
