@@ -109,6 +109,17 @@ def delta_init(run: str, dest: str) -> dict:
     return {"from": src, "from_step": int(ck["step"]), "zeroed": f"{last}.conv residual channels 3:6"}
 
 
+def train_stage(work: str, data: str, emotions: list[str], name: str, config: dict, steps: int, init: str,
+                out: str) -> float:
+    """One training stage: its config as WORK/NAME.json, then `ckpp train --init INIT --resume` into OUT (a rerun
+    continues it); returns the seconds it took."""
+    cfg = os.path.join(work, f"{name}.json")
+    with open(cfg, "w") as fh:
+        json.dump(config, fh)
+    return ckpp("train", data, *[a for e in emotions for a in ("--emotion", e)], "--config", cfg,
+                "--steps", str(steps), "--out", out, "--init", init, "--resume")
+
+
 def main() -> None:
     from ckpp_tools.emotions import EXPRESSIONS
 
@@ -141,33 +152,19 @@ def main() -> None:
         init = joint_init(os.path.join(pretrained, SOURCE + ".pt"), init_pt, emotions)
         with open(os.path.join(work, "init-joint.json"), "w") as fh:
             json.dump(init, fh, indent=1)
-        cfg = os.path.join(work, "joint.json")
-        with open(cfg, "w") as fh:
-            json.dump(JOINT_CONFIG, fh)
-        times["train"] = ckpp("train", data, *[a for e in emotions for a in ("--emotion", e)], "--config", cfg,
-                              "--steps", str(args.steps), "--out", run, "--init", init_pt, "--resume")
+        times["train"] = train_stage(work, data, emotions, "joint", JOINT_CONFIG, args.steps, init_pt, run)
         if args.delta_steps:
-            stage2 = os.path.join(work, "run-delta")
-            d_pt = os.path.join(work, "init-delta.pt")
-            if not os.path.isdir(stage2):
-                init = {"stage1": init, "stage2": delta_init(run, d_pt)}
-                with open(os.path.join(work, "init-joint.json"), "w") as fh:
-                    json.dump(init, fh, indent=1)
-            cfg2 = os.path.join(work, "delta.json")
-            with open(cfg2, "w") as fh:
-                json.dump(DELTA_CONFIG, fh)
-            times["train stage 2"] = ckpp("train", data, *[a for e in emotions for a in ("--emotion", e)],
-                                          "--config", cfg2, "--steps", str(args.delta_steps), "--out", stage2,
-                                          "--init", d_pt, "--resume")
+            stage2, d_pt = os.path.join(work, "run-delta"), os.path.join(work, "init-delta.pt")
+            init = {"stage1": init, "stage2": delta_init(run, d_pt)}
+            with open(os.path.join(work, "init-joint.json"), "w") as fh:
+                json.dump(init, fh, indent=1)
+            times["train stage 2"] = train_stage(work, data, emotions, "delta", DELTA_CONFIG, args.delta_steps, d_pt,
+                                                 stage2)
             run = stage2
             if args.lmk_steps:
                 stage3 = os.path.join(work, "run-lmk")
-                cfg3 = os.path.join(work, "lmk.json")
-                with open(cfg3, "w") as fh:
-                    json.dump(LMK_CONFIG, fh)
-                times["train stage 3"] = ckpp("train", data, *[a for e in emotions for a in ("--emotion", e)],
-                                              "--config", cfg3, "--steps", str(args.lmk_steps), "--out", stage3,
-                                              "--init", stage2, "--resume")
+                times["train stage 3"] = train_stage(work, data, emotions, "lmk", LMK_CONFIG, args.lmk_steps, stage2,
+                                                     stage3)
                 run = stage3
     dest = os.path.join(pretrained, "ours-joint.pt")
     info = export(run, dest)
