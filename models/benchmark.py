@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shlex
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field

@@ -369,7 +369,7 @@ def discover_data(given=None, folder: str = ".") -> list[str]:
     env = os.environ.get("CKPP_DATA")
     if env:
         if not os.path.isfile(env):
-            raise CkppError(f"$CKPP_DATA points to a missing file", path=env,
+            raise CkppError("$CKPP_DATA points to a missing file", path=env,
                             fix="set CKPP_DATA to the .h5 written by `ckpp prepare`, or unset it")
         return [env]
     folder = os.path.abspath(folder)

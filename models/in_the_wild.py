@@ -205,7 +205,7 @@ def _measured_reference(ds, ids: list[str], view: tuple, measurer) -> dict | Non
     """Median gains onset -> peak of training clips measured like generated frames (None: no face found)."""
     from ckpp_tools import schema
 
-    from .benchmark import points_to_view, to_view, view_params
+    from .benchmark import to_view, view_params
 
     size, frac = view
     gains = []

@@ -18,7 +18,6 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 

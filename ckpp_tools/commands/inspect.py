@@ -100,7 +100,7 @@ def inspect(path, do_validate, preview_id, output, rejected):
     click.echo(f"{len(rows)} clips found, {len(acc)} accepted ({n_frames} stored frames) in {len(shards)} shard file(s)\n")
     click.echo(summary_table(rows))
     subj = Counter(r["split"] for r in {r["subject"]: r for r in acc}.values())
-    click.echo(f"\nsubjects per split: " + ", ".join(f"{k} {subj.get(k, 0)}" for k in ("train", "val", "test")))
+    click.echo("\nsubjects per split: " + ", ".join(f"{k} {subj.get(k, 0)}" for k in ("train", "val", "test")))
     if rejected:
         click.echo("\nrejected clips:")
         for r in rows:
