@@ -18,9 +18,9 @@ more than a 2-core machine affords, so it starts from the shipped single-express
      --emotion <all seven> --init <3> --steps S --resume: the pixel->warp init keeps every tensor except the
      decoder's last layer (models/checkpoint.py restore_across_outputs: it starts as the identity warp);
   5. with --delta-steps N (the shipped weights): stage 2, the residual as a colour *change* (residual=delta,
-     models/motion_output.py) and the cavity taught with mask_cavity_log, from stage 1's last checkpoint with the
-     last layer's residual channels zeroed (`delta_init`: the old colour weights mean nothing as a change; the
-     mask stays, so stage 2 starts where stage 1 ended), N more steps at a constant rate;
+     models/motion_output.py) and the cavity taught with mask_cavity_log, `--init` stage 1's run: across residual
+     modes `ckpp train` zeroes the last layer's residual channels (models/checkpoint.reset_residual: the old colour
+     weights mean nothing as a change; flow and mask stay, so stage 2 starts where stage 1 ended), N more steps at a constant rate;
   6. with --lmk-steps M: stage 3, the same with the field's landmark term 10x (flow_lmk 10: the joint model's
      held-out motion was 40-70% of the data's), from stage 2's last checkpoint, M steps at a constant rate (see
      LMK_CONFIG for why it stops there) — the `demo` preset's recipe (models/config.py);
@@ -92,23 +92,6 @@ def joint_init(src: str, dest: str, emotions: list[str]) -> dict:
             "residual_keys_per_encoder": len(widened)}
 
 
-def delta_init(run: str, dest: str) -> dict:
-    """Stage 2's init: `run`'s last checkpoint with the decoder's last layer's residual channels (3:6) zeroed, so
-    a residual=delta generator starts exactly where the colour one ended (its mask kept 0.98: the residual it
-    blended had no say)."""
-    from models.checkpoint import atomic_torch_save, find_checkpoint, read_checkpoint
-
-    src = find_checkpoint(run)
-    ck = read_checkpoint(src, map_location="cpu")
-    g = ck["modules"]["G"]
-    last = sorted({k.rsplit(".", 2)[0] for k in g if k.startswith("ups.") and k.endswith(".conv.weight")},
-                  key=lambda k: int(k.split(".")[1]))[-1]
-    g[last + ".conv.weight"][:, 3:6] = 0
-    g[last + ".conv.bias"][3:6] = 0
-    atomic_torch_save(ck, dest)
-    return {"from": src, "from_step": int(ck["step"]), "zeroed": f"{last}.conv residual channels 3:6"}
-
-
 def train_stage(work: str, data: str, emotions: list[str], name: str, config: dict, steps: int, init: str,
                 out: str) -> float:
     """One training stage: its config as WORK/NAME.json, then `ckpp train --init INIT --resume` into OUT (a rerun
@@ -154,11 +137,12 @@ def main() -> None:
             json.dump(init, fh, indent=1)
         times["train"] = train_stage(work, data, emotions, "joint", JOINT_CONFIG, args.steps, init_pt, run)
         if args.delta_steps:
-            stage2, d_pt = os.path.join(work, "run-delta"), os.path.join(work, "init-delta.pt")
-            init = {"stage1": init, "stage2": delta_init(run, d_pt)}
+            stage2 = os.path.join(work, "run-delta")
+            init = {"stage1": init, "stage2": {"from": run, "residual": "colour -> delta: channels 3:6 of the last "
+                                                                         "layer zeroed by --init (reset_residual)"}}
             with open(os.path.join(work, "init-joint.json"), "w") as fh:
                 json.dump(init, fh, indent=1)
-            times["train stage 2"] = train_stage(work, data, emotions, "delta", DELTA_CONFIG, args.delta_steps, d_pt,
+            times["train stage 2"] = train_stage(work, data, emotions, "delta", DELTA_CONFIG, args.delta_steps, run,
                                                  stage2)
             run = stage2
             if args.lmk_steps:

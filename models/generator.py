@@ -56,7 +56,7 @@ class Generator(nn.Module):
     @property
     def additive(self) -> bool:
         """Whether the residual is added to the moved face (residual="delta") rather than blended in."""
-        return getattr(self, "residual_mode", "colour") == "delta"
+        return self.residual_mode == "delta"
 
     def encode(self, image: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
         """e0(I) per level, and e_i(I) per emotion per level. At inference, residual encoders whose degree

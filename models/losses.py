@@ -93,9 +93,15 @@ def mask_in_cavity(mask: torch.Tensor, target_lm: torch.Tensor, input_lm: torch.
     """Mean of the warp output's blend mask where the target frame's mouth is open and the input's was not
     (0 when no mouth opened). Why: a warp of a closed mouth cannot show the cavity (teeth and lips only stretch);
     the data's landmarks say where it opened, so the mask is taught to hand those pixels to the residual."""
-    s = mask.shape[-1]
-    cav = (inner_mouth(target_lm, s) - inner_mouth(input_lm, s)).clamp(min=0).to(mask.dtype)
+    cav = opened_mouth(mask, target_lm, input_lm)
     return (mask * cav).sum() / cav.sum().clamp(min=1.0)
+
+
+def opened_mouth(mask: torch.Tensor, target_lm: torch.Tensor, input_lm: torch.Tensor) -> torch.Tensor:
+    """(B,1,S,S) {0,1} at the mask's size: inside the target's inner lips and not the input's (the cavity that
+    opened), in the mask's dtype."""
+    s = mask.shape[-1]
+    return (inner_mouth(target_lm, s) - inner_mouth(input_lm, s)).clamp(min=0).to(mask.dtype)
 
 
 def mask_cavity_log(mask: torch.Tensor, target_lm: torch.Tensor, input_lm: torch.Tensor) -> torch.Tensor:
@@ -105,7 +111,6 @@ def mask_cavity_log(mask: torch.Tensor, target_lm: torch.Tensor, input_lm: torch
     trained, and an opened mouth stayed a stretched closed one (a pink smear, no dark cavity, no teeth). This
     term's gradient at the logit is the mask itself (~1): the cavity is handed to the residual within a few
     hundred steps, and the L1 then teaches the residual the cavity's and the teeth's colour."""
-    s = mask.shape[-1]
-    cav = (inner_mouth(target_lm, s) - inner_mouth(input_lm, s)).clamp(min=0).to(mask.dtype)
+    cav = opened_mouth(mask, target_lm, input_lm)
     nll = -torch.log((1 - mask.float()).clamp_min(1e-4))
     return (nll * cav).sum() / cav.sum().clamp(min=1.0)
