@@ -305,21 +305,26 @@ def view_params(stored: int, crop_fraction: float, size: int) -> tuple[int, int]
     return (stored - c) // 2, c
 
 
-def to_view(images: np.ndarray, x0: int, c: int, size: int, nearest: bool = False) -> np.ndarray:
-    """(N,S,S[,3]) stored images -> (N,size,size[,3]) in the model's view."""
+def to_view(images: np.ndarray, x0: int, c: int, size: int, nearest: bool = False, y0: int | None = None) -> np.ndarray:
+    """(N,S,S[,3]) stored images -> (N,size,size[,3]) in the model's view (the c x c square at (x0, y0), y0
+    defaulting to x0; edge pixels repeated where it leaves the frame: models.data.cut)."""
     import cv2
 
+    from .data import cut
+
+    y0 = x0 if y0 is None else y0
     interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if c > size else cv2.INTER_LINEAR)
     out = []
     for img in images:
-        a = np.ascontiguousarray(img[x0:x0 + c, x0:x0 + c])
+        a = np.ascontiguousarray(cut(img, x0, y0, c))
         out.append(a if c == size else cv2.resize(a, (size, size), interpolation=interp))
     return np.stack(out)
 
 
-def points_to_view(points: np.ndarray, x0: int, c: int, size: int) -> np.ndarray:
+def points_to_view(points: np.ndarray, x0: int, c: int, size: int, y0: int | None = None) -> np.ndarray:
     """Stored-pixel landmarks -> view pixels (pixel centres map to pixel centres)."""
-    return (np.asarray(points, np.float64) - x0 + 0.5) * (size / c) - 0.5
+    origin = np.array([x0, x0 if y0 is None else y0], np.float64)
+    return (np.asarray(points, np.float64) - origin + 0.5) * (size / c) - 0.5
 
 
 class Measurer:
@@ -374,6 +379,10 @@ class LoadedModel:
     @property
     def crop_fraction(self) -> float:
         return float(getattr(self.family.cfg, "crop_fraction", 1.0))
+
+    @property
+    def crop_from(self) -> str:
+        return str(getattr(self.family.cfg, "crop_from", "clip"))
 
 
 def _generate(model: LoadedModel, first_u8: np.ndarray, emotion: str, n_frames: int, device) -> tuple[np.ndarray, float]:
@@ -587,13 +596,15 @@ def _evaluate_clip(clip: Clip, models, measurer: Measurer, device, latency, warm
     views: dict[tuple, dict] = {}
 
     def gt_view(m: LoadedModel) -> dict:
-        key = (m.size, round(m.crop_fraction, 6))
-        if key not in views:
-            x0, c = view_params(stored, m.crop_fraction, m.size)
-            fr = to_view(clip.frames, x0, c, m.size)
+        key = (m.size, round(m.crop_fraction, 6), m.crop_from)
+        if key not in views:          # the view the model trained on (models.data.view_box)
+            from .data import view_box
+
+            x0, y0, c = view_box(stored, m.crop_fraction, m.crop_from, clip.landmarks[0])
+            fr = to_view(clip.frames, x0, c, m.size, y0=y0)
             lm, desc = measurer.measure(fr)
-            views[key] = dict(frames=fr, masks=to_view(clip.mouth_mask, x0, c, m.size, nearest=True),
-                              file_lm=points_to_view(clip.landmarks, x0, c, m.size), lm=lm, desc=desc)
+            views[key] = dict(frames=fr, masks=to_view(clip.mouth_mask, x0, c, m.size, nearest=True, y0=y0),
+                              file_lm=points_to_view(clip.landmarks, x0, c, m.size, y0=y0), lm=lm, desc=desc)
         return views[key]
 
     gt_curve_file = ev.landmark_curve(clip.landmarks)

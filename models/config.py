@@ -23,6 +23,8 @@ from .atomic import atomic_write_bytes
 
 #: the paper's crop: 289² stored frames, random 256² crops (DESIGN §7); other stored sizes keep the ratio
 CROP_FRACTION = 256 / 289
+#: Config.crop_from values (models/data.py view_box)
+CROP_FROM = ("clip", "onset")
 
 
 def default_loss_weights() -> dict[str, float]:
@@ -55,6 +57,11 @@ class Config:
     gray_prob: float = 0.0        # probability of a grey sample (grey CK+ frames, old photos)
     scale_jitter: float = 0.0     # random crop side ±this fraction (face size varies in the wild)
     peak_bias: float = 0.0        # target frame drawn with P(t) ∝ 1 + peak_bias·a_t (0 = uniform, as the paper)
+    # where the network's view of a clip comes from: "clip" = the central crop_fraction of prepare's box, which
+    # holds the union of ALL the clip's frames (the paper's); "onset" = the same box made from the onset frame's
+    # landmarks alone, which is what `ckpp generate` can take from a photo (face_geometry.crop_matrix). With
+    # "clip", a face opening its jaw is trained 1.2x smaller in the view than photos show it (models/data.py)
+    crop_from: str = "clip"
     # --- generator (ours) ---------------------------------------------------------------------
     base_width: int = 8           # channels of the first down layer; doubles per level up to max_width
     max_width: int = 64           # channel cap (paper: 512 = 8 * 64)
@@ -116,6 +123,8 @@ class Config:
             bad("image_size", f"{self.image_size} is not a multiple of 2**levels = {2 ** self.levels}")
         if not 0.0 < self.crop_fraction <= 1.0:
             bad("crop_fraction", "must be in (0, 1]")
+        if self.crop_from not in CROP_FROM:
+            bad("crop_from", "must be one of " + " | ".join(CROP_FROM))
         if self.output not in ("pixels", "warp"):
             bad("output", "use pixels (the paper's decoder) or warp (motion output, models/motion_output.py)")
         if self.residual not in ("colour", "delta"):
@@ -183,10 +192,12 @@ PRESETS: dict[str, dict] = {
     # Motion output (issue 22): the face is moved, not redrawn — 4x the detail, better identity — with the
     # field taught at the data's landmarks and the mask at its opened mouths (flow_lmk, mask_cavity_log); the
     # residual a colour change on the person's own skin (residual="delta": a dark cavity, teeth, shading).
-    # `ckpp demo` and the shipped pretrained weights use it
+    # `ckpp demo` and the shipped pretrained weights use it. The view is the onset frame's (crop_from="onset"),
+    # the face as large as `ckpp generate` shows a photo's: the clip's box made surprise 1.2x smaller in training,
+    # and held-out motion 0.83 of the data's (benchmarks/bm_view_scale.py)
     "demo": dict(image_size=64, base_width=16, max_width=96, levels=6, d_width=16, batch_size=8, max_steps=1500,
                  num_workers=2, sample_every=250, ckpt_every=250, output="warp", residual="delta",
-                 loss_weights={"flow_lmk": 10.0, "mask_cavity_log": 1.0}),
+                 loss_weights={"flow_lmk": 10.0, "mask_cavity_log": 1.0}, crop_from="onset"),
     # the paper's setting (§4.1): 289² frames cropped to 256², 8 levels 64…512, Adam 2e-4; epochs are
     # counted by the caller (--epochs 2100 reproduces the paper's schedule)
     "paper": dict(image_size=256, base_width=64, max_width=512, levels=8, d_width=64, batch_size=64,

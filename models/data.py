@@ -10,8 +10,14 @@ t with a = degree[t], plus that frame's landmarks and mouth mask and the clip's 
 SEQUENCE (baselines): `clip_frames` frames uniformly spaced over the clip, onset and peak included (clips
 shorter than that repeat frames), with their landmarks, masks and degrees.
 
-Augmentation, identical for all arrays of one sample: a random square crop of side round(S·crop_fraction)
-(289 -> 256, the paper's; other stored sizes keep the ratio), resized to image_size when that differs, and
+The view (`view_box`): crop_from="clip" (the paper's) takes a square of side round(S·crop_fraction) of the stored
+frame (289 -> 256; other stored sizes keep the ratio), the central part of prepare's box, which covers the union
+of ALL the clip's frames; crop_from="onset" takes the central crop_fraction of the box prepare would make from
+the onset frame alone — exactly the view `ckpp generate` takes of a photo (face_geometry.crop_matrix), so the
+face is as large in training as in use (with "clip", a surprise clip's dropping jaw makes the face ~1.2x
+smaller than a photo of it; measured in docs/recipe.md). Padded by edge pixels where it leaves the frame.
+Augmentation, identical for all arrays of one sample: the view shifted at random (by up to S-c for "clip", by
+the same share of c for "onset"), resized to image_size when that differs, and
 a horizontal flip that mirrors landmark x AND permutes their indices with schema.FLIP_68 (a mirrored left
 eye is the new right eye). Landmarks are returned in [0,1] of the crop, pixel centres at (i+0.5)/side.
 
@@ -39,6 +45,31 @@ from ckpp_tools.lifecycle import die_with_parent
 from .config import CROP_FRACTION
 
 FLIP = np.asarray(schema.FLIP_68)
+
+
+def view_box(stored: int, crop_fraction: float = CROP_FRACTION, crop_from: str = "clip",
+             onset_landmarks=None) -> tuple[int, int, int]:
+    """(x0, y0, c): the un-augmented c x c view of a clip's stored S x S frames a model sees (may reach outside
+    the frame: pad). "clip": the centre of the stored frame; "onset": the central crop_fraction of
+    ckpp_tools.crop.crop_box(onset landmarks) — what face_geometry.crop_matrix takes of a photo."""
+    if crop_from == "onset":
+        from ckpp_tools.crop import crop_box
+        from ckpp_tools.face_geometry import shrink_box
+
+        x0, y0, x1, y1 = shrink_box(crop_box(np.asarray(onset_landmarks, np.float64)), crop_fraction)
+        return int(round(x0)), int(round(y0)), max(1, int(round(x1 - x0)))
+    c = max(1, min(stored, int(round(stored * float(crop_fraction)))))
+    return (stored - c) // 2, (stored - c) // 2, c
+
+
+def cut(a: np.ndarray, x0: int, y0: int, c: int) -> np.ndarray:
+    """a[y0:y0+c, x0:x0+c], edge pixels repeated where the square leaves the image (masks: their edge is 0)."""
+    h, w = a.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x0 + c <= w and y0 + c <= h:
+        return a[y0:y0 + c, x0:x0 + c]
+    ys = np.clip(np.arange(y0, y0 + c), 0, h - 1)
+    xs = np.clip(np.arange(x0, x0 + c), 0, w - 1)
+    return a[ys[:, None], xs[None, :]]
 
 
 def _strs(ds) -> list[str]:
@@ -75,7 +106,8 @@ class ClipDataset(torch.utils.data.Dataset):
     def __init__(self, paths, emotions: list[str], split: str = "train", *, image_size: int = 64,
                  crop_fraction: float = CROP_FRACTION, clip_frames: int | None = None, augment: bool = True,
                  flip: bool = True, target: str = "random", seed: int = 0, require_all: bool = True,
-                 color_jitter: float = 0.0, gray_prob: float = 0.0, scale_jitter: float = 0.0, peak_bias: float = 0.0):
+                 color_jitter: float = 0.0, gray_prob: float = 0.0, scale_jitter: float = 0.0, peak_bias: float = 0.0,
+                 crop_from: str = "clip"):
         self.paths = [os.path.abspath(os.fspath(p)) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
         self.emotions = list(emotions)
         self.split = split
@@ -91,6 +123,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.gray_prob = float(gray_prob) if augment else 0.0
         self.scale_jitter = float(scale_jitter) if augment else 0.0
         self.peak_bias = float(peak_bias)
+        self.crop_from = crop_from
         self.clips: list[tuple[int, str, int, int]] = []    # (file index, clip_id, emotion index, T)
         self.degrees: list[np.ndarray] = []
         self.stored_size: list[int] = []
@@ -179,19 +212,26 @@ class ClipDataset(torch.utils.data.Dataset):
         mask_t = uniq if self.clip_frames else [idx[1]]
         masks = {t: mask_ds[t] for t in mask_t}
 
-        c = max(1, min(S, int(round(S * self.crop_fraction))))
+        onset = self.crop_from == "onset"
+        x0, y0, c = view_box(S, self.crop_fraction, self.crop_from, lm[0])
         if self.augment:
-            if self.scale_jitter > 0:    # the face a little larger / smaller than prepare's crop makes it
-                c = max(1, min(S, int(round(c * (1.0 + rng.uniform(-1, 1) * self.scale_jitter)))))
-            x0, y0 = (int(v) for v in rng.integers(0, S - c + 1, size=2))
+            if self.scale_jitter > 0:    # the face a little larger / smaller than the view makes it
+                c2 = max(1, int(round(c * (1.0 + rng.uniform(-1, 1) * self.scale_jitter))))
+                c2 = c2 if onset else min(S, c2)
+                x0, y0, c = x0 + (c - c2) // 2, y0 + (c - c2) // 2, c2
+            if onset:                    # shifted by up to the share of c that "clip" shifts by (S - c of S)
+                j = max(0, int(round(c * (1.0 / self.crop_fraction - 1.0) / 2.0)))
+                dx, dy = (int(v) for v in rng.integers(-j, j + 1, size=2))
+                x0, y0 = x0 + dx, y0 + dy
+            else:
+                x0, y0 = (int(v) for v in rng.integers(0, S - c + 1, size=2))
             flip = self.flip and bool(rng.random() < 0.5) and self.emotions[emotion] not in ONE_SIDED
         else:
-            x0 = y0 = (S - c) // 2
             flip = False
         out_s = self.image_size
 
         def img(a, interp):
-            a = a[y0:y0 + c, x0:x0 + c]
+            a = cut(a, x0, y0, c)
             if flip:
                 a = a[:, ::-1]
             if c != out_s:

@@ -141,7 +141,8 @@ def sample_batch(cfg: Config, family: ModelFamily, paths, emotions, device, chan
     """A fixed, un-augmented batch (val clips, else train) with the peak as target, for the sample grids."""
     for split in ("val", "train"):
         ds = ClipDataset(paths, emotions, split, image_size=cfg.image_size, crop_fraction=cfg.crop_fraction,
-                         clip_frames=family.clip_frames, augment=False, target="peak", seed=cfg.seed, require_all=False)
+                         clip_frames=family.clip_frames, augment=False, target="peak", seed=cfg.seed, require_all=False,
+                         crop_from=cfg.crop_from)
         if len(ds):
             # one clip per emotion first, so a multi-emotion grid shows each
             order = sorted(range(len(ds)), key=lambda i: (ds.clips[i][2], i))
@@ -223,7 +224,8 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
     family = family_cls(cfg, list(emotions))
     ds = ClipDataset(data, list(emotions), "train", image_size=cfg.image_size, crop_fraction=cfg.crop_fraction,
                      clip_frames=family.clip_frames, flip=cfg.flip, seed=cfg.seed, color_jitter=cfg.color_jitter,
-                     gray_prob=cfg.gray_prob, scale_jitter=cfg.scale_jitter, peak_bias=cfg.peak_bias)
+                     gray_prob=cfg.gray_prob, scale_jitter=cfg.scale_jitter, peak_bias=cfg.peak_bias,
+                     crop_from=cfg.crop_from)
     max_steps = cfg.max_steps
     if cfg.epochs:
         max_steps = math.ceil(cfg.epochs * len(ds) / cfg.batch_size)

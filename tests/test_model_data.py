@@ -141,3 +141,56 @@ def test_open_clip_handles_are_bounded(data):
     import pickle
     clone = pickle.loads(pickle.dumps(ds))             # spawn-safe: no h5py objects travel
     assert clone._handles == {} and np.array_equal(clone[(2, 7)]["input"], ds[(2, 7)]["input"])
+
+
+def test_onset_view_is_the_view_generate_takes_of_a_photo(data):
+    # crop_from="onset": the network's view is the crop face_geometry takes of the onset frame as a photo
+    # (prepare's box of that frame alone, central crop_fraction), not the clip box that holds every frame
+    import cv2
+
+    from ckpp_tools.expressions import apply_affine
+    from ckpp_tools.face_geometry import crop_matrix
+    from models.config import CROP_FRACTION
+    from models.data import cut, view_box
+
+    ds = ClipDataset([data], ["surprise"], "train", image_size=64, augment=False, target="peak", crop_from="onset")
+    clip = ClipDataset([data], ["surprise"], "train", image_size=64, augment=False, target="peak")
+    s = ds[0]
+    with h5py.File(data) as f:
+        g = f["clips"][ds.clips[0][1]]
+        lm0, onset = g["landmarks"][0].astype(np.float64), g["frames"][0]
+    m, _ = crop_matrix(lm0, 64, CROP_FRACTION, align=False)
+    got, want = s["input_landmarks"] * 64, apply_affine(lm0, m)
+    assert np.abs(got - want).max() < 1.1                       # the box rounded to pixels, centres at +0.5
+    assert abs(np.ptp(got, 0).max() / np.ptp(want, 0).max() - 1) < 0.02      # the face as large as in a photo
+    x0, y0, c = view_box(72, CROP_FRACTION, "onset", lm0)
+    expect = cv2.resize(np.ascontiguousarray(cut(onset, x0, y0, c)), (64, 64),
+                        interpolation=cv2.INTER_AREA if c > 64 else cv2.INTER_LINEAR)
+    assert np.array_equal(s["input"], expect)
+    assert view_box(72, CROP_FRACTION, "clip") == ((72 - 64) // 2, (72 - 64) // 2, 64)
+    assert not np.allclose(s["input_landmarks"], clip[0]["input_landmarks"], atol=0.01)   # a different view
+    # augmented: shifts stay small, image, mask and landmarks move together
+    aug = ClipDataset([data], ["surprise"], "train", image_size=64, crop_from="onset", scale_jitter=0.1)
+    for draw in range(20):
+        a = aug[(0, draw)]
+        assert np.abs(a["input_landmarks"].mean(0) - s["input_landmarks"].mean(0)).max() < 0.15
+        ys, xs = np.nonzero(a["mask"])
+        mouth = a["landmarks"][48:68] * 64
+        assert abs(xs.mean() - mouth[:, 0].mean()) < 3 and abs(ys.mean() - mouth[:, 1].mean()) < 3
+
+
+def test_cut_repeats_edge_pixels_outside_the_frame():
+    from models.data import cut
+
+    a = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    assert np.array_equal(cut(a, 1, 1, 2), a[1:3, 1:3])
+    out = cut(a, -1, 2, 3)
+    assert out.shape == (3, 3) and np.array_equal(out[0], [8, 8, 9]) and np.array_equal(out[2], [12, 12, 13])
+
+
+def test_config_rejects_an_unknown_crop_from():
+    from ckpp_tools.errors import UsageError
+    from models.config import preset
+
+    with pytest.raises(UsageError, match="crop_from"):
+        preset("tiny").replace(crop_from="face")
