@@ -108,8 +108,24 @@ def _apply_motion(image, matrix, flow, mask, res, size: int, border: float, addi
         d, wt, r = (x[-1:] for x in mo.relative(flow[keep], mask[keep], res[keep], size, border))
         d = (d * (size / 2.0)).permute(0, 2, 3, 1).cpu().numpy()         # normalised -> crop pixels
         r = (r * 127.5 if additive else (r.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        if additive:
+            r = luma_change(r)
         frames.append(paste_motion(image, matrix, d, wt[:, 0].cpu().numpy(), r, additive=additive)[0])
     return np.stack(frames)
+
+
+#: ITU-R BT.601 luma weights, the grey of OpenCV's RGB2GRAY (and so of the expression judge)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def luma_change(delta: np.ndarray) -> np.ndarray:
+    """A colour change (…,3) -> its luminance change, the same on all three channels. Why: the delta residual
+    (what darkens an opened mouth, lightens teeth) learnt its hue on the training people's skin; on paler faces
+    it painted the cavity purple and on grey photos blue. Its brightness transfers, its hue does not: kept this
+    way the mouth is the person's own colour, darker, a grey photo stays grey, and a grey reading of the frame
+    (the judge's, dlib's) is the same as with the full colour change (docs/recipe.md)."""
+    y = np.asarray(delta, np.float32) @ LUMA
+    return np.repeat(y[..., None], 3, axis=-1)
 
 
 def generate_video(family, photo: np.ndarray, weights: dict[str, float], n_frames: int = 16, *,

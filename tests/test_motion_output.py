@@ -242,6 +242,32 @@ def test_delta_residual_is_added_to_the_moved_face():
     assert flow.abs().max() == 0 and r.abs().max() == 0 and torch.equal(v, x[:, :, :8, :8])
 
 
+def test_delta_residual_keeps_only_its_brightness_so_a_grey_photo_stays_grey():
+    # the delta's hue is learnt on the training people's skin (a blue cavity on a grey photo); its luminance is
+    # what the frame gets, on every channel, so a grey reading of the frame (the judge's) is unchanged
+    import cv2
+
+    from ckpp_tools.face_geometry import IDENTITY
+    from models.generate import _apply_motion, luma_change
+
+    rng = np.random.default_rng(2)
+    grey = np.repeat(rng.integers(60, 200, (64, 64, 1), dtype=np.uint8), 3, axis=2)
+    masks = torch.ones(2, 1, 16, 16)
+    masks[1, :, 8:12, 4:12] = 0.0
+    res = torch.zeros(2, 3, 16, 16)
+    res[1, 0], res[1, 1], res[1, 2] = -0.5, -0.1, 0.3                    # a dark, blue-ish change
+    video = _apply_motion(grey, IDENTITY, torch.zeros(2, 2, 16, 16), masks, res, 64, 0.0, additive=True)
+    peak = video[1].astype(int)
+    assert np.array_equal(peak[..., 0], peak[..., 1]) and np.array_equal(peak[..., 1], peak[..., 2])
+    inside = peak[36:44, 20:44, 0] - grey[36:44, 20:44, 0]
+    y = 127.5 * (0.299 * -0.5 + 0.587 * -0.1 + 0.114 * 0.3)
+    assert np.all(np.abs(inside - y) <= 1)                               # the change's own luminance
+    colour = rng.integers(0, 256, (5, 3)).astype(np.float32)
+    delta = rng.normal(0, 40, (5, 3)).astype(np.float32)
+    to_grey = lambda a: cv2.cvtColor(a.reshape(1, -1, 3), cv2.COLOR_RGB2GRAY).ravel()   # noqa: E731
+    assert np.allclose(to_grey(colour + delta), to_grey(colour + luma_change(delta)), atol=1e-3)
+
+
 def test_train_step_with_warp_regularisers():
     cfg = small_cfg(output="warp", loss_weights={"flow_tv": 1.0, "mask_prior": 1.0, "flow_lmk": 1.0,
                                                  "mask_cavity": 1.0})
