@@ -19,9 +19,8 @@ import click
 from ..disk_space import translate
 from ..errors import UsageError
 
-#: the demo trains at 64x64. Ours takes the onset view (the `demo` config's crop_from="onset": the box a photo's
-#: face gets in `ckpp generate`), which covers ~65 of 88 stored pixels, so its input is not upscaled; the baselines'
-#: clip view (the central 256/289 = 78 px) is shrunk to 64
+#: the demo trains at 64x64 on the onset view (the `demo` config's crop_from="onset", the box a photo's face gets in
+#: `ckpp generate`; all three models), which covers ~65 of 88 stored pixels, so the network's input is not upscaled
 DEMO_SIZE = 88
 
 
