@@ -63,7 +63,7 @@ def view_box(stored: int, crop_fraction: float = CROP_FRACTION, crop_from: str =
 
 
 def cut(a: np.ndarray, x0: int, y0: int, c: int) -> np.ndarray:
-    """a[y0:y0+c, x0:x0+c], edge pixels repeated where the square leaves the image (masks: their edge is 0)."""
+    """a[y0:y0+c, x0:x0+c], edge pixels repeated where the square leaves the image (a mouth mask's edge is 0)."""
     h, w = a.shape[:2]
     if x0 >= 0 and y0 >= 0 and x0 + c <= w and y0 + c <= h:
         return a[y0:y0 + c, x0:x0 + c]
