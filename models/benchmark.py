@@ -321,6 +321,16 @@ def to_view(images: np.ndarray, x0: int, c: int, size: int, nearest: bool = Fals
     return np.stack(out)
 
 
+def model_view(frames: np.ndarray, onset_landmarks, size: int, crop_fraction: float, crop_from: str = "clip",
+               nearest: bool = False) -> np.ndarray:
+    """(N,S,S[,3]) stored frames of one clip -> the view a model with these settings trained on
+    (models.data.view_box: "onset" needs the clip's onset landmarks in stored pixels)."""
+    from .data import view_box
+
+    x0, y0, c = view_box(np.asarray(frames).shape[1], crop_fraction, crop_from, onset_landmarks)
+    return to_view(frames, x0, c, size, nearest=nearest, y0=y0)
+
+
 def points_to_view(points: np.ndarray, x0: int, c: int, size: int, y0: int | None = None) -> np.ndarray:
     """Stored-pixel landmarks -> view pixels (pixel centres map to pixel centres)."""
     origin = np.array([x0, x0 if y0 is None else y0], np.float64)

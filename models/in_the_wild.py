@@ -159,7 +159,7 @@ def reference_motion(data: str | None, emotions: list[str], max_clips: int = 400
                      measurer=None, n_measured: int = 20) -> dict[str, dict]:
     """Per emotion: the training clips' mean onset -> peak landmark displacement (68,2, face-frame IOD
     units) and mean gains (from the file's landmarks), from the prepared HDF5 (train split, else every
-    accepted clip of the emotion). With `view` (size, crop_fraction) and a landmark-only `measurer`, also
+    accepted clip of the emotion). With `view` (size, crop_fraction, crop_from) and a landmark-only `measurer`, also
     `measured_gains`: the onset and peak frames of up to n_measured clips put through the very measurement
     generated frames get (model view, dlib) — the ceiling a model can reach on this yardstick.
     Without a data file (or clips) the synthetic expression table ckpp_tools.expressions is the reference."""
@@ -205,15 +205,15 @@ def _measured_reference(ds, ids: list[str], view: tuple, measurer) -> dict | Non
     """Median gains onset -> peak of training clips measured like generated frames (None: no face found)."""
     from ckpp_tools import schema
 
-    from .benchmark import to_view, view_params
+    from .benchmark import model_view
 
-    size, frac = view
+    size, frac, crop_from = view
     gains = []
     for cid in ids:
         frames = ds.group(cid)[schema.FRAMES]
         pair = np.stack([frames[0], frames[len(frames) - 1]])
-        x0, c = view_params(pair.shape[1], frac, size)
-        lms, _ = measurer.measure(to_view(pair, x0, c, size))
+        lm0 = ds.group(cid)[schema.LANDMARKS][0]
+        lms, _ = measurer.measure(model_view(pair, lm0, size, frac, crop_from))
         if np.all(np.isfinite(lms)):
             gains.append(fm.gains(lms[0], lms[1]))
     if not gains:
@@ -327,15 +327,15 @@ def run_photos(*, photo_dirs: list[str], models: dict, emotions: list[str], out_
         encoder = FaceEncoder.shared()
     all_models = [m for per_e in models.values() for m in per_e.values()]
     main = next(iter(models.get("ours", {}).values()), all_models[0] if all_models else None)
-    ref = reference_motion(data, emotions, view=(main.size, main.crop_fraction) if main else None, measurer=measurer)
+    ref = reference_motion(data, emotions, view=(main.size, main.crop_fraction, main.crop_from) if main else None,
+                           measurer=measurer)
     for e, r in ref.items():
         if not r["n_clips"]:
             warn_(f"{e}: no training clips to take the reference motion from ({data or 'no data file'}); "
                   "direction cosines use the synthetic expression table")
-    from .benchmark import to_view, view_params                  # the judge's ceiling: training clips, model view
+    from .benchmark import model_view                  # the judge's ceiling: training clips, in the model's view
 
-    viewer = (lambda fr: to_view(fr, *view_params(fr.shape[1], main.crop_fraction, main.size), main.size)) \
-        if main else None
+    viewer = (lambda fr, lm0: model_view(fr, lm0, main.size, main.crop_fraction, main.crop_from)) if main else None
     ceiling = jm.ceiling(data, emotions, viewer, measurer, summarize)
     # ---- every model view of every face: the crop, its dlib landmarks and descriptor
     view_keys = sorted({(m.size, round(m.crop_fraction, 6)) for m in all_models})

@@ -108,7 +108,7 @@ def aggregate(records) -> dict | None:
 def data_ceiling(data: str | None, emotion: str, viewer, measurer, n_clips: int = 20) -> dict | None:
     """The training data's own clips through the same judge (the ceiling row of `--photos`): up to n_clips
     clips of `emotion` (train split, else any) brought to the model's view by `viewer` ((T,S,S,3) stored
-    frames -> view frames), landmarks by `measurer` (benchmark.Measurer); the input is the stored onset
+    frames, the onset's (68,2) landmarks -> view frames), landmarks by `measurer` (benchmark.Measurer); the input is the stored onset
     frame. Returns {"rows": per-clip scores, "n_clips", "source"} or None without a data file or clips."""
     import os
 
@@ -128,7 +128,7 @@ def data_ceiling(data: str | None, emotion: str, viewer, measurer, n_clips: int 
             frames = np.asarray(c.frames)
             if len(frames) < 2:
                 continue
-            view = viewer(frames)
+            view = viewer(frames, np.asarray(c.landmarks)[0])
             lms, _ = measurer.measure(view)
             deg = np.asarray(c.degree, np.float64)
             if deg.shape != (len(frames),) or not np.all(np.isfinite(deg)):
