@@ -35,19 +35,18 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def onset_frame(raw: str, source: str) -> np.ndarray:
-    from ckpp_tools import video_io
-
-    f = video_io.read_clip(os.path.join(raw, source), max_frames=1).frames[0]
-    return np.repeat(f[..., None], 3, axis=2) if f.ndim == 2 else f
+def rgb(frame: np.ndarray) -> np.ndarray:
+    return np.repeat(frame[..., None], 3, axis=2) if frame.ndim == 2 else frame
 
 
 def main() -> None:
+    import cv2
     import h5py
     import torch
     from tqdm import tqdm
 
     from bm_landmark_motion import square_around
+    from ckpp_tools import video_io
     from ckpp_tools.emotions import EXPRESSIONS
     from ckpp_tools.face_geometry import face_crop
     from ckpp_tools.sample import load_truth
@@ -82,25 +81,22 @@ def main() -> None:
         for i, cid, emotion in tqdm(clips, desc="clips", unit="clip"):
             source = str(f["clips"][cid].attrs["source"])
             e = truth[source]
-            frame = onset_frame(args.raw, source)
+            dec = video_io.read_clip(os.path.join(args.raw, source), max_frames=int(e["peak"]) + 1)
+            frame = rgb(dec.frames[0])                       # the raw clip's first frame, as a photo
             fc = face_crop(frame, size, frac, align=False)
             row = {"clip": cid, "emotion": emotion}
             for v, ds in views.items():
                 s, _, _ = lm.similarity(np.asarray(ds[i]["input_landmarks"]) * size, fc.crop_landmarks)
                 row[f"scale_{v}_view"] = round(float(s), 4)
             # the data's own motion as dlib sees it, and the model's from generate's view and a zoomed-out one
-            from ckpp_tools import video_io
-
-            dec = video_io.read_clip(os.path.join(args.raw, source), max_frames=int(e["peak"]) + 1)
             pts0 = np.asarray(e["landmarks"][int(e["onset"])], np.float64)
             f0, _, _ = square_around(dec.frames[int(e["onset"])], pts0)
             f1, _, _ = square_around(dec.frames[int(e["peak"])], pts0)
             l, _ = meas.measure(np.stack([f0, f1]))
             row["data_motion"] = lm.magnitude(lm.normalised_motion(l[0], l[1])) if np.all(np.isfinite(l)) else None
             for tag, zoom in (("model_motion_generate_view", 1.0), ("model_motion_zoomed_view", args.zoom)):
-                c = face_crop(frame, size, frac * zoom, align=False).crop
-                import cv2
-
+                c = fc.crop if zoom == 1.0 else face_crop(frame, size, frac * zoom, align=False,
+                                                          landmarks=fc.landmarks).crop   # detected once
                 v = animate(fam, [c], {emotion: 1.0}, 2, crops_hr=[cv2.resize(c, (256, 256),
                                                                               interpolation=cv2.INTER_CUBIC)])[0]
                 l2, _ = meas.measure(np.stack([v[0], v[1]]))

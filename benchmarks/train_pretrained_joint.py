@@ -112,15 +112,28 @@ def train_stage(work: str, data: str, emotions: list[str], name: str, config: di
                 "--steps", str(steps), "--out", out, "--init", init, "--resume")
 
 
+def sample_and_prepare(raw: str, data: str, subjects: int, size: int, tag: str = "") -> dict:
+    """`ckpp sample` (all seven expressions, the 40 held-out people out) into RAW and `ckpp prepare --size SIZE`
+    into DATA, each skipped when its output is already there (a rerun continues); returns the seconds taken."""
+    times = {}
+    if not os.path.isfile(data):
+        if not os.path.isfile(os.path.join(raw, "truth.json")):
+            times["sample" + tag] = ckpp("sample", raw, "--photos", "nba", "--hold-out", str(HOLD_OUT), "--emotions",
+                                         "all", "--takes", "1", "--no-bad-cases", "--seed", "0",
+                                         "--subjects", str(subjects), "--overwrite")
+        times["prepare" + tag] = ckpp("prepare", raw, data, "--size", str(size), "--split", "0.9,0.05,0.05",
+                                      "--overwrite")
+    return times
+
+
 def average_run(run: str, from_step: int, dest: str) -> str:
     """A run folder `dest` whose one checkpoint is the average of `run`'s checkpoints from `from_step` on
     (models.checkpoint.average_checkpoints), with the run's config.json and run.json."""
-    import re
     import shutil
 
-    from models.checkpoint import average_checkpoints, list_checkpoints
+    from models.checkpoint import average_checkpoints, checkpoint_step, list_checkpoints
 
-    picked = [p for p in list_checkpoints(run) if int(re.findall(r"(\d+)", os.path.basename(p))[-1]) >= from_step]
+    picked = [p for p in list_checkpoints(run) if checkpoint_step(p) >= from_step]
     if not picked:
         sys.exit(f"{run}: no checkpoints from step {from_step} on to average")
     os.makedirs(dest, exist_ok=True)
@@ -161,12 +174,7 @@ def main() -> None:
         run = os.path.abspath(args.export_only)
     else:
         os.makedirs(work, exist_ok=True)
-        if not os.path.isfile(data):
-            if not os.path.isfile(os.path.join(raw, "truth.json")):
-                times["sample"] = ckpp("sample", raw, "--photos", "nba", "--hold-out", str(HOLD_OUT), "--emotions",
-                                       "all", "--takes", "1", "--no-bad-cases", "--seed", "0",
-                                       "--subjects", str(args.subjects), "--overwrite")
-            times["prepare"] = ckpp("prepare", raw, data, "--size", "72", "--split", "0.9,0.05,0.05", "--overwrite")
+        times.update(sample_and_prepare(raw, data, args.subjects, 72))
         init_pt = os.path.join(work, "init-joint.pt")
         init = joint_init(os.path.join(pretrained, SOURCE + ".pt"), init_pt, emotions)
         with open(os.path.join(work, "init-joint.json"), "w") as fh:
@@ -188,14 +196,7 @@ def main() -> None:
                 run = stage3
                 if args.onset_steps:
                     raw4, data4 = os.path.join(work, "raw-onset"), os.path.join(work, "data-onset.h5")
-                    if not os.path.isfile(data4):
-                        if not os.path.isfile(os.path.join(raw4, "truth.json")):
-                            times["sample stage 4"] = ckpp(
-                                "sample", raw4, "--photos", "nba", "--hold-out", str(HOLD_OUT), "--emotions", "all",
-                                "--takes", "1", "--no-bad-cases", "--seed", "0", "--subjects", str(args.onset_subjects),
-                                "--overwrite")
-                        times["prepare stage 4"] = ckpp("prepare", raw4, data4, "--size", str(ONSET_SIZE), "--split",
-                                                        "0.9,0.05,0.05", "--overwrite")
+                    times.update(sample_and_prepare(raw4, data4, args.onset_subjects, ONSET_SIZE, " stage 4"))
                     stage4 = os.path.join(work, "run-onset")
                     times["train stage 4"] = train_stage(work, data4, emotions, "onset", ONSET_CONFIG, args.onset_steps,
                                                          stage3, stage4)

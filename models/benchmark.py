@@ -298,13 +298,6 @@ def read_clip(f, clip_id: str, emotion: str, split: str) -> Clip:
 
 
 # ================================================================ views and measurement
-def view_params(stored: int, crop_fraction: float, size: int) -> tuple[int, int]:
-    """(x0, c): the model's input view is the centre c×c crop at (x0, x0) of the stored frame, resized to
-    `size` — exactly the un-augmented view models.data.ClipDataset trains on."""
-    c = max(1, min(stored, int(round(stored * float(crop_fraction)))))
-    return (stored - c) // 2, c
-
-
 def to_view(images: np.ndarray, x0: int, c: int, size: int, nearest: bool = False, y0: int | None = None) -> np.ndarray:
     """(N,S,S[,3]) stored images -> (N,size,size[,3]) in the model's view (the c x c square at (x0, y0), y0
     defaulting to x0; edge pixels repeated where it leaves the frame: models.data.cut)."""

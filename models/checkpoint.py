@@ -116,14 +116,16 @@ def save_checkpoint(run_dir, family, step: int, *, keep: int = 3, **kw) -> str:
 
 # ---- find / read -----------------------------------------------------------------------------------
 
+def checkpoint_step(path) -> int | None:
+    """The step a ckpt-<step>.pt file name says (None for other names)."""
+    m = _CKPT_RE.search(os.path.basename(os.fspath(path)))
+    return int(m.group(1)) if m else None
+
+
 def list_checkpoints(run_dir) -> list[str]:
     """ckpt-*.pt files of a run folder, oldest step first."""
-    found = []
-    for p in glob.glob(os.path.join(os.fspath(run_dir), "ckpt-*.pt")):
-        m = _CKPT_RE.search(os.path.basename(p))
-        if m:
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+    found = [(checkpoint_step(p), p) for p in glob.glob(os.path.join(os.fspath(run_dir), "ckpt-*.pt"))]
+    return [p for step, p in sorted(f for f in found if f[0] is not None)]
 
 
 def find_checkpoint(path) -> str:

@@ -25,6 +25,8 @@ from .atomic import atomic_write_bytes
 CROP_FRACTION = 256 / 289
 #: Config.crop_from values (models/data.py view_box)
 CROP_FROM = ("clip", "onset")
+#: Config.residual values (output="warp": how the residual meets the moved face, models/motion_output.py)
+RESIDUALS = ("colour", "delta")
 
 
 def default_loss_weights() -> dict[str, float]:
@@ -127,7 +129,7 @@ class Config:
             bad("crop_from", "must be one of " + " | ".join(CROP_FROM))
         if self.output not in ("pixels", "warp"):
             bad("output", "use pixels (the paper's decoder) or warp (motion output, models/motion_output.py)")
-        if self.residual not in ("colour", "delta"):
+        if self.residual not in RESIDUALS:
             bad("residual", "use colour (blended in) or delta (added to the moved face), models/motion_output.py")
         if self.gan_loss not in ("bce", "hinge", "lsgan"):
             bad("gan_loss", "use bce, hinge or lsgan")

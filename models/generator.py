@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import motion_output as mo
+from .config import RESIDUALS
 from .layers import Encoder, SoftArgmax2d, Up, init_weights
 
 OUTPUTS = ("pixels", "warp")
@@ -30,8 +31,8 @@ class Generator(nn.Module):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output {output!r}: use one of {OUTPUTS}")
-        if residual not in ("colour", "delta"):
-            raise ValueError(f"residual {residual!r}: use colour or delta")
+        if residual not in RESIDUALS:
+            raise ValueError(f"residual {residual!r}: use one of {RESIDUALS}")
         self.residual_mode = residual       # output="warp": how the residual meets the moved face (motion_output)
         self.widths = list(widths)
         self.n_emotions = n_emotions

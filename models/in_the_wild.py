@@ -159,8 +159,8 @@ def reference_motion(data: str | None, emotions: list[str], max_clips: int = 400
                      measurer=None, n_measured: int = 20) -> dict[str, dict]:
     """Per emotion: the training clips' mean onset -> peak landmark displacement (68,2, face-frame IOD
     units) and mean gains (from the file's landmarks), from the prepared HDF5 (train split, else every
-    accepted clip of the emotion). With `view` (size, crop_fraction, crop_from) and a landmark-only `measurer`, also
-    `measured_gains`: the onset and peak frames of up to n_measured clips put through the very measurement
+    accepted clip of the emotion). With `view` (size, crop_fraction, crop_from) and a landmark-only `measurer`,
+    also `measured_gains`: the onset and peak frames of up to n_measured clips put through the very measurement
     generated frames get (model view, dlib) — the ceiling a model can reach on this yardstick.
     Without a data file (or clips) the synthetic expression table ckpp_tools.expressions is the reference."""
     from ckpp_tools import expressions as ex

@@ -108,8 +108,8 @@ def aggregate(records) -> dict | None:
 def data_ceiling(data: str | None, emotion: str, viewer, measurer, n_clips: int = 20) -> dict | None:
     """The training data's own clips through the same judge (the ceiling row of `--photos`): up to n_clips
     clips of `emotion` (train split, else any) brought to the model's view by `viewer` ((T,S,S,3) stored
-    frames, the onset's (68,2) landmarks -> view frames), landmarks by `measurer` (benchmark.Measurer); the input is the stored onset
-    frame. Returns {"rows": per-clip scores, "n_clips", "source"} or None without a data file or clips."""
+    frames, the onset's (68,2) landmarks -> view frames), landmarks by `measurer` (benchmark.Measurer); the
+    input is the stored onset frame. Returns {"rows": per-clip scores, "n_clips", "source"} or None without a data file or clips."""
     import os
 
     if not data or not os.path.isfile(data) or not has_judge(emotion):
