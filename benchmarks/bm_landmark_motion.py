@@ -16,6 +16,8 @@ per expression; a 0.5/0.5 mix between the two pure expressions.)
    also {A: 0.5, B: 0.5}.
 3. Every motion (peak - frame 0) normalised by a similarity alignment of frame 0 onto the training data's mean
    onset face, in IOD units (models/landmark_motion.py); the eye-corner frame alone as a second normalisation.
+With --train-data H5 (the prepared file a model trained on), also its train split's onset -> peak as `ckpp
+prepare` stored it (dlib, tracked): the motion the network was literally taught (`*_vs_training_file`).
 Reported per expression: the cosine of each photo's motion with the data's mean motion (median, share ≥ 0.8),
 the cosine of the model's mean motion, per face region, the magnitudes; per pair: where the mix lies on the line
 from pure A to pure B (t: 0 = A, 1 = B; off_line: distance from the line / |B - A|), medians over photos.
@@ -110,7 +112,8 @@ def _r(x) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 4)
 
 
-def expression_summary(gen: list, gen_eye: list, truth: list, truth_eye: list, detected: list) -> dict:
+def expression_summary(gen: list, gen_eye: list, truth: list, truth_eye: list, detected: list,
+                       trained: list | None = None) -> dict:
     from models import landmark_motion as lm
 
     mu, mu_eye = lm.mean_motion(truth), lm.mean_motion(truth_eye)
@@ -138,7 +141,34 @@ def expression_summary(gen: list, gen_eye: list, truth: list, truth_eye: list, d
         "data_detected_cos_of_mean": _r(lm.cosine(mu_det, mu)),
         "data_detected_cos_per_clip_median": _med(lm.cosine(m, mu) for m in detected),
         "data_detected_magnitude_of_mean_iod": _r(lm.magnitude(mu_det)),
+        **(training_file_summary(g, g_mean, trained, mu) if trained else {}),
     }
+
+
+def training_file_summary(g: list, g_mean, trained: list, mu) -> dict:
+    """The model against the motion of the prepared file it trained on (--train-data)."""
+    from models import landmark_motion as lm
+
+    mu_tr = lm.mean_motion(trained)
+    return {"training_file_clips": len(trained),
+            "cos_of_mean_vs_training_file": _r(lm.cosine(g_mean, mu_tr)),
+            "cos_per_photo_median_vs_training_file": _med(lm.cosine(m, mu_tr) for m in g),
+            "cos_of_mean_by_region_vs_training_file": {k: _r(v) for k, v in lm.region_cosines(g_mean, mu_tr).items()},
+            "training_file_magnitude_of_mean_iod": _r(lm.magnitude(mu_tr)),
+            "training_file_cos_with_truth": _r(lm.cosine(mu_tr, mu))}
+
+
+def training_file_motions(paths: list[str], reference) -> dict[str, list]:
+    """{emotion: [normalised motion]} of the train split of prepared files (ckpp_tools.reader)."""
+    from ckpp_tools.reader import open_dataset
+    from models import landmark_motion as lm
+
+    out: dict[str, list] = {}
+    for path in paths:
+        with open_dataset(path) as ds:
+            for e, ms in lm.prepared_motions(ds.iter_clips(split="train", frames=False), reference).items():
+                out.setdefault(e, []).extend(ms)
+    return out
 
 
 def pair_summary(rows: list[dict], a: str, b: str, key: str) -> dict:
@@ -218,6 +248,8 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=40, help="training people in the fresh sample (all seven each)")
     ap.add_argument("--truth", help="an existing `ckpp sample` folder instead of a fresh sample")
     ap.add_argument("--data-clips", type=int, default=40, help="clips per expression for 'data as detected'")
+    ap.add_argument("--train-data", action="append", default=[],
+                    help="a prepared .h5 the model trained on: also compare with its train split's motion (repeatable)")
     ap.add_argument("--pairs", default=DEFAULT_PAIRS, help="A+B,... mixed 0.5/0.5 ('' for none)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (2 shared cores: 1 is fastest)")
     ap.add_argument("--out", help="results JSON [default: benchmarks/results/landmark_motion_<model>.json]")
@@ -259,6 +291,7 @@ def main() -> None:
         data_eye = lm.truth_motions(clips, None)
         measurer = Measurer(identity=False)
         detected = data_as_detected(root, clips, measurer, reference, args.data_clips) if args.data_clips else {}
+        trained = training_file_motions(args.train_data, reference) if args.train_data else {}
     finally:
         if work:
             shutil.rmtree(work, ignore_errors=True)
@@ -292,7 +325,8 @@ def main() -> None:
 
     # 3. summaries
     per_expression = {e: expression_summary([r["pure"].get(e) for r in rows], [r["pure_eye"].get(e) for r in rows],
-                                            data[e], data_eye[e], detected.get(e, [])) for e in emotions}
+                                            data[e], data_eye[e], detected.get(e, []), trained.get(e))
+                      for e in emotions}
     per_pair = {f"{a}+{b}": pair_summary(rows, a, b, f"{a}+{b}") for a, b in pairs}
     means = {e: {"data": lm.mean_motion(data[e]),
                  "model": lm.mean_motion([r["pure"][e] for r in rows if r["pure"].get(e) is not None])}
@@ -308,12 +342,15 @@ def main() -> None:
                   "family": pipe.name, "emotions": pipe.emotions, "sha256": sha256(pipe.meta.get("path"))},
         "photos": {"group": name, "count": len(items), "errors": sum("error" in r for r in rows)},
         "data": {"sample": sample_cmd, "clips": {e: len(v) for e, v in data.items()},
-                 "detected_clips": {e: len(v) for e, v in detected.items()}},
+                 "detected_clips": {e: len(v) for e, v in detected.items()},
+                 "training_files": [os.path.abspath(p) for p in args.train_data],
+                 "training_file_clips": {e: len(v) for e, v in trained.items()}},
         "target": {"cos": TARGET_COSINE, "issue": 23},
         "notes": ["cos_per_photo: cosine (136 values) of one photo's motion with the data's mean motion of that "
                   "expression; cos_of_mean: of the model's mean motion over photos; *_eye_frame: normalised by the "
                   "outer eye corners alone; *_vs_data_detected: against the same sample clips' onset/peak frames "
-                  "as dlib sees them (data_detected_cos_of_mean = the detector's own ceiling)",
+                  "as dlib sees them (data_detected_cos_of_mean = the detector's own ceiling); *_vs_training_file: against "
+                  "the train split of --train-data, the landmarks `ckpp prepare` stored and the model was taught",
                   "pairs: t = projection of the mix's motion on the line pure A -> pure B (0 = A, 1 = B, per photo); "
                   "off_line = distance from that line / |B - A|; of_the_means: the same on mean motions",
                   "videos as `ckpp generate MODEL PHOTO --emotion E --frames 2` (start auto, eyes levelled)"],
@@ -334,12 +371,12 @@ def main() -> None:
         json.dump(result, fh, indent=1)
     os.replace(out_path + ".partial", out_path)
     print(f"{'expression':10s} {'cos/photo':>9s} {'>=0.8':>6s} {'cos(mean)':>9s} {'eye-frame':>9s} "
-          f"{'vs dlib data':>12s} {'|model|':>7s} {'|data|':>6s} {'ceiling':>7s}")
+          f"{'vs dlib data':>12s} {'|model|':>7s} {'|data|':>6s} {'ceiling':>7s} {'vs trained':>9s}")
     for e, s in per_expression.items():
         print(f"{e:10s} {s['cos_per_photo_median']!s:>9s} {s['share_cos_ge_0_8']!s:>6s} {s['cos_of_mean']!s:>9s} "
               f"{s['cos_of_mean_eye_frame']!s:>9s} {s['cos_of_mean_vs_data_detected']!s:>12s} "
               f"{s['magnitude_of_mean_iod']!s:>7s} {s['data_magnitude_of_mean_iod']!s:>6s} "
-              f"{s['data_detected_cos_of_mean']!s:>7s}")
+              f"{s['data_detected_cos_of_mean']!s:>7s} {s.get('cos_of_mean_vs_training_file', '')!s:>9s}")
     for k, s in per_pair.items():
         print(f"{k:16s} t {s['t_median']} (in [0,1]: {s['share_t_in_0_1']}) off-line {s['off_line_median']} "
               f"means: {s['of_the_means']}")

@@ -41,12 +41,13 @@ def default_loss_weights() -> dict[str, float]:
     explain the frame), the field's L1 error, in pixels, at the target frame's landmarks (losses.flow_landmarks),
     and the mask's mean inside the target's open mouth (losses.mask_in_cavity); mask_cavity_log: the same as a
     log-likelihood, −log(1 − mask), whose gradient does not vanish at the mask's saturated start
-    (losses.mask_cavity_log).
+    (losses.mask_cavity_log); gdl: the gradient difference loss (losses.gradient_difference, Mathieu et al. 2016):
+    edges of the generated frame as strong as the target's where they are, against the blur an L1 settles for.
     The paper says only "slightly different weights" (§3.3), so these follow pix2pix's balance.
     """
     return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0, "mouth": 0.0,
             "flow_tv": 0.0, "mask_prior": 0.0, "flow_lmk": 0.0, "mask_cavity": 0.0,
-            "mask_cavity_log": 0.0}
+            "mask_cavity_log": 0.0, "gdl": 0.0}
 
 
 @dataclass

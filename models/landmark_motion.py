@@ -162,6 +162,24 @@ def truth_motions(clips: dict, reference=None, emotions=None) -> dict[str, list[
     return out
 
 
+def prepared_motions(clips, reference=None) -> dict[str, list[np.ndarray]]:
+    """{emotion: [normalised onset -> peak motion]} of prepared clips (ckpp_tools.reader.ClipData, or anything
+    with .landmarks (T,68,2), .degree (T,) and .attrs["emotion"]): frame 0 (the trimmed onset) to the frame of
+    the highest degree. Why: these are the landmarks a model trains on (L_k, flow_lmk) as `ckpp prepare`'s
+    detector stored them, not the sampler's exact truth, which no detector sees exactly (contempt's one-sided
+    pull reads 0.76 of the truth's direction through dlib)."""
+    out: dict[str, list[np.ndarray]] = {}
+    for clip in clips:
+        lms = np.asarray(clip.landmarks, np.float64)
+        if len(lms) < 2 or not np.all(np.isfinite(lms)):
+            continue
+        peak = int(np.argmax(np.asarray(clip.degree)))
+        if peak == 0:
+            continue
+        out.setdefault(str(clip.attrs.get("emotion")), []).append(normalised_motion(lms[0], lms[peak], reference))
+    return out
+
+
 def truth_onsets(clips: dict) -> list[np.ndarray]:
     """The onset landmarks of every accepted clip with a rise (for reference_face)."""
     return [np.asarray(e["landmarks"][int(e["onset"])], np.float64) for e in clips.values()

@@ -102,6 +102,8 @@ class OursFamily(ModelFamily):
                 if self.D_l is not None:
                     terms["g_l"] = (cfg.weight("gan_l"), losses.g_loss(self.D_l(V * M), cfg.gan_loss))
                 terms["rec"] = (cfg.weight("rec"), losses.reconstruction(V, Y))
+                if cfg.weight("gdl") > 0:
+                    terms["gdl"] = (cfg.weight("gdl"), losses.gradient_difference(V, Y))
                 if cfg.weight("mouth") > 0:
                     terms["mouth"] = (cfg.weight("mouth"), losses.masked_reconstruction(V, Y, M))
                 if a_all.shape[1] == 3:

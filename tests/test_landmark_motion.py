@@ -90,3 +90,26 @@ def test_truth_motions_reads_a_sample_truth():
     assert len(lm.truth_onsets(clips)) == 1
     m = lm.mean_motion([got["sadness"][0], np.full((68, 2), np.nan)])
     np.testing.assert_allclose(m, expression_field("sadness"))
+
+
+def test_prepared_motions_reads_a_prepared_file_train_split(tmp_path):
+    """--train-data's motion: frame 0 -> the clip's highest degree, as the prepared file stores it."""
+    from ckpp_tools.reader import open_dataset
+    from tests.fakes import make_fake_dataset
+
+    path = make_fake_dataset(tmp_path / "d.h5", emotions=("happy", "surprise"), n_clips=4, T=6)
+    with open_dataset(path) as ds:
+        train = list(ds.iter_clips(split="train", frames=False))
+        got = lm.prepared_motions(train)
+        assert sorted(got) == ["happy", "surprise"]
+        assert sum(len(v) for v in got.values()) == len(train)
+        c = train[0]
+        peak = int(np.argmax(c.degree))
+        want = lm.normalised_motion(c.landmarks[0].astype(np.float64), c.landmarks[peak].astype(np.float64))
+        np.testing.assert_allclose(got[c.attrs["emotion"]][0], want)
+        assert np.linalg.norm(want) > 0.05                    # the fake clips do move
+    # a clip without a rise, or without a face in a frame, is left out
+    still = type("C", (), {"landmarks": np.zeros((3, 68, 2)), "degree": np.zeros(3), "attrs": {"emotion": "fear"}})
+    lost = type("C", (), {"landmarks": np.full((3, 68, 2), np.nan), "degree": np.arange(3.0),
+                          "attrs": {"emotion": "fear"}})
+    assert lm.prepared_motions([still, lost]) == {}

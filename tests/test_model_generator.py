@@ -88,6 +88,18 @@ def test_losses():
     assert torch.isclose(losses.landmark(p, p + 0.1), torch.tensor((136 * 0.01) ** 0.5))
 
 
+def test_gradient_difference_punishes_blur_not_brightness():
+    """The gdl term: 0 for the same edges (also shifted in brightness), > 0 when an edge is blurred away."""
+    y = torch.zeros(1, 1, 8, 8)
+    y[..., :, 4:] = 1.0                                       # one vertical edge
+    assert losses.gradient_difference(y, y) == 0
+    assert losses.gradient_difference(y + 0.25, y) < 1e-6     # an L1 would charge 0.25 here
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    assert losses.gradient_difference(blurred, y) > 0.05
+    fam = OursFamily(small_cfg(loss_weights={"gdl": 1.0}), ["surprise", "happy"]).attach()
+    assert "gdl" in fam.train_step(batch(), 0)
+
+
 def test_train_step_ablations_and_gan_kinds():
     for kw in ({}, {"use_local_d": False}, {"use_landmarks": False, "use_temporal": False}, {"gan_loss": "hinge"},
                {"gan_loss": "lsgan", "use_global_d": False, "use_local_d": False}):
