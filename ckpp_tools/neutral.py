@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UsageError
-from .action_units import AU_FIELDS, shade
+from .action_units import AU_FIELDS
 from .expressions import DISPLACEMENTS, PiecewiseAffine, anchor_ring, displace, face_frame
 from .face_measures import measure, to_face_frame
 
@@ -169,8 +169,7 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
     base photos with this very field). A smiling photo is an input it never saw, and its mouth, already
     parted, has less to open. The same piecewise-affine warp as the sampler's (anchor ring, triangulation
     on a surprise-opened shape) takes the smile back; `shut_lips` also closes parted lips (teeth stay, as a
-    thin line: no pixels are invented) and the smile's folds are lightened as the sampler's onsets are
-    (unsmile_levels). Outside the anchor ring the photo is untouched. `interpolation`: the
+    thin line: no pixels are invented). Outside the anchor ring the photo is untouched. `interpolation`: the
     warp's cv2 filter (default bilinear, as the sampler; motion-output models, which show the photo's own pixels
     at full resolution, use bicubic).
     """
@@ -186,8 +185,6 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
     out = warper.warp(np.concatenate([target, anchors]))
     if shut_lips and info["mouth_open"] > SHUT_FROM:
         paint_shut_lips(out, target)
-    if info["happy"] > 0:
-        shade(out, target, unsmile_levels(info["happy"]))
     after = measure(target)
     return out, target, dict(info, mouth_open_after=round(after["mouth_open"], 4),
                              mouth_width_after=round(after["mouth_width"], 4))
@@ -196,14 +193,6 @@ def neutral_photo(image: np.ndarray, landmarks: np.ndarray, shut_lips: bool = Tr
 #: how much of the taken-back smile's skin folds (SMILE_AUS' shading, action_units.shade) is lightened away at
 #: the onset: the warp moves a smile's landmarks back, not its nasolabial folds and raised cheeks
 UNSMILE_SHADE = 1.0
-
-
-def unsmile_levels(smile: float) -> dict[int, float]:
-    """Action-unit levels (negative: lightened) that take a fitted smile's skin folds away (action_units.shade):
-    what the sampler paints on every onset of a smiling base photo, and so what the neutral start paints too,
-    or a start keeps folds no training onset has (40 held-out people, the same weights: anger peaks judged angry
-    in 7 of 40 without them, 10 with them; sadness 15 either way)."""
-    return {k: -UNSMILE_SHADE * smile * w for k, w in SMILE_AUS.items()}
 
 #: lips whose inner edges were this far apart (IOD) in the photo were shut by the onset warp: their seam is
 #: repainted (paint_shut_lips)

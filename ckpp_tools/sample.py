@@ -46,7 +46,7 @@ from .disk_space import imwrite, mp4_complete, raise_write_failure, writes_into
 from .emotions import CODES, EXPRESSIONS
 from .errors import CkppError, UsageError
 from .face_measures import measure
-from .neutral import SHUT_FROM, paint_shut_lips, unsmile_levels
+from .neutral import SHUT_FROM, SMILE_AUS, UNSMILE_SHADE, paint_shut_lips
 from .faces import Identity, base_photos, make_identity, place_identity, preload
 from .locking import OutputLock
 
@@ -233,7 +233,7 @@ def render(ident: Identity, warper: ex.PiecewiseAffine, emotion: str, intensity:
     open0 = ex.mouth_opening(neutral)
     # lips the onset warp shut over the photo's teeth: their seam is repainted in every frame
     shut = measure(ident.landmarks)["mouth_open"] > SHUT_FROM and open0 < 0.01 * ident.iod
-    unsmile = unsmile_levels(ident.smile)
+    unsmile = {k: -UNSMILE_SHADE * ident.smile * w for k, w in SMILE_AUS.items()}
     iod = ident.iod
     centre = neutral.mean(0)
     T = len(intensity)

@@ -99,23 +99,3 @@ def test_neutral_photo_of_a_huge_face_is_warped_in_bands_with_the_same_pixels(mo
     banded = neutral_photo(img, lm)[0]
     assert np.array_equal(whole, banded)
     assert not np.array_equal(whole, img)
-
-
-def test_neutral_photo_lightens_the_smile_folds_as_the_sampler_onsets(monkeypatch):
-    """The neutral start paints what every training onset of a smiling base photo has: the smile's folds lightened
-    (neutral.unsmile_levels, the sampler's own levels). Without it the start keeps folds no onset has."""
-    from ckpp_tools import neutral as N
-    from ckpp_tools.faces import base_photo as _bp
-
-    img, lm = _bp("astronaut")[:2]
-    shaded, target, info = N.neutral_photo(img, lm)
-    assert info["happy"] > 0.3
-    assert N.unsmile_levels(0.5) == {k: -0.5 * N.UNSMILE_SHADE * w for k, w in N.SMILE_AUS.items()}
-    monkeypatch.setattr(N, "UNSMILE_SHADE", 0.0)
-    plain = N.neutral_photo(img, lm)[0]
-    diff = shaded.astype(int) - plain.astype(int)
-    assert diff.max() > 5 and diff.sum() > 0                   # lighter where the folds were
-    iod = np.linalg.norm(lm[45] - lm[36])
-    ys, xs = np.nonzero(np.abs(diff).max(2) > 0)
-    lo, hi = target.min(0) - iod, target.max(0) + iod
-    assert xs.min() >= lo[0] and xs.max() <= hi[0] and ys.min() >= lo[1] and ys.max() <= hi[1]
