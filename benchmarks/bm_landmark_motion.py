@@ -223,9 +223,12 @@ def picture(path: str, reference, means: dict, summary: dict, cell: int = 190) -
         cv2.putText(sheet, e, (i * cell + 6, 14), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(sheet, f"cos {_f2(s['cos_per_photo_median'])} / mean {_f2(s['cos_of_mean'])}", (i * cell + 6, 29),
                     font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(sheet, "green: training data's mean motion   red: the model's (held-out photos)   arrows x1.5   "
-                "cos: median over photos / of the mean motion", (6, cell + head + 14), font, 0.38, (0, 0, 0), 1,
-                cv2.LINE_AA)
+        if s.get("cos_of_mean_vs_training_file") is not None:
+            cv2.putText(sheet, f"vs training file {_f2(s['cos_of_mean_vs_training_file'])}", (i * cell + 6, cell + head),
+                        font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(sheet, "green: the sample's exact mean motion   red: the model's (held-out photos)   arrows x1.5   "
+                "cos: median over photos / of the mean motion (vs green); vs training file: the mean motion vs the "
+                "landmarks prepare stored", (6, cell + head + 14), font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".partial.png"
     from PIL import Image
