@@ -45,6 +45,13 @@ def shrink_box(box, fraction: float) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
+def model_box(landmarks, crop_fraction: float = 1.0) -> np.ndarray:
+    """(x0, y0, x1, y1): the square a model sees of a face with these 68 landmarks, the central crop_fraction of
+    prepare's box (crop_box). One definition for a photo (crop_matrix, on the levelled landmarks) and for a
+    training clip's onset view (models.data.view_box), so the face is as large in training as in use."""
+    return shrink_box(crop_box(np.asarray(landmarks, np.float64)), crop_fraction)
+
+
 def crop_face(photo: np.ndarray, size: int = 289, crop_fraction: float = 1.0, where: str = "PHOTO",
               face: int | None = None, report: dict | None = None):
     """(crop size×size uint8 RGB, box in photo pixels): prepare's crop (crop_fraction=1) or the central
@@ -89,7 +96,7 @@ def crop_matrix(landmarks: np.ndarray, size: int, crop_fraction: float = 1.0, al
         angle = 0.0
     c = (p.min(0) + p.max(0)) / 2.0
     rot = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), angle, 1.0)   # levels the eyes
-    x0, y0, x1, y1 = shrink_box(crop_box(apply_affine(p, rot)), crop_fraction)
+    x0, y0, x1, y1 = model_box(apply_affine(p, rot), crop_fraction)
     s = size / (x1 - x0)
     m = np.array([[s, 0.0, -x0 * s], [0.0, s, -y0 * s]]) @ np.vstack([rot, [0.0, 0.0, 1.0]])
     return m, angle

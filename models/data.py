@@ -40,6 +40,7 @@ import torch
 from ckpp_tools import schema
 from ckpp_tools.emotions import ONE_SIDED
 from ckpp_tools.errors import CkppError, DataFormatError
+from ckpp_tools.face_geometry import model_box
 from ckpp_tools.lifecycle import die_with_parent
 
 from .config import CROP_FRACTION
@@ -50,13 +51,10 @@ FLIP = np.asarray(schema.FLIP_68)
 def view_box(stored: int, crop_fraction: float = CROP_FRACTION, crop_from: str = "clip",
              onset_landmarks=None) -> tuple[int, int, int]:
     """(x0, y0, c): the un-augmented c x c view of a clip's stored S x S frames a model sees (may reach outside
-    the frame: pad). "clip": the centre of the stored frame; "onset": the central crop_fraction of
-    ckpp_tools.crop.crop_box(onset landmarks) — what face_geometry.crop_matrix takes of a photo."""
+    the frame: pad). "clip": the centre of the stored frame; "onset": face_geometry.model_box of the onset
+    landmarks — what face_geometry.crop_matrix takes of a photo."""
     if crop_from == "onset":
-        from ckpp_tools.crop import crop_box
-        from ckpp_tools.face_geometry import shrink_box
-
-        x0, y0, x1, y1 = shrink_box(crop_box(np.asarray(onset_landmarks, np.float64)), crop_fraction)
+        x0, y0, x1, y1 = model_box(onset_landmarks, crop_fraction)
         return int(round(x0)), int(round(y0)), max(1, int(round(x1 - x0)))
     c = max(1, min(stored, int(round(stored * float(crop_fraction)))))
     return (stored - c) // 2, (stored - c) // 2, c
