@@ -30,7 +30,12 @@ more than a 2-core machine affords, so it starts from the shipped single-express
      prepared at 88 px so that view (~65 px) is not upscaled, from stage 3's last checkpoint, K steps;
      its checkpoints from --average-from on averaged (models.checkpoint.average_checkpoints: at a constant rate
      the held-out expressions swing from checkpoint to checkpoint; their average is steadier);
-  8. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
+  8. with --exact-steps E: stage 5, the same people's clips with their exact landmarks (`ckpp sample
+     --landmark-files`: prepare stores the sampler's points instead of dlib's, which report ~60% of anger's,
+     sadness's and contempt's mean motion), and `mask_change_log` (the residual may paint wherever the target
+     differs from the moved input, not only in an opened mouth), from stage 4's average, E steps, averaged the
+     same way;
+  9. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
      models/pretrained/ours-joint.pt and its recipe to ours-joint.json.
 --export-only RUN exports an existing run folder (e.g. stopped at a deadline: its last checkpoint and step).
 """
@@ -65,6 +70,9 @@ LMK_CONFIG = {**DELTA_CONFIG, "lr_decay": "none",
 #: stage 4 (--onset-steps): stage 3's recipe on the view generate takes of a photo (models/data.py view_box)
 ONSET_CONFIG = {**LMK_CONFIG, "crop_from": "onset", "keep_checkpoints": 10}
 ONSET_SIZE = 88
+#: stage 5 (--exact-steps): stage 4's recipe on clips whose stored landmarks are the sampler's exact ones, and the
+#: mask opened wherever the target differs from the moved input (losses.mask_change_log)
+EXACT_CONFIG = {**ONSET_CONFIG, "loss_weights": {**ONSET_CONFIG["loss_weights"], "mask_change_log": 1.0}}
 SOURCE = "ours-surprise-pixels"   # the pixel weights it started from (ours-surprise is now the motion model)
 
 
@@ -112,7 +120,7 @@ def train_stage(work: str, data: str, emotions: list[str], name: str, config: di
                 "--steps", str(steps), "--out", out, "--init", init, "--resume")
 
 
-def sample_and_prepare(raw: str, data: str, subjects: int, size: int, tag: str = "") -> dict:
+def sample_and_prepare(raw: str, data: str, subjects: int, size: int, tag: str = "", exact: bool = False) -> dict:
     """`ckpp sample` (all seven expressions, the 40 held-out people out) into RAW and `ckpp prepare --size SIZE`
     into DATA, each skipped when its output is already there (a rerun continues); returns the seconds taken."""
     times = {}
@@ -120,7 +128,8 @@ def sample_and_prepare(raw: str, data: str, subjects: int, size: int, tag: str =
         if not os.path.isfile(os.path.join(raw, "truth.json")):
             times["sample" + tag] = ckpp("sample", raw, "--photos", "nba", "--hold-out", str(HOLD_OUT), "--emotions",
                                          "all", "--takes", "1", "--no-bad-cases", "--seed", "0",
-                                         "--subjects", str(subjects), "--overwrite")
+                                         "--subjects", str(subjects), "--overwrite",
+                                         *(["--landmark-files"] if exact else []))
         times["prepare" + tag] = ckpp("prepare", raw, data, "--size", str(size), "--split", "0.9,0.05,0.05",
                                       "--overwrite")
     return times
@@ -160,6 +169,8 @@ def main() -> None:
                     help="stage 4 (needs stage 3): steps on the onset view, crop_from=onset (the shipped weights: 3000)")
     ap.add_argument("--onset-subjects", type=int, default=400,
                     help="stage 4's sample: subjects (people repeat past the 227 usable ones)")
+    ap.add_argument("--exact-steps", type=int, default=0,
+                    help="stage 5 (needs stage 4): steps on clips with exact landmarks and mask_change_log")
     ap.add_argument("--average-from", type=int, default=1000,
                     help="stage 4: export the average of its checkpoints from this step on (every 500 steps); "
                          "the shipped weights average steps 1,000-3,000")
@@ -203,6 +214,16 @@ def main() -> None:
                     run = stage4
                     if args.average_from is not None:
                         run = average_run(stage4, args.average_from, os.path.join(work, "run-onset-avg"))
+                    if args.exact_steps:
+                        raw5, data5 = os.path.join(work, "raw-exact"), os.path.join(work, "data-exact.h5")
+                        times.update(sample_and_prepare(raw5, data5, args.onset_subjects, ONSET_SIZE, " stage 5",
+                                                        exact=True))
+                        stage5 = os.path.join(work, "run-exact")
+                        times["train stage 5"] = train_stage(work, data5, emotions, "exact", EXACT_CONFIG,
+                                                             args.exact_steps, run, stage5)
+                        run = stage5
+                        if args.average_from is not None:
+                            run = average_run(stage5, args.average_from, os.path.join(work, "run-exact-avg"))
     dest = os.path.join(pretrained, "ours-joint.pt")
     info = export(run, dest)
     write_recipe(args, run, dest, info, times, init)
@@ -223,6 +244,8 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, init: dict 
     if args.onset_steps:
         command += (f" --onset-steps {args.onset_steps} --onset-subjects {args.onset_subjects}"
                     f" --average-from {args.average_from}")
+    if args.exact_steps:
+        command += f" --exact-steps {args.exact_steps}"
     if args.export_only:
         command += f"  (exported with --export-only at step {info['step']})"
     recipe = {
@@ -239,6 +262,8 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, init: dict 
                  "subjects": args.subjects, "hold_out_people": HOLD_OUT,
                  "stage4_subjects": args.onset_subjects if args.onset_steps else None,
                  "stage4_prepare_size": ONSET_SIZE if args.onset_steps else None,
+                 "stage5_landmarks": ("exact: ckpp sample --landmark-files (prepare stores the sampler's points)"
+                                      if args.exact_steps else None),
                  "hold_out_rule": "first 40 of the seed-0 shuffle (ckpp sample --hold-out 40 --seed 0)",
                  "run": run_json.get("clips_per_emotion")},
         "weights": info,

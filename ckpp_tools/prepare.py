@@ -121,7 +121,7 @@ CUT_MAY_CHANGE = ("no_expression", "no_face", "too_short")
 
 def _analyse(clip: dict, opts: dict, frames, max_frames) -> dict:
     from . import clip_pipeline, video_io
-    from .sources import ckplus
+    from .sources import ckplus, videos
     from .writer import compress_chunks
 
     out = {"status": schema.STATUS_REJECTED, "reason": "", "detail": "", "onset": -1, "peak": -1,
@@ -140,6 +140,10 @@ def _analyse(clip: dict, opts: dict, frames, max_frames) -> dict:
     if clip.get("landmark_files") and opts.get("ck_landmarks", "provided") == "provided":
         len(frames)   # the decoded frames' file indices (frames.kept) are known once the folder was read
         provided = ckplus.load_landmarks(clip["landmark_files"], frames.kept if frames.kept else None)
+    elif clip.get("landmarks_file") and opts.get("ck_landmarks", "provided") == "provided":
+        if frames.is_folder:
+            len(frames)   # a folder's readable files are known once it was listed; a video's lines are its frames
+        provided = videos.load_landmark_track(clip["landmarks_file"], frames.kept if frames.is_folder else None)
     onset_peak = clip.get("onset_peak")
     if onset_peak is not None:
         o, p = int(onset_peak[0]), int(onset_peak[1])

@@ -396,6 +396,10 @@ def run_job(job: dict, root: str, seed: int, sizes: Sizes) -> tuple[dict, dict]:
     frames, points, motion = render(ident, warper, job.get("render", job["emotion"]), intensity, job["amp"], motion_spec)
     path = os.path.join(root, job["rel"])
     write_mp4(path, frames)
+    if job.get("landmark_files"):
+        from .sources.videos import LANDMARKS_SUFFIX, write_landmark_track
+
+        write_landmark_track(os.path.splitext(path)[0] + LANDMARKS_SUFFIX, points)
     if motion_spec is not None and motion_spec["kind"] in ("strong", "turn"):
         status, reason = "rejected", "head_motion"
     if job.get("render"):
@@ -499,7 +503,7 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
                 overwrite: bool = False, ckplus: bool = True, videos: bool = True, bad_cases: bool = True,
                 progress: bool = True, photos: list[str] | tuple[str, ...] | str | None = None,
                 emotions: list[str] | tuple[str, ...] | None = None, takes: int = 1, hold_out: int = 0,
-                log=None, resume: bool = False) -> dict:
+                log=None, resume: bool = False, landmark_files: bool = False) -> dict:
     """Write the sample tree into `out_dir` and return the truth (also saved as out_dir/truth.json).
 
     `subjects` per layout defaults to 6 (3 with small=True). Deterministic for a given (subjects, seed, small, ...). Written into `out_dir.partial/` and renamed at the
@@ -511,6 +515,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     people are copied to out_dir/held_out/ and never rendered; the check is reported in photos.json).
     `emotions` restricts the expressions, `takes` video takes per subject and emotion. `resume`: keep the
     clips an interrupted run of the same options finished in out_dir.partial/ (sample_resume.py).
+    `landmark_files`: beside each video also write its exact landmarks as <clip>.landmarks.txt, which `ckpp
+    prepare` then uses instead of detecting them (training data whose motion is not shortened by the detector).
     """
     out_dir = os.path.abspath(os.fspath(out_dir))
     if subjects is not None and subjects < 1:
@@ -554,6 +560,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
     options = dict(subjects=subjects, seed=int(seed), small=bool(small), ckplus=bool(ckplus), videos=bool(videos),
                    bad_cases=bool(bad_cases), photos=[source] if source else (list(photos) if photos else None),
                    emotions=list(emotions) if emotions else None, takes=int(takes), hold_out=int(hold_out))
+    if landmark_files:   # only when asked, so earlier runs' fingerprints (and --resume of them) stay as they were
+        options["landmark_files"] = True
 
     sizes = SMALL if small else DEFAULT
     scan = assignment = None
@@ -581,6 +589,8 @@ def make_sample(out_dir, subjects: int | None = None, seed: int = 0, small: bool
         bases = None  # base_photos(), when there is something to render
     for job in jobs:
         job["photos"] = photos if source is None and photos else None
+        if landmark_files:
+            job["landmark_files"] = True
     fp = sample_resume.fingerprint(options, jobs)
     if complete:   # a job script reruns the same command after any crash: a finished run is a no-op
         return sample_resume.already_complete(out_dir, fp, options, log)

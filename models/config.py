@@ -42,12 +42,14 @@ def default_loss_weights() -> dict[str, float]:
     and the mask's mean inside the target's open mouth (losses.mask_in_cavity); mask_cavity_log: the same as a
     log-likelihood, −log(1 − mask), whose gradient does not vanish at the mask's saturated start
     (losses.mask_cavity_log); gdl: the gradient difference loss (losses.gradient_difference, Mathieu et al. 2016):
-    edges of the generated frame as strong as the target's where they are, against the blur an L1 settles for.
+    edges of the generated frame as strong as the target's where they are, against the blur an L1 settles for;
+    mask_change_log: −log(1 − mask) wherever the target differs from the moved input (losses.mask_change_log), so
+    the residual may paint texture the warp cannot make outside the mouth too.
     The paper says only "slightly different weights" (§3.3), so these follow pix2pix's balance.
     """
     return {"gan_g": 1.0, "gan_l": 1.0, "rec": 100.0, "tmp": 10.0, "lmk": 10.0, "mouth": 0.0,
             "flow_tv": 0.0, "mask_prior": 0.0, "flow_lmk": 0.0, "mask_cavity": 0.0,
-            "mask_cavity_log": 0.0, "gdl": 0.0}
+            "mask_cavity_log": 0.0, "gdl": 0.0, "mask_change_log": 0.0}
 
 
 @dataclass
@@ -168,7 +170,8 @@ class Config:
         switch = {"gan_g": self.use_global_d, "gan_l": self.use_local_d, "lmk": self.use_landmarks and self.landmark_head,
                   "tmp": self.use_temporal, "flow_tv": self.output == "warp",
                   "mask_prior": self.output == "warp", "flow_lmk": self.output == "warp",
-                  "mask_cavity": self.output == "warp", "mask_cavity_log": self.output == "warp"}.get(term, True)
+                  "mask_cavity": self.output == "warp", "mask_cavity_log": self.output == "warp",
+                  "mask_change_log": self.output == "warp"}.get(term, True)
         return float(self.loss_weights.get(term, 0.0)) if switch else 0.0
 
     def replace(self, **changes) -> "Config":

@@ -125,3 +125,26 @@ def mask_cavity_log(mask: torch.Tensor, target_lm: torch.Tensor, input_lm: torch
     cav = opened_mouth(mask, target_lm, input_lm)
     nll = -torch.log((1 - mask.float()).clamp_min(1e-4))
     return (nll * cav).sum() / cav.sum().clamp(min=1.0)
+
+
+def change_map(target: torch.Tensor, moved: torch.Tensor, floor: float = 0.03, span: float = 0.1) -> torch.Tensor:
+    """(B,1,S,S) in [0,1], no gradient: where the target differs from the input as the field moved it — the
+    texture the warp cannot make (a furrow, a narrowed lid's shadow, a darker fold). The channel-mean |Y − moved|
+    is averaged over 3×3 (one pixel of misalignment along an edge is not texture), then rises from 0 at `floor` to
+    1 at floor + span (colours in [-1, 1])."""
+    c = (target.float() - moved.float()).abs().mean(1, keepdim=True)
+    c = F.avg_pool2d(c, 3, stride=1, padding=1, count_include_pad=False)
+    return ((c - floor) / span).clamp(0, 1).detach()
+
+
+def mask_change_log(mask: torch.Tensor, target: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+    """−log(1 − mask) weighted by `change_map`: `mask_cavity_log` for every place the target needs new texture,
+    not only an opened mouth. Why: with a "delta" residual the frame is warp + (1 − mask)·residual, and the mask
+    starts at 0.98 — outside the mouth the residual is gated to 2% of its range and the mask's gradient through
+    the saturated sigmoid is 0.018, so anger's furrows and narrowed lids were never painted (a faint generic band
+    over the brows was). This hands those pixels to the residual; the L1 then teaches its colour, and where the
+    target equals the moved input the term is 0. `moved` should carry no gradient (the field is not asked to
+    make the change larger)."""
+    w = change_map(target, moved)
+    nll = -torch.log((1 - mask.float()).clamp_min(1e-4))
+    return (nll * w).sum() / w.sum().clamp(min=1.0)

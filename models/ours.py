@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from . import losses
+from . import motion_output as mo
 from .discriminators import PatchDiscriminator
 from .family import ModelFamily, set_requires_grad, tile, to_uint8
 from .generator import Generator
@@ -61,7 +62,7 @@ class OursFamily(ModelFamily):
             a_all = avec.unsqueeze(1)
         G = self.net("G")
         warp_terms = any(cfg.weight(t) > 0 for t in ("flow_tv", "mask_prior", "flow_lmk", "mask_cavity",
-                                                     "mask_cavity_log"))
+                                                     "mask_cavity_log", "mask_change_log"))
         with self.autocast():
             if warp_terms:
                 V_all, K_all, motion = G(I, a_all, with_motion=True)
@@ -127,6 +128,11 @@ class OursFamily(ModelFamily):
                         terms["mask_cavity_log"] = (cfg.weight("mask_cavity_log"),
                                                     losses.mask_cavity_log(mask, batch["landmarks"],
                                                                            batch["input_landmarks"]))
+                    if cfg.weight("mask_change_log") > 0:
+                        with torch.no_grad():
+                            moved = mo.warp(I, flow.detach())
+                        terms["mask_change_log"] = (cfg.weight("mask_change_log"),
+                                                    losses.mask_change_log(mask, Y, moved))
                 total = sum(w * v for w, v in terms.values())
             self.optimize(total, "G")
         finally:

@@ -212,6 +212,28 @@ def test_cavity_log_loss_keeps_its_gradient_at_the_saturated_start():
     assert float(losses.mask_cavity_log(torch.ones(1, 1, 64, 64), lm0, lm0)) == 0.0       # nothing opened
 
 
+def test_change_loss_opens_the_mask_only_where_the_target_needs_new_texture():
+    """mask_change_log: where the target differs from the moved input (a darker band, a furrow) the saturated mask
+    is pushed open with a live gradient; a one-pixel seam of misalignment and unchanged skin cost nothing."""
+    from models import losses
+
+    moved = pattern(1, 32)
+    target = moved.clone()
+    target[..., 8:16, 8:24] -= 0.5                              # new texture: a darker band
+    change = losses.change_map(target, moved)
+    assert change[0, 0, 10:14, 10:22].min() == 1.0 and change[0, 0, 22:, :].max() == 0.0
+    seam = moved.clone()
+    seam[..., 20, :] += 0.1                                     # a faint one-pixel line: 3×3 mean 0.033 ≈ floor
+    assert losses.change_map(seam, moved).max() < 0.05
+    logit = torch.full((1, 1, 32, 32), mo.MASK_BIAS, requires_grad=True)
+    loss = losses.mask_change_log(torch.sigmoid(logit), target, moved)
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(-np.log(1 - torch.sigmoid(torch.tensor(mo.MASK_BIAS)).item()), 1e-4)
+    g = logit.grad[0, 0]
+    assert g[10:14, 10:22].min() > 0 and float(g[22:].abs().max()) == 0.0       # gradient descent lowers the mask
+    assert float(losses.mask_change_log(torch.sigmoid(logit), moved, moved)) == 0.0
+
+
 def test_delta_residual_is_added_to_the_moved_face():
     x = pattern(1, 16)
     zero = torch.zeros(1, 2, 16, 16)
@@ -270,7 +292,7 @@ def test_delta_residual_keeps_only_its_brightness_so_a_grey_photo_stays_grey():
 
 def test_train_step_with_warp_regularisers():
     cfg = small_cfg(output="warp", loss_weights={"flow_tv": 1.0, "mask_prior": 1.0, "flow_lmk": 1.0,
-                                                 "mask_cavity": 1.0})
+                                                 "mask_cavity": 1.0, "mask_change_log": 1.0})
     assert preset("paper").weight("flow_tv") == 0 and cfg.weight("flow_tv") == 1.0
     torch.manual_seed(0)
     fam = OursFamily(cfg, ["surprise", "happy"])
@@ -281,7 +303,8 @@ def test_train_step_with_warp_regularisers():
              mask=torch.ones(2, 1, S, S), landmarks=torch.rand(2, 68, 2, generator=g),
              input_landmarks=torch.rand(2, 68, 2, generator=g))
     out = fam.train_step(b, 0)
-    assert {"flow_tv", "mask_prior", "flow_lmk", "mask_cavity", "rec", "tmp", "lmk", "g_g", "g_l"} <= set(out)
+    assert {"flow_tv", "mask_prior", "flow_lmk", "mask_cavity", "mask_change_log", "rec", "tmp", "lmk", "g_g",
+            "g_l"} <= set(out)
     assert 0 < float(out["mask_prior"]) < 0.05
     w = fam.G.ups[-1].conv.weight                               # (cin, 6, 4, 4): the zero-initialised layer learns,
     assert w[:, :2].abs().max() > 0 and w[:, 2:].abs().max() > 0  # the flow channels included

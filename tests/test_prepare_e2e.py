@@ -68,3 +68,44 @@ def test_workers_do_not_change_the_result(prepared, sample_root, tmp_path):
     for cid in a.clip_ids():
         ca, cb = a.clip(cid), b.clip(cid)
         assert np.array_equal(ca.frames, cb.frames) and np.array_equal(ca.landmarks, cb.landmarks)
+
+
+def test_a_videos_own_landmarks_are_used_as_given(sample_root, tmp_path):
+    """<clip>.landmarks.txt beside a video: prepare stores those points (mapped into the crop) instead of dlib's;
+    a line that is not 136 numbers is a frame the detector fills in; --ck-landmarks detect ignores the file."""
+    import os
+    import shutil
+
+    from ckpp_tools.sources import videos
+
+    truth = load_truth(sample_root)["clips"]
+    picks = sorted(s for s, t in truth.items() if t["layout"] == "videos" and t["expected_status"] == "accepted"
+                   and t["emotion"] in ("surprise", "happy"))[:2]
+    raw = tmp_path / "raw"
+    for src in picks:
+        dst = raw / src
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_root / src, dst)
+        videos.write_landmark_track(os.path.splitext(dst)[0] + videos.LANDMARKS_SUFFIX, np.asarray(truth[src]["landmarks"]))
+    side = os.path.splitext(raw / picks[1])[0] + videos.LANDMARKS_SUFFIX
+    lines = open(side).read().splitlines()
+    lines[2] = "1 2 3"                                          # frame 1 (after the header): not 68 points
+    open(side, "w").write("\n".join(lines) + "\n")
+    stored = {}
+    for mode in ("provided", "detect"):
+        out = tmp_path / f"{mode}.h5"
+        r = CliRunner().invoke(main, ["prepare", str(raw), str(out), "--size", str(S), "--workers", "1", "--quiet",
+                                      "--ck-landmarks", mode])
+        assert r.exit_code == 0, r.output
+        assert "ignored" not in r.output                        # the sidecars are not paths matching no layout
+        with h5py.File(out, "r") as f:
+            for cid in f["clips"]:
+                g = f["clips"][cid]
+                idx = g["source_index"][()]
+                want = to_crop(np.asarray(truth[g.attrs["source"]]["landmarks"], np.float64)[idx], g.attrs["crop_box"], S)
+                stored[mode, g.attrs["source"]] = (np.abs(g["landmarks"][()] - want).max(axis=(1, 2)), idx)
+    for src in picks:
+        err, idx = stored["provided", src]
+        given = idx != 1 if src == picks[1] else np.ones(len(idx), bool)
+        assert err[given].max() < 0.05                           # used as given (float32 in the crop)
+        assert stored["detect", src][0].max() > 0.1               # dlib's own points differ

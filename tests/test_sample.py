@@ -325,3 +325,26 @@ def test_cli_writes_and_overwrites_a_previous_sample(tmp_path):
     assert res.exit_code == 0, res.output
     assert load_truth(out)["seed"] == 2 and first["seed"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"], "no .partial or .old folder left behind"
+
+
+def test_landmark_files_hold_each_videos_exact_landmarks(tmp_path):
+    """--landmark-files: a <clip>.landmarks.txt beside each video, read back as the truth's points."""
+    import numpy as np
+
+    from ckpp_tools.sample import make_sample
+    from ckpp_tools.sources import videos
+
+    out = tmp_path / "raw"
+    truth = make_sample(out, subjects=1, small=True, ckplus=False, bad_cases=False, emotions=("happy", "anger"),
+                        workers=1, progress=False, landmark_files=True)
+    assert truth["options"]["landmark_files"] is True
+    for src, t in truth["clips"].items():
+        side = videos.landmarks_sidecar(str(out / src))
+        assert side.endswith("_01.landmarks.txt")
+        got = videos.load_landmark_track(side)
+        assert got.shape == (t["n_frames"], 68, 2) if isinstance(t["n_frames"], int) else got.shape[1:] == (68, 2)
+        assert np.abs(got - np.asarray(t["landmarks"])).max() < 1e-3
+    plain = make_sample(tmp_path / "plain", subjects=1, small=True, ckplus=False, bad_cases=False,
+                        emotions=("happy",), workers=1, progress=False)
+    assert "landmark_files" not in plain["options"]
+    assert not list((tmp_path / "plain").rglob("*.landmarks.txt"))

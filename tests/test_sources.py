@@ -155,3 +155,29 @@ def test_binary_or_huge_labels_csv_is_a_clear_error(tmp_path, blob, why):
     with pytest.raises(CkppError, match=why) as e:
         find_clips(str(tmp_path / "raw"), labels=str(tmp_path / "labels.csv"))
     assert "labels.csv" in str(e.value) and "fix:" in str(e.value)
+
+
+def test_video_landmark_sidecars_are_found_and_read_defensively(tmp_path):
+    from ckpp_tools.sources import videos
+
+    raw = tmp_path / "raw"
+    write_video(str(raw / "ours" / "P001" / "happy_01.mp4"), 6)
+    write_frames(str(raw / "ours" / "P001" / "surprise" / "01"), 6)
+    pts = np.arange(3 * 136, dtype=np.float64).reshape(3, 68, 2)
+    side = raw / "ours" / "P001" / "happy_01.landmarks.txt"
+    videos.write_landmark_track(str(side), pts)
+    clips, notes = find_clips(str(raw))
+    assert not any("ignored" in n for n in notes)
+    assert {c.source: c.landmarks_file for c in clips} == {"ours/P001/happy_01.mp4": str(side),
+                                                           "ours/P001/surprise/01": ""}   # the folder has none
+    got = videos.load_landmark_track(str(side))
+    assert np.array_equal(got, pts.astype(np.float32))
+    assert np.array_equal(videos.load_landmark_track(str(side), kept=[2, 0, 7])[:2], pts[[2, 0]].astype(np.float32))
+    assert np.isnan(videos.load_landmark_track(str(side), kept=[2, 0, 7])[2]).all()   # no line for frame 7
+    lines = side.read_text().splitlines()
+    side.write_text("\n".join([lines[0], "1 2 3", lines[2].replace("1", "nan", 1), "1e30 " * 136, lines[3]]) + "\n")
+    got = videos.load_landmark_track(str(side))
+    assert np.isnan(got[:3]).all() and np.array_equal(got[3], pts[2].astype(np.float32))
+    side.write_text("not numbers at all\n")
+    assert videos.load_landmark_track(str(side)) is None                # nothing usable: detect instead
+    assert videos.load_landmark_track(str(tmp_path / "missing.landmarks.txt")) is None

@@ -39,7 +39,7 @@ def parse_size(text: str) -> int:
 @click.option("--head-rotation-threshold", type=float, default=None, help="Head rotation (degrees) above this -> head_motion.")
 @click.option("--multiple-faces", type=click.Choice(["largest", "reject"]), default="largest", show_default=True)
 @click.option("--ck-landmarks", type=click.Choice(["provided", "detect"]), default="provided", show_default=True,
-              help="CK+: use the shipped Landmarks/ files, or detect.")
+              help="Use the landmarks that come with the clips (CK+ Landmarks/ files, a video's <clip>.landmarks.txt), or detect.")
 @click.option("--shard-size", default="1G", show_default=True, help="Bytes of frames per shard file (500M, 1G, ...).")
 @click.option("--split", "split_", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions (subject-disjoint).")
 @click.option("--timeout", type=float, default=600, show_default=True,

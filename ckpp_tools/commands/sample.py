@@ -39,8 +39,12 @@ from ..disk_space import translate
 @click.option("--ckplus/--no-ckplus", default=True, show_default=True, help="Write the CK+ layout (grayscale sequences).")
 @click.option("--bad-cases/--no-bad-cases", "bad_cases", default=True, show_default=True,
               help="Add the takes prepare must reject (blurred, moving head, unreadable, ...).")
+@click.option("--landmark-files", is_flag=True,
+              help="Beside each video also write its exact landmarks (<clip>.landmarks.txt), which prepare uses "
+                   "instead of detecting them: training data whose motion the detector does not shorten.")
 @translate(out="out_dir")
-def sample(out_dir, subjects, seed, small, workers, overwrite, resume, photos, emotions, takes, hold_out, ckplus, bad_cases):
+def sample(out_dir, subjects, seed, small, workers, overwrite, resume, photos, emotions, takes, hold_out, ckplus, bad_cases,
+           landmark_files):
     """Write sample raw data into OUT_DIR (a new or empty folder).
 
     \b
@@ -70,7 +74,8 @@ def sample(out_dir, subjects, seed, small, workers, overwrite, resume, photos, e
         emotions = list(EXPRESSIONS)
     truth = make_sample(out_dir, subjects=subjects, seed=seed, small=small, workers=workers, overwrite=overwrite,
                         photos=photos, emotions=emotions, takes=takes, hold_out=hold_out, ckplus=ckplus,
-                        bad_cases=bad_cases, log=lambda m: click.echo(m, err=True), resume=resume)
+                        bad_cases=bad_cases, log=lambda m: click.echo(m, err=True), resume=resume,
+                        landmark_files=landmark_files)
     clips = truth["clips"]
     n_acc = sum(c["expected_status"] == "accepted" for c in clips.values())
     n_ck = sum(c["layout"] == "ckplus" for c in clips.values())

@@ -21,6 +21,7 @@ class Clip:
     detail: str = ""
     already_trimmed: bool = False            # CK+ sequences run neutral -> peak already
     landmark_files: list = field(default_factory=list)  # CK+: per-frame Landmarks/ files ("" where absent)
+    landmarks_file: str = ""                 # videos: the clip's <name>.landmarks.txt sidecar ("" when absent)
     onset_peak: tuple | None = None          # CSV onset,peak (source frame indices)
 
     def to_dict(self) -> dict:
