@@ -23,6 +23,8 @@ from .atomic import atomic_write_bytes
 
 #: the paper's crop: 289² stored frames, random 256² crops (DESIGN §7); other stored sizes keep the ratio
 CROP_FRACTION = 256 / 289
+#: Config.local_region values: what the local discriminator D_l sees
+LOCAL_REGIONS = ("mouth", "mouth+eyes")
 #: Config.crop_from values (models/data.py view_box)
 CROP_FROM = ("clip", "onset")
 #: Config.residual values (output="warp": how the residual meets the moved face, models/motion_output.py)
@@ -82,6 +84,9 @@ class Config:
     loss_weights: dict = field(default_factory=default_loss_weights)
     use_global_d: bool = True
     use_local_d: bool = True      # D_l on mouth-masked frames
+    # what D_l sees: "mouth" (the paper's: the mouth's convex hull) or "mouth+eyes" (also the box of the brows and
+    # eyes, losses.brows_eyes_box: anger, sadness and surprise are read there, and an L1 paints them faintly)
+    local_region: str = "mouth"
     use_landmarks: bool = True    # L_k
     use_temporal: bool = True     # R_t
     delta_a: float = 0.1          # Δa of R_t (paper §4.1)
@@ -130,6 +135,8 @@ class Config:
             bad("crop_fraction", "must be in (0, 1]")
         if self.crop_from not in CROP_FROM:
             bad("crop_from", "must be one of " + " | ".join(CROP_FROM))
+        if self.local_region not in LOCAL_REGIONS:
+            bad("local_region", "must be one of " + " | ".join(LOCAL_REGIONS))
         if self.output not in ("pixels", "warp"):
             bad("output", "use pixels (the paper's decoder) or warp (motion output, models/motion_output.py)")
         if self.residual not in RESIDUALS:

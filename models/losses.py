@@ -148,3 +148,17 @@ def mask_change_log(mask: torch.Tensor, target: torch.Tensor, moved: torch.Tenso
     w = change_map(target, moved)
     nll = -torch.log((1 - mask.float()).clamp_min(1e-4))
     return (nll * w).sum() / w.sum().clamp(min=1.0)
+
+
+def brows_eyes_box(landmarks: torch.Tensor, size: int, margin: float = 0.15) -> torch.Tensor:
+    """(B,1,size,size) {0,1}: the box around the brows and eyes (landmarks 17-26, 36-47, [0,1] of the frame),
+    grown by `margin` of its width on every side — where anger's furrows, a sad brow's slant and a surprised
+    eye's white are, for the local discriminator (Config.local_region)."""
+    pts = torch.cat([landmarks[:, 17:27], landmarks[:, 36:48]], 1).float()
+    lo, hi = pts.amin(1), pts.amax(1)                                # (B,2)
+    pad = (hi[:, :1] - lo[:, :1]) * margin
+    lo, hi = lo - pad, hi + pad
+    c = (torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5) / size
+    inx = (c.view(1, -1) >= lo[:, :1]) & (c.view(1, -1) <= hi[:, :1])   # (B,size)
+    iny = (c.view(1, -1) >= lo[:, 1:]) & (c.view(1, -1) <= hi[:, 1:])
+    return (iny[:, None, :, None] & inx[:, None, None, :]).float()

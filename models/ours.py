@@ -52,6 +52,9 @@ class OursFamily(ModelFamily):
         cfg = self.cfg
         I, Y, a, emo = batch["input"], batch["target"], batch["degree"], batch["emotion"]
         M = batch["mask"]
+        M_l = M                                           # what D_l sees (Config.local_region)
+        if cfg.local_region == "mouth+eyes":
+            M_l = torch.maximum(M, losses.brows_eyes_box(batch["landmarks"], M.shape[-1]).to(M.dtype))
         avec = self.degrees(a, emo)
         if cfg.weight("tmp") > 0:
             # a±Δa clamped to [0,1] on the clip's own emotion entry (the others stay 0)
@@ -84,7 +87,7 @@ class OursFamily(ModelFamily):
                     out["d_g"] = l.detach()
                     d_total = d_total + l
                 if self.D_l is not None:
-                    logits = self.net("D_l")(torch.cat([Y * M, Vd * M], 0))
+                    logits = self.net("D_l")(torch.cat([Y * M_l, Vd * M_l], 0))
                     real, fake = logits.chunk(2, 0)
                     l = losses.d_loss(real, fake, cfg.gan_loss)
                     out["d_l"] = l.detach()
@@ -101,7 +104,7 @@ class OursFamily(ModelFamily):
                 if self.D_g is not None:
                     terms["g_g"] = (cfg.weight("gan_g"), losses.g_loss(self.D_g(V), cfg.gan_loss))
                 if self.D_l is not None:
-                    terms["g_l"] = (cfg.weight("gan_l"), losses.g_loss(self.D_l(V * M), cfg.gan_loss))
+                    terms["g_l"] = (cfg.weight("gan_l"), losses.g_loss(self.D_l(V * M_l), cfg.gan_loss))
                 terms["rec"] = (cfg.weight("rec"), losses.reconstruction(V, Y))
                 if cfg.weight("gdl") > 0:
                     terms["gdl"] = (cfg.weight("gdl"), losses.gradient_difference(V, Y))

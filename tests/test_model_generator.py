@@ -221,3 +221,21 @@ def test_malicious_pickle_is_refused_without_running_and_without_unsafe_advice(t
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CkppError, match="damaged checkpoint"):
         read_checkpoint(tmp_path / "cut.pt")
+
+
+def test_local_discriminator_may_also_see_the_brows_and_eyes():
+    """local_region="mouth+eyes": D_l's input is the mouth mask joined with the box of the brows and eyes."""
+    lm = torch.zeros(1, 68, 2)                                  # iBUG-68 order
+    lm[0, :, 0], lm[0, :, 1] = 0.5, 0.8                      # everything at the chin ...
+    lm[0, 17:27] = torch.tensor([[0.3, 0.35], [0.7, 0.35]]).repeat(5, 1)      # ... but the brows
+    lm[0, 36:48] = torch.tensor([[0.35, 0.45], [0.65, 0.45]]).repeat(6, 1)    # ... and the eyes
+    box = losses.brows_eyes_box(lm, 64)
+    ys, xs = torch.nonzero(box[0, 0], as_tuple=True)
+    assert box.shape == (1, 1, 64, 64) and set(box.unique().tolist()) == {0.0, 1.0}
+    assert 0.22 * 64 < xs.min() < 0.3 * 64 and 0.7 * 64 < xs.max() < 0.78 * 64
+    assert 0.27 * 64 < ys.min() < 0.35 * 64 and 0.45 * 64 < ys.max() < 0.53 * 64
+    assert box[0, 0, int(0.8 * 64)].sum() == 0                 # not the mouth
+    with pytest.raises(CkppError, match="local_region"):
+        small_cfg(local_region="eyes")
+    fam = OursFamily(small_cfg(local_region="mouth+eyes"), ["surprise", "happy"]).attach()
+    assert {"d_l", "g_l"} <= set(fam.train_step(batch(), 0))
