@@ -70,9 +70,11 @@ LMK_CONFIG = {**DELTA_CONFIG, "lr_decay": "none",
 #: stage 4 (--onset-steps): stage 3's recipe on the view generate takes of a photo (models/data.py view_box)
 ONSET_CONFIG = {**LMK_CONFIG, "crop_from": "onset", "keep_checkpoints": 10}
 ONSET_SIZE = 88
-#: stage 5 (--exact-steps): stage 4's recipe on clips whose stored landmarks are the sampler's exact ones, and the
-#: mask opened wherever the target differs from the moved input (losses.mask_change_log)
-EXACT_CONFIG = {**ONSET_CONFIG, "loss_weights": {**ONSET_CONFIG["loss_weights"], "mask_change_log": 1.0}}
+#: stage 5 (--exact-steps): stage 4's recipe on clips whose stored landmarks are the sampler's exact ones, the
+#: field's landmark term 3x (flow_lmk 30), the mask opened wherever the target differs from the moved input
+#: (losses.mask_change_log) and both adversarial terms 3x; the trials behind each choice: docs/recipe.md
+EXACT_CONFIG = {**ONSET_CONFIG, "loss_weights": {**ONSET_CONFIG["loss_weights"], "flow_lmk": 30.0,
+                                                 "mask_change_log": 1.0, "gan_g": 3.0, "gan_l": 3.0}}
 SOURCE = "ours-surprise-pixels"   # the pixel weights it started from (ours-surprise is now the motion model)
 
 
