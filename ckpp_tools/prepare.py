@@ -192,6 +192,14 @@ def _analyse(clip: dict, opts: dict, frames, max_frames) -> dict:
             "blur_score": float(res.blur_score),
             "head_motion": float(res.head_motion),
         }
+        # how many stored frames hold landmarks that came with the clip (CK+ Landmarks/, <clip>.landmarks.txt)
+        # rather than from the detector: a researcher who gave their own can check they were used
+        given = 0
+        if provided is not None and opts.get("ck_landmarks", "provided") == "provided":
+            idx = np.asarray(res.source_index, dtype=np.int64)
+            ok = idx < len(provided)
+            given = int(np.isfinite(provided[idx[ok]]).all(axis=(1, 2)).sum())
+        out["clip_attrs"]["landmarks_given"] = given
     return out
 
 

@@ -55,6 +55,9 @@ def test_output_validates_and_plain_h5py_reads_it(prepared):
             want = to_crop(np.asarray(t["landmarks"], np.float64)[idx], g.attrs["crop_box"], S)
             assert np.abs(g["landmarks"][()] - want).max() < 0.5
             assert g["frames"].shape == (len(idx), S, S, 3)
+            assert g.attrs["landmarks_given"] == len(idx)
+        videos_ = [i for i, s in zip(ids, src) if s.startswith("ours/") and i in f["clips"]]
+        assert videos_ and all(f["clips"][i].attrs["landmarks_given"] == 0 for i in videos_)   # detected
 
 
 def test_workers_do_not_change_the_result(prepared, sample_root, tmp_path):
@@ -104,6 +107,8 @@ def test_a_videos_own_landmarks_are_used_as_given(sample_root, tmp_path):
                 idx = g["source_index"][()]
                 want = to_crop(np.asarray(truth[g.attrs["source"]]["landmarks"], np.float64)[idx], g.attrs["crop_box"], S)
                 stored[mode, g.attrs["source"]] = (np.abs(g["landmarks"][()] - want).max(axis=(1, 2)), idx)
+                given = len(idx) - int(g.attrs["source"] == picks[1] and 1 in idx) if mode == "provided" else 0
+                assert g.attrs["landmarks_given"] == given
     for src in picks:
         err, idx = stored["provided", src]
         given = idx != 1 if src == picks[1] else np.ones(len(idx), bool)
