@@ -136,14 +136,13 @@ def _analyse(clip: dict, opts: dict, frames, max_frames) -> dict:
         out.update(reason="too_short", detail=f"only {n} decodable frame(s), --min-frames is {min_frames}"
                    + (f" ({frames.error})" if frames.error else ""))
         return out
-    provided = None
-    if clip.get("landmark_files") and opts.get("ck_landmarks", "provided") == "provided":
-        len(frames)   # the decoded frames' file indices (frames.kept) are known once the folder was read
-        provided = ckplus.load_landmarks(clip["landmark_files"], frames.kept if frames.kept else None)
-    elif clip.get("landmarks_file") and opts.get("ck_landmarks", "provided") == "provided":
+    provided = None   # landmarks that came with the clip: CK+ Landmarks/ files or a video's <clip>.landmarks.txt
+    if opts.get("ck_landmarks", "provided") == "provided" and (clip.get("landmark_files") or clip.get("landmarks_file")):
         if frames.is_folder:
-            len(frames)   # a folder's readable files are known once it was listed; a video's lines are its frames
-        provided = videos.load_landmark_track(clip["landmarks_file"], frames.kept if frames.is_folder else None)
+            len(frames)   # a folder's readable files (frames.kept) are known once it was listed; a video's lines
+        kept = frames.kept if frames.is_folder else None      # are its decoded frames, in order
+        provided = (ckplus.load_landmarks(clip["landmark_files"], kept) if clip.get("landmark_files")
+                    else videos.load_landmark_track(clip["landmarks_file"], kept))
     onset_peak = clip.get("onset_peak")
     if onset_peak is not None:
         o, p = int(onset_peak[0]), int(onset_peak[1])
@@ -195,7 +194,7 @@ def _analyse(clip: dict, opts: dict, frames, max_frames) -> dict:
         # how many stored frames hold landmarks that came with the clip (CK+ Landmarks/, <clip>.landmarks.txt)
         # rather than from the detector: a researcher who gave their own can check they were used
         given = 0
-        if provided is not None and opts.get("ck_landmarks", "provided") == "provided":
+        if provided is not None:
             idx = np.asarray(res.source_index, dtype=np.int64)
             ok = idx < len(provided)
             given = int(np.isfinite(provided[idx[ok]]).all(axis=(1, 2)).sum())

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import emotions
 from ..video_io import list_frame_files, natural_key
-from .clip import Clip, safe_id
+from .clip import Clip, safe_id, usable_points
 
 IMAGES_DIR = "cohn-kanade-images"
 
@@ -136,7 +136,6 @@ def load_landmarks(files: list[str], kept: list[int] | None = None) -> np.ndarra
             pts = np.loadtxt(files[i], dtype=np.float64, ndmin=2)
         except (OSError, ValueError):
             continue
-        # pixel coordinates: a bad number (1e30) would make a crop box of any size
-        if pts.shape == (68, 2) and np.all(np.isfinite(pts)) and np.abs(pts).max() < 1e5:
+        if usable_points(pts):
             out[j] = pts
     return out

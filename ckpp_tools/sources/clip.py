@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass
 class Clip:
@@ -26,6 +28,16 @@ class Clip:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+#: a landmark coordinate beyond this many pixels is a bad number, not a face (1e30 would make a crop box of any size)
+MAX_PIXEL = 1e5
+
+
+def usable_points(pts: np.ndarray) -> bool:
+    """Whether landmarks given with a clip (a CK+ Landmarks/ file, a line of a <clip>.landmarks.txt) can be used:
+    68 finite (x, y) pixel coordinates of a sane size. The one rule both layouts' readers apply."""
+    return pts.shape == (68, 2) and bool(np.all(np.isfinite(pts))) and float(np.abs(pts).max()) < MAX_PIXEL
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

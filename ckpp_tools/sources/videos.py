@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import emotions
 from ..video_io import VIDEO_EXTS, is_frame_folder, natural_key
-from .clip import Clip, safe_id
+from .clip import Clip, safe_id, usable_points
 
 
 def split_name(stem: str) -> tuple[str, str]:
@@ -64,8 +64,7 @@ def load_landmark_track(path: str, kept: list[int] | None = None) -> np.ndarray 
             v = np.array(ln.replace(",", " ").split(), dtype=np.float64)
         except ValueError:
             continue
-        # pixel coordinates: a bad number (1e30) would make a crop box of any size
-        if v.size == 136 and np.all(np.isfinite(v)) and np.abs(v).max() < 1e5:
+        if v.size == 136 and usable_points(v.reshape(68, 2)):
             rows[i] = v.reshape(68, 2)
     if kept is not None:
         idx = np.asarray(kept, dtype=np.int64)
