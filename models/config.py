@@ -64,6 +64,9 @@ class Config:
     gray_prob: float = 0.0        # probability of a grey sample (grey CK+ frames, old photos)
     scale_jitter: float = 0.0     # random crop side ±this fraction (face size varies in the wild)
     peak_bias: float = 0.0        # target frame drawn with P(t) ∝ 1 + peak_bias·a_t (0 = uniform, as the paper)
+    # {emotion: k}: a joint run draws that expression's clips k times per epoch (an integer ≥ 1; {} = each clip
+    # once, as the paper): more of the shared layers' updates for an expression that lags
+    emotion_repeats: dict = field(default_factory=dict)
     # where the network's view of a clip comes from: "clip" = the central crop_fraction of prepare's box, which
     # holds the union of ALL the clip's frames (the paper's); "onset" = the same box made from the onset frame's
     # landmarks alone, which is what `ckpp generate` can take from a photo (face_geometry.crop_matrix). With
@@ -151,6 +154,9 @@ class Config:
             bad("lr_decay", "use none, linear or cosine")
         if not 0.0 <= self.lr_decay_from < 1.0:
             bad("lr_decay_from", "must be in [0, 1)")
+        for e, k in self.emotion_repeats.items():
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                bad("emotion_repeats", f"{e}: {k!r} is not a whole number ≥ 1 (how many times per epoch its clips are drawn)")
         if self.batch_size < 1 or self.max_steps < 0:
             bad("batch_size", "batch_size must be >= 1 and max_steps >= 0")
         unknown = set(self.loss_weights) - set(default_loss_weights())

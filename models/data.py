@@ -39,7 +39,7 @@ import torch
 
 from ckpp_tools import schema
 from ckpp_tools.emotions import ONE_SIDED
-from ckpp_tools.errors import CkppError, DataFormatError
+from ckpp_tools.errors import CkppError, DataFormatError, UsageError
 from ckpp_tools.face_geometry import model_box
 from ckpp_tools.lifecycle import die_with_parent
 
@@ -161,6 +161,16 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self.clips)
+
+    def epoch_order(self, repeats: dict[str, int]) -> list[int]:
+        """One epoch's clip indices with each clip of emotion e listed repeats[e] times (default 1): a lagging
+        expression gets more of the shared layers' updates without dropping any clip of the others."""
+        unknown = sorted(set(repeats) - set(self.emotions))
+        if unknown:
+            raise UsageError(f"emotion_repeats names {', '.join(unknown)}, which this run does not train "
+                             f"({', '.join(self.emotions)})", path="--config",
+                             fix="name only the run's --emotion values in emotion_repeats")
+        return [i for i, (_, _, e, _) in enumerate(self.clips) for _ in range(int(repeats.get(self.emotions[e], 1)))]
 
     # ---- lazy, per-process h5py handles -------------------------------------------------------
     def _clip(self, i: int):
@@ -299,7 +309,12 @@ class DrawSampler(torch.utils.data.Sampler):
     draws so a resumed run continues exactly where it stopped. The draw number seeds that sample's crop,
     flip and target frame. Endless so that DataLoader workers persist across epochs."""
 
-    def __init__(self, n: int, *, seed: int = 0, rank: int = 0, world_size: int = 1, start: int = 0, shuffle: bool = True):
+    def __init__(self, n: int, *, seed: int = 0, rank: int = 0, world_size: int = 1, start: int = 0, shuffle: bool = True,
+                 order: list[int] | None = None):
+        # `order`: the epoch's clips, some listed more than once (ClipDataset.epoch_order: an expression drawn
+        # k times as often); None = each of the n clips once
+        self.order = list(order) if order is not None else None
+        n = len(self.order) if self.order is not None else n
         self.n, self.seed, self.rank, self.world, self.start, self.shuffle = n, seed, rank, world_size, start, shuffle
         self.per_rank = -(-n // world_size)
 
@@ -314,7 +329,8 @@ class DrawSampler(torch.utils.data.Sampler):
             padded = (perm * (self.world + 1))[: self.per_rank * self.world]   # equal share per rank
             mine = list(range(self.rank, len(padded), self.world))
             for pos in mine[offset:]:
-                yield padded[pos], epoch * len(padded) + pos
+                clip = padded[pos] if self.order is None else self.order[padded[pos]]
+                yield clip, epoch * len(padded) + pos
             epoch, offset = epoch + 1, 0
 
     def __len__(self):  # one epoch's share (DataLoader only uses it for len())
@@ -328,15 +344,17 @@ def _worker_init(worker_id: int, parent_pid: int | None = None) -> None:
 
 
 def make_loader(ds: ClipDataset, batch_size: int, num_workers: int = 2, *, seed: int = 0, rank: int = 0,
-                world_size: int = 1, start_draw: int = 0, pin_memory: bool = False):
+                world_size: int = 1, start_draw: int = 0, pin_memory: bool = False, repeats: dict | None = None):
     """An endless DataLoader over ds (drop-free: every batch is full).
 
     Workers are forked. OpenCV's thread pool does not survive fork (a forked worker touching it hangs,
     e.g. in cv2.setNumThreads or a parallel resize), so the parent drops to one OpenCV thread first:
-    the workers are the parallelism."""
+    the workers are the parallelism. `repeats` ({emotion: k}): those expressions' clips are drawn k times per
+    epoch (Config.emotion_repeats)."""
     if num_workers > 0:
         cv2.setNumThreads(1)
-    sampler = DrawSampler(len(ds), seed=seed, rank=rank, world_size=world_size, start=start_draw)
+    sampler = DrawSampler(len(ds), seed=seed, rank=rank, world_size=world_size, start=start_draw,
+                          order=ds.epoch_order(repeats) if repeats else None)
     return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
         worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()), persistent_workers=num_workers > 0,

@@ -294,7 +294,7 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
     grid_batch = sample_batch(cfg, family, data, emotions, device_, runtime.channels_last) if is_main else None
 
     loader = make_loader(ds, per_rank, cfg.num_workers, seed=cfg.seed, rank=rank, world_size=world,
-                         start_draw=start * per_rank, pin_memory=device_.type == "cuda")
+                         start_draw=start * per_rank, pin_memory=device_.type == "cuda", repeats=cfg.emotion_repeats)
     data_meta = {"path": info[0]["path"] if len(info) == 1 else [i["path"] for i in info],
                  "schema_version": info[0]["schema_version"]}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ckpp_tools.errors import CkppError
+from ckpp_tools.errors import CkppError, UsageError
 from models.data import ClipDataset, DrawSampler, discover_data, make_loader, to_model_batch
 from tests.fakes import make_fake_dataset
 
@@ -107,6 +107,29 @@ def test_loader_is_deterministic_and_resumable(data):
     assert all(torch.equal(b0[k], b2[k]) for k in b0)
     batch = to_model_batch(b0, "cpu", channels_last=True)
     assert batch["input"].is_contiguous(memory_format=torch.channels_last) and batch["input"].dtype == torch.float32
+
+
+def test_emotion_repeats_draw_an_expression_more_often(data):
+    """Config.emotion_repeats: each epoch lists a repeated expression's clips k times, still a resumable stream."""
+    ds = ClipDataset([data], ["surprise", "happy"], "train", image_size=64)
+    order = ds.epoch_order({"happy": 3})
+    happy = [i for i, c in enumerate(ds.clips) if ds.emotions[c[2]] == "happy"]
+    assert len(order) == 8 and all(order.count(i) == (3 if i in happy else 1) for i in range(4))
+    full = list(itertools.islice(DrawSampler(4, seed=3, order=order), 20))
+    assert sorted(c for c, _ in full[:8]) == sorted(order)               # an epoch is a permutation of the order
+    assert list(itertools.islice(DrawSampler(4, seed=3, order=order, start=11), 9)) == full[11:]
+    assert len({d for _, d in full}) == 20                              # every draw its own crop/flip/target seed
+    drawn = [b["emotion"].tolist() for b in itertools.islice(iter(make_loader(ds, 8, 0, seed=1, repeats={"happy": 3})), 3)]
+    assert sum(e == 1 for b in drawn for e in b) == 18                   # 3 epochs of 8: 6 happy draws each
+    with pytest.raises(UsageError, match="emotion_repeats names anger, which this run does not train"):
+        ds.epoch_order({"anger": 2})
+
+
+def test_emotion_repeats_must_be_whole_numbers():
+    from models.config import preset
+    with pytest.raises(UsageError, match="emotion_repeats.*anger: 1.5 is not a whole number"):
+        preset("tiny").replace(emotion_repeats={"anger": 1.5})
+    assert preset("tiny").replace(emotion_repeats={"anger": 3}).to_dict()["emotion_repeats"] == {"anger": 3}
 
 
 def test_missing_emotion_lists_what_the_file_has(data):
