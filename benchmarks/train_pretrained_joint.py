@@ -35,7 +35,10 @@ more than a 2-core machine affords, so it starts from the shipped single-express
      sadness's and contempt's mean motion), and `mask_change_log` (the residual may paint wherever the target
      differs from the moved input, not only in an opened mouth), from stage 4's average, E steps, averaged the
      same way;
-  9. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
+  9. with --repeat-steps R: stage 6, stage 5's recipe with anger's clips drawn ANGER_REPEATS times per epoch
+     (Config.emotion_repeats: the one expression still short of its target on held-out photos gets more of the
+     shared layers' updates), from stage 5's average, R steps on stage 5's data, averaged the same way;
+ 10. export (train_pretrained.export: generator + D_g + D_l in fp16, no optimiser state) to
      models/pretrained/ours-joint.pt and its recipe to ours-joint.json.
 --export-only RUN exports an existing run folder (e.g. stopped at a deadline: its last checkpoint and step).
 """
@@ -75,6 +78,9 @@ ONSET_SIZE = 88
 #: (losses.mask_change_log) and both adversarial terms 3x; the trials behind each choice: docs/recipe.md
 EXACT_CONFIG = {**ONSET_CONFIG, "loss_weights": {**ONSET_CONFIG["loss_weights"], "flow_lmk": 30.0,
                                                  "mask_change_log": 1.0, "gan_g": 3.0, "gan_l": 3.0}}
+#: stage 6 (--repeat-steps): stage 5's recipe, anger's clips drawn ANGER_REPEATS times per epoch (docs/recipe.md)
+ANGER_REPEATS = 5
+REPEAT_CONFIG = {**EXACT_CONFIG, "emotion_repeats": {"anger": ANGER_REPEATS}}
 SOURCE = "ours-surprise-pixels"   # the pixel weights it started from (ours-surprise is now the motion model)
 
 
@@ -173,6 +179,8 @@ def main() -> None:
                     help="stage 4's sample: subjects (people repeat past the 227 usable ones)")
     ap.add_argument("--exact-steps", type=int, default=0,
                     help="stage 5 (needs stage 4): steps on clips with exact landmarks and mask_change_log")
+    ap.add_argument("--repeat-steps", type=int, default=0,
+                    help="stage 6 (needs stage 5): steps with anger's clips drawn ANGER_REPEATS times per epoch")
     ap.add_argument("--average-from", type=int, default=1000,
                     help="stage 4: export the average of its checkpoints from this step on (every 500 steps); "
                          "the shipped weights average steps 1,000-3,000")
@@ -226,6 +234,13 @@ def main() -> None:
                         run = stage5
                         if args.average_from is not None:
                             run = average_run(stage5, args.average_from, os.path.join(work, "run-exact-avg"))
+                        if args.repeat_steps:
+                            stage6 = os.path.join(work, "run-repeat")
+                            times["train stage 6"] = train_stage(work, data5, emotions, "repeat", REPEAT_CONFIG,
+                                                                 args.repeat_steps, run, stage6)
+                            run = stage6
+                            if args.average_from is not None:
+                                run = average_run(stage6, args.average_from, os.path.join(work, "run-repeat-avg"))
     dest = os.path.join(pretrained, "ours-joint.pt")
     info = export(run, dest)
     write_recipe(args, run, dest, info, times, init)
@@ -248,6 +263,8 @@ def write_recipe(args, run: str, dest: str, info: dict, times: dict, init: dict 
                     f" --average-from {args.average_from}")
     if args.exact_steps:
         command += f" --exact-steps {args.exact_steps}"
+    if args.repeat_steps:
+        command += f" --repeat-steps {args.repeat_steps}"
     if args.export_only:
         command += f"  (exported with --export-only at step {info['step']})"
     recipe = {
