@@ -226,6 +226,8 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
                      clip_frames=family.clip_frames, flip=cfg.flip, seed=cfg.seed, color_jitter=cfg.color_jitter,
                      gray_prob=cfg.gray_prob, scale_jitter=cfg.scale_jitter, peak_bias=cfg.peak_bias,
                      crop_from=cfg.crop_from)
+    if cfg.emotion_repeats:
+        ds.epoch_order(cfg.emotion_repeats)    # names only trained expressions: fail before the run folder is written
     max_steps = cfg.max_steps
     if cfg.epochs:
         max_steps = math.ceil(cfg.epochs * len(ds) / cfg.batch_size)

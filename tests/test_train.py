@@ -147,6 +147,10 @@ def test_cli_errors(folder, tmp_path_factory):
     assert res.exit_code != 0 and "no accepted 'train' clips of anger; it has: happy (2), surprise (2)" in res.output
     res = r.invoke(main, ["train", "--emotion", "joy"])
     assert res.exit_code != 0 and "unknown emotion 'joy'" in res.output
+    (folder / "rep.json").write_text(json.dumps({**SMALL, "emotion_repeats": {"anger": 3}}))
+    res = r.invoke(main, ["train", "out.h5", "--emotion", "happy", "--config", "rep.json", "--out", "runs/rep"])
+    assert res.exit_code != 0 and "emotion_repeats names anger, which this run does not train (happy)" in res.output
+    assert not os.path.exists("runs/rep/config.json")
     res = r.invoke(main, ["train", "missing.h5", "--emotion", "happy"])
     assert res.exit_code != 0 and "missing.h5: no such data file" in res.output
     shutil.copy("out.h5", "other.h5")
