@@ -128,6 +128,17 @@ def train_stage(work: str, data: str, emotions: list[str], name: str, config: di
                 "--steps", str(steps), "--out", out, "--init", init, "--resume")
 
 
+def averaged_stage(args, times: dict, work: str, data: str, emotions: list[str], name: str, config: dict,
+                   steps: int, init: str, stage: int) -> str:
+    """Stages 4-6: train WORK/run-NAME from INIT, then (with --average-from) average its checkpoints into
+    WORK/run-NAME-avg; returns the run folder the next stage starts from."""
+    run = os.path.join(work, f"run-{name}")
+    times[f"train stage {stage}"] = train_stage(work, data, emotions, name, config, steps, init, run)
+    if args.average_from is not None:
+        run = average_run(run, args.average_from, os.path.join(work, f"run-{name}-avg"))
+    return run
+
+
 def sample_and_prepare(raw: str, data: str, subjects: int, size: int, tag: str = "", exact: bool = False) -> dict:
     """`ckpp sample` (all seven expressions, the 40 held-out people out) into RAW and `ckpp prepare --size SIZE`
     into DATA, each skipped when its output is already there (a rerun continues); returns the seconds taken."""
@@ -218,29 +229,17 @@ def main() -> None:
                 if args.onset_steps:
                     raw4, data4 = os.path.join(work, "raw-onset"), os.path.join(work, "data-onset.h5")
                     times.update(sample_and_prepare(raw4, data4, args.onset_subjects, ONSET_SIZE, " stage 4"))
-                    stage4 = os.path.join(work, "run-onset")
-                    times["train stage 4"] = train_stage(work, data4, emotions, "onset", ONSET_CONFIG, args.onset_steps,
-                                                         stage3, stage4)
-                    run = stage4
-                    if args.average_from is not None:
-                        run = average_run(stage4, args.average_from, os.path.join(work, "run-onset-avg"))
+                    run = averaged_stage(args, times, work, data4, emotions, "onset", ONSET_CONFIG, args.onset_steps,
+                                         stage3, 4)
                     if args.exact_steps:
                         raw5, data5 = os.path.join(work, "raw-exact"), os.path.join(work, "data-exact.h5")
                         times.update(sample_and_prepare(raw5, data5, args.onset_subjects, ONSET_SIZE, " stage 5",
                                                         exact=True))
-                        stage5 = os.path.join(work, "run-exact")
-                        times["train stage 5"] = train_stage(work, data5, emotions, "exact", EXACT_CONFIG,
-                                                             args.exact_steps, run, stage5)
-                        run = stage5
-                        if args.average_from is not None:
-                            run = average_run(stage5, args.average_from, os.path.join(work, "run-exact-avg"))
+                        run = averaged_stage(args, times, work, data5, emotions, "exact", EXACT_CONFIG,
+                                             args.exact_steps, run, 5)
                         if args.repeat_steps:
-                            stage6 = os.path.join(work, "run-repeat")
-                            times["train stage 6"] = train_stage(work, data5, emotions, "repeat", REPEAT_CONFIG,
-                                                                 args.repeat_steps, run, stage6)
-                            run = stage6
-                            if args.average_from is not None:
-                                run = average_run(stage6, args.average_from, os.path.join(work, "run-repeat-avg"))
+                            run = averaged_stage(args, times, work, data5, emotions, "repeat", REPEAT_CONFIG,
+                                                 args.repeat_steps, run, 6)
     dest = os.path.join(pretrained, "ours-joint.pt")
     info = export(run, dest)
     write_recipe(args, run, dest, info, times, init)
