@@ -193,7 +193,7 @@ def main() -> None:
     ap.add_argument("--repeat-steps", type=int, default=0,
                     help="stage 6 (needs stage 5): steps with anger's clips drawn ANGER_REPEATS times per epoch")
     ap.add_argument("--average-from", type=int, default=1000,
-                    help="stage 4: export the average of its checkpoints from this step on (every 500 steps); "
+                    help="stages 4-6: each one's checkpoints from this step on (every 500 steps) are averaged; "
                          "the shipped weights average steps 1,000-3,000")
     ap.add_argument("--export-only", metavar="RUN", help="export this run folder; skip training")
     args = ap.parse_args()
