@@ -344,17 +344,17 @@ def _worker_init(worker_id: int, parent_pid: int | None = None) -> None:
 
 
 def make_loader(ds: ClipDataset, batch_size: int, num_workers: int = 2, *, seed: int = 0, rank: int = 0,
-                world_size: int = 1, start_draw: int = 0, pin_memory: bool = False, repeats: dict | None = None):
+                world_size: int = 1, start_draw: int = 0, pin_memory: bool = False, order: list[int] | None = None):
     """An endless DataLoader over ds (drop-free: every batch is full).
 
     Workers are forked. OpenCV's thread pool does not survive fork (a forked worker touching it hangs,
     e.g. in cv2.setNumThreads or a parallel resize), so the parent drops to one OpenCV thread first:
-    the workers are the parallelism. `repeats` ({emotion: k}): those expressions' clips are drawn k times per
-    epoch (Config.emotion_repeats)."""
+    the workers are the parallelism. `order`: each epoch's clips with repeats (`ClipDataset.epoch_order`,
+    Config.emotion_repeats); None = each clip once."""
     if num_workers > 0:
         cv2.setNumThreads(1)
     sampler = DrawSampler(len(ds), seed=seed, rank=rank, world_size=world_size, start=start_draw,
-                          order=ds.epoch_order(repeats) if repeats else None)
+                          order=order)
     return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
         worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()), persistent_workers=num_workers > 0,

@@ -122,9 +122,14 @@ def mask_cavity_log(mask: torch.Tensor, target_lm: torch.Tensor, input_lm: torch
     trained, and an opened mouth stayed a stretched closed one (a pink smear, no dark cavity, no teeth). This
     term's gradient at the logit is the mask itself (~1): the cavity is handed to the residual within a few
     hundred steps, and the L1 then teaches the residual the cavity's and the teeth's colour."""
-    cav = opened_mouth(mask, target_lm, input_lm)
+    return open_nll(mask, opened_mouth(mask, target_lm, input_lm))
+
+
+def open_nll(mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """−log(1 − mask) averaged with `weight` (0 when the weight is 0 everywhere): the mask asked to open where
+    `weight` says, with a gradient that does not vanish at its saturated start (mask_cavity_log, mask_change_log)."""
     nll = -torch.log((1 - mask.float()).clamp_min(1e-4))
-    return (nll * cav).sum() / cav.sum().clamp(min=1.0)
+    return (nll * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def change_map(target: torch.Tensor, moved: torch.Tensor, floor: float = 0.03, span: float = 0.1) -> torch.Tensor:
@@ -145,9 +150,7 @@ def mask_change_log(mask: torch.Tensor, target: torch.Tensor, moved: torch.Tenso
     over the brows was). This hands those pixels to the residual; the L1 then teaches its colour, and where the
     target equals the moved input the term is 0. `moved` should carry no gradient (the field is not asked to
     make the change larger)."""
-    w = change_map(target, moved)
-    nll = -torch.log((1 - mask.float()).clamp_min(1e-4))
-    return (nll * w).sum() / w.sum().clamp(min=1.0)
+    return open_nll(mask, change_map(target, moved))
 
 
 def brows_eyes_box(landmarks: torch.Tensor, size: int, margin: float = 0.15) -> torch.Tensor:

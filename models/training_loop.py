@@ -226,8 +226,8 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
                      clip_frames=family.clip_frames, flip=cfg.flip, seed=cfg.seed, color_jitter=cfg.color_jitter,
                      gray_prob=cfg.gray_prob, scale_jitter=cfg.scale_jitter, peak_bias=cfg.peak_bias,
                      crop_from=cfg.crop_from)
-    if cfg.emotion_repeats:
-        ds.epoch_order(cfg.emotion_repeats)    # names only trained expressions: fail before the run folder is written
+    # checked here (names only trained expressions) so a bad one fails before the run folder is written
+    draw_order = ds.epoch_order(cfg.emotion_repeats) if cfg.emotion_repeats else None
     max_steps = cfg.max_steps
     if cfg.epochs:
         max_steps = math.ceil(cfg.epochs * len(ds) / cfg.batch_size)
@@ -296,7 +296,7 @@ def _train(cfg: Config, model: str, emotions: list[str], data: list[str], out_di
     grid_batch = sample_batch(cfg, family, data, emotions, device_, runtime.channels_last) if is_main else None
 
     loader = make_loader(ds, per_rank, cfg.num_workers, seed=cfg.seed, rank=rank, world_size=world,
-                         start_draw=start * per_rank, pin_memory=device_.type == "cuda", repeats=cfg.emotion_repeats)
+                         start_draw=start * per_rank, pin_memory=device_.type == "cuda", order=draw_order)
     data_meta = {"path": info[0]["path"] if len(info) == 1 else [i["path"] for i in info],
                  "schema_version": info[0]["schema_version"]}
 

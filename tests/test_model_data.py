@@ -119,7 +119,7 @@ def test_emotion_repeats_draw_an_expression_more_often(data):
     assert sorted(c for c, _ in full[:8]) == sorted(order)               # an epoch is a permutation of the order
     assert list(itertools.islice(DrawSampler(4, seed=3, order=order, start=11), 9)) == full[11:]
     assert len({d for _, d in full}) == 20                              # every draw its own crop/flip/target seed
-    drawn = [b["emotion"].tolist() for b in itertools.islice(iter(make_loader(ds, 8, 0, seed=1, repeats={"happy": 3})), 3)]
+    drawn = [b["emotion"].tolist() for b in itertools.islice(iter(make_loader(ds, 8, 0, seed=1, order=order)), 3)]
     assert sum(e == 1 for b in drawn for e in b) == 18                   # 3 epochs of 8: 6 happy draws each
     with pytest.raises(UsageError, match="emotion_repeats names anger, which this run does not train"):
         ds.epoch_order({"anger": 2})
